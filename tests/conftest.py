@@ -1,0 +1,34 @@
+"""Suite-wide guards: every test is bounded in time (pytest-timeout, see pyproject) and leaves
+no child process behind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+pytest_plugins: list[str] = []
+
+
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    before = _children()
+    yield
+    # A pool's exit returns only after its workers are reaped, so nothing new may remain.
+    # Give processes already signalled a brief chance to finish exiting (not a sync sleep:
+    # psutil.wait_procs returns as soon as they are gone).
+    new = [psutil.Process(pid) for pid in _children() - before if psutil.pid_exists(pid)]
+    gone, alive = psutil.wait_procs(new, timeout=3.0)
+    for p in alive:
+        p.kill()
+    assert not alive, f"test left child processes alive: {[p.pid for p in alive]}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
