@@ -1,0 +1,142 @@
+"""Running one scheduled fault: inject at its time, revert when its duration ends.
+
+The revert runs in a ``finally`` under a shielded cancel scope, so it happens on success, on
+an error in ``inject``, at the experiment's end and on SIGINT alike. An injection's journal
+entry is built from what happened, never from what was planned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from chaospool._engine.schedule import ScheduledStep, derive_rng
+from chaospool.fault import Fault, FaultContext
+from chaospool.pool import Pool, WorkerHandle
+
+__all__ = ("Injection", "run_injection")
+
+# A revert that takes longer than this is abandoned with an error rather than hanging the run
+# (and its SIGINT exit) forever; port_crash's revert waits for replacements, which take ms.
+REVERT_TIMEOUT = 30.0
+
+
+@dataclass
+class Injection:
+    """One fault injection and what happened to it."""
+
+    scheduled: ScheduledStep
+    fault: Fault
+    seed: int
+    ctx: FaultContext | None = None
+    targets: list[dict[str, Any]] = field(default_factory=list)
+    injected_at: float | None = None
+    reverted_at: float | None = None
+    error: str | None = None
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def active(self) -> bool:
+        return self.injected_at is not None and self.reverted_at is None
+
+    def step_duration(self) -> float | None:
+        step = self.scheduled.step
+        if step.duration is not None:
+            return step.duration
+        value = getattr(step.params, "duration", None)
+        return float(value) if isinstance(value, int | float) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fault": self.scheduled.fault,
+            "name": self.scheduled.name,
+            "at": self.scheduled.at,
+            "targets": self.targets,
+            "injected_at": self.injected_at,
+            "reverted_at": self.reverted_at,
+            "effect": dict(self.ctx.effect) if self.ctx else {},
+            "error": self.error,
+        }
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def resolve_targets(pool: Pool, scheduled: ScheduledStep) -> list[WorkerHandle]:
+    """Map the schedule's slots (or a session target) to the handles serving them now."""
+    target = scheduled.step.target
+    if scheduled.slots is None:
+        if target.kind != "session" or target.session is None:
+            return []  # a pool-level fault
+        handle = pool.worker_for_session(target.session)
+        if handle is None:
+            raise LookupError(f"no worker is serving session {target.session!r}")
+        return [handle]
+    by_index = {h.index: h for h in pool.workers}
+    missing = [i for i in scheduled.slots if i not in by_index]
+    if missing:
+        raise LookupError(f"no worker in slot(s) {missing} (the pool has {len(by_index)})")
+    return [by_index[i] for i in scheduled.slots]
+
+
+async def run_injection(
+    inj: Injection,
+    pool: Pool,
+    clock: Callable[[], float],
+    hooks: Any,
+) -> None:
+    """Wait for the step's time, inject, hold for its duration, and always revert."""
+    await anyio.sleep(max(0.0, inj.scheduled.at - clock()))
+    try:
+        await _inject_and_hold(inj, pool, clock, hooks)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _revert(inj, clock, hooks)
+
+
+async def _inject_and_hold(
+    inj: Injection, pool: Pool, clock: Callable[[], float], hooks: Any
+) -> None:
+    duration = inj.step_duration()
+    try:
+        targets = resolve_targets(pool, inj.scheduled)
+    except LookupError as exc:
+        inj.error = _error_text(exc)
+        return
+    inj.ctx = FaultContext(
+        params=inj.scheduled.step.params,
+        targets=targets,
+        pool=pool,
+        rng=derive_rng(inj.seed, f"fault:{inj.scheduled.seq}"),
+        duration=duration,
+    )
+    inj.targets = [{"index": h.index, "pid": h.pid} for h in targets]
+    hooks.before_fault(inj.scheduled, inj.ctx)
+    inj.injected_at = clock()
+    try:
+        await inj.fault.inject(inj.ctx)
+    except Exception as exc:  # reason: any fault (plugin ones too) may raise; it is journaled
+        inj.error = _error_text(exc)
+        return
+    if duration is not None and math.isfinite(duration):
+        await anyio.sleep(max(0.0, inj.injected_at + duration - clock()))
+
+
+async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> None:
+    if inj.ctx is None or inj.injected_at is None:
+        inj.done.set()
+        return  # never injected: nothing to revert
+    try:
+        with anyio.fail_after(REVERT_TIMEOUT):
+            await inj.fault.revert(inj.ctx)
+    except Exception as exc:  # reason: journaled; the other faults are still reverted
+        message = _error_text(exc)
+        inj.error = f"{inj.error}; revert: {message}" if inj.error else message
+    inj.reverted_at = clock()
+    inj.done.set()
+    hooks.after_fault(inj.scheduled, inj.ctx, inj.to_dict())

@@ -1,0 +1,191 @@
+"""The run loop: start the pool, drive the probe, inject and revert faults, write the journal.
+
+Rollback guarantee: every injected fault is reverted (shielded ``finally`` in
+:mod:`chaospool._engine.faults`) and every worker reaped (the pool's ``async with``) whether the
+run completes, a fault raises, an exception escapes or the run is cancelled (SIGINT/SIGTERM).
+The journal is assembled in every one of those cases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+import chaospool
+from chaospool._dsl.model import Experiment
+from chaospool._engine.faults import Injection, run_injection
+from chaospool._engine.schedule import ScheduledStep, derive_rng, schedule
+from chaospool.fault import Fault
+from chaospool.pool import Pool
+
+__all__ = ("Progress", "RunState", "draw_seed", "prepare", "run_experiment", "timeline_width")
+
+# How often the live progress callback is fed; a display refreshes no faster anyway.
+PROGRESS_INTERVAL = 0.25
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot for live displays."""
+
+    elapsed: float
+    total: float
+    ops: int
+    success_rate: float | None
+    active_faults: tuple[str, ...]
+
+
+@dataclass
+class RunState:
+    """What a run accumulates; turned into the journal at the end, whatever the ending."""
+
+    experiment: Experiment
+    seed: int
+    status: str = "completed"
+    error: str | None = None
+    started_at: str = ""
+    ended_at: str = ""
+    t0: float = 0.0
+    end: float = 0.0
+    injections: list[Injection] = field(default_factory=list)
+    restarts_at_start: int = 0
+    restarts_at_end: int = 0
+    probe: Any = None
+
+    def clock(self) -> float:
+        return time.monotonic() - self.t0
+
+
+def draw_seed() -> int:
+    """A fresh seed when the experiment names none (recorded in the journal)."""
+    return random.SystemRandom().randrange(2**31)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def build_injections(
+    steps: tuple[ScheduledStep, ...], registry: dict[str, type[Fault]], seed: int
+) -> list[Injection]:
+    return [Injection(s, registry[s.fault](), seed) for s in steps]
+
+
+def prepare(
+    experiment: Experiment, *, seed: int, registry: dict[str, type[Fault]]
+) -> RunState:
+    """Resolve the schedule (pure) and create the run's state; nothing is started."""
+    pool_level = frozenset(n for n, cls in registry.items() if cls.pool_level)
+    state = RunState(experiment, seed)
+    steps = schedule(experiment, seed, pool_level=pool_level)
+    state.injections = build_injections(steps, registry, seed)
+    return state
+
+
+async def run_experiment(
+    state: RunState,
+    *,
+    hooks: Any,
+    stop: anyio.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> None:
+    """Run to the experiment's end, or until ``stop`` is set (status ``aborted``).
+
+    Never raises for a failing fault or a pool that cannot start: those set
+    ``status = "failed"`` and ``error``. Every fault is reverted and every worker reaped
+    before this returns, however it ends.
+    """
+    state.started_at = _now_iso()
+    try:
+        async with anyio.create_task_group() as tg:
+            if stop is not None:
+                tg.start_soon(_abort_on, stop, state, tg.cancel_scope)
+            await _run_with_pool(state, hooks, on_progress)
+            tg.cancel_scope.cancel()
+    except chaospool.ChaospoolError as exc:
+        state.status, state.error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        state.ended_at = _now_iso()
+        if not state.end:
+            state.end = state.clock() if state.t0 else 0.0
+        if state.status == "completed" and any(i.error for i in state.injections):
+            state.status = "failed"
+
+
+async def _abort_on(stop: anyio.Event, state: RunState, scope: anyio.CancelScope) -> None:
+    await stop.wait()
+    state.status = "aborted"
+    scope.cancel()
+
+
+async def _run_with_pool(
+    state: RunState, hooks: Any, on_progress: Callable[[Progress], None] | None
+) -> None:
+    from chaospool._probe import Probe  # imported here: the probe pulls in hdrhistogram
+
+    experiment = state.experiment
+    async with Pool(**experiment.pool.pool_kwargs()) as pool:
+        unsubscribe = hooks.subscribe_pool(pool)
+        try:
+            state.restarts_at_start = pool.stats().restarts
+            hooks.experiment_start(experiment, state.seed)
+            state.probe = Probe(pool, experiment.load, derive_rng(state.seed, "probe"), state.clock)
+            state.t0 = time.monotonic()
+            await _drive(state, pool, hooks, on_progress)
+            state.end = state.clock()
+        finally:
+            state.restarts_at_end = pool.stats().restarts
+            unsubscribe()
+
+
+async def _drive(
+    state: RunState, pool: Pool, hooks: Any, on_progress: Callable[[Progress], None] | None
+) -> None:
+    duration = state.experiment.duration
+    async with anyio.create_task_group() as tg:
+        faults_scope = anyio.CancelScope()
+        tg.start_soon(_run_faults, state, pool, hooks, faults_scope)
+        if on_progress is not None:
+            tg.start_soon(_feed_progress, state, on_progress)
+        # the probe returns once every operation it started has its outcome
+        await state.probe.run(duration)
+        # faults still holding their duration are reverted now (revert itself is shielded)
+        faults_scope.cancel()
+        tg.cancel_scope.cancel()
+
+
+async def _run_faults(
+    state: RunState, pool: Pool, hooks: Any, scope: anyio.CancelScope
+) -> None:
+    with scope:
+        async with anyio.create_task_group() as tg:
+            for inj in state.injections:
+                tg.start_soon(run_injection, inj, pool, state.clock, hooks)
+
+
+async def _feed_progress(state: RunState, on_progress: Callable[[Progress], None]) -> None:
+    while True:
+        on_progress(_progress(state))
+        await anyio.sleep(PROGRESS_INTERVAL)
+
+
+def _progress(state: RunState) -> Progress:
+    recorder = state.probe.recorder
+    ops = int(recorder.total)
+    ok = int(recorder.succeeded)
+    active = tuple(i.scheduled.name for i in state.injections if i.active)
+    rate = ok / ops if ops else None
+    return Progress(min(state.clock(), state.experiment.duration), state.experiment.duration,
+                    ops, rate, active)
+
+
+def timeline_width(duration: float) -> float:
+    """Bucket width: at most 1 s, about 20+ buckets on short runs, never below 100 ms."""
+    return min(1.0, max(0.1, math.ceil(duration / 20 * 10) / 10))

@@ -1,0 +1,86 @@
+"""The fault schedule: a pure function of the experiment and the seed.
+
+Nothing here does I/O or reads a clock, so ``--dry-run`` prints exactly what a run will do and
+the same seed always prints the same schedule. Targets that name slots are resolved here, with
+a random stream derived from the seed; only ``{session: ID}`` targets wait for run time, because
+which worker serves a session is a fact of the running pool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from chaospool._dsl.model import Experiment, FaultStep, Target
+
+__all__ = ("ScheduledStep", "derive_rng", "schedule")
+
+
+@dataclass(frozen=True)
+class ScheduledStep:
+    """One injection: ``step`` (the DSL step) at ``at`` seconds, on ``slots`` (None: pool-level
+    or a session target resolved at run time)."""
+
+    at: float
+    name: str
+    step: FaultStep
+    repetition: int
+    slots: tuple[int, ...] | None
+    seq: int  # position in the schedule; seeds this injection's own random stream
+
+    @property
+    def fault(self) -> str:
+        return self.step.fault
+
+    def params_dict(self) -> dict[str, Any]:
+        params = self.step.params
+        return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
+
+
+def derive_rng(seed: int, purpose: str) -> random.Random:
+    """A random stream for one purpose (schedule, probe, a fault), derived from the run's seed.
+
+    Separate streams keep the schedule independent of how many operations the probe drew.
+    """
+    return random.Random(f"{seed}:{purpose}")
+
+
+def schedule(experiment: Experiment, seed: int, *, pool_level: frozenset[str] = frozenset()
+             ) -> tuple[ScheduledStep, ...]:
+    """Expand repeats, order by time, and draw slot targets with the seed."""
+    rng = derive_rng(seed, "schedule")
+    capacity = experiment.pool.size
+    expanded = [
+        (step.at + rep * step.every, step, rep)
+        for step in experiment.method
+        for rep in range(step.repeat)
+    ]
+    # sort by time, then by the order the file lists the steps: stable and seed-independent
+    expanded.sort(key=lambda item: (item[0], item[1].index, item[2]))
+    result = []
+    for seq, (at, step, rep) in enumerate(expanded):
+        slots = None if step.fault in pool_level else resolve_slots(step.target, capacity, rng)
+        name = step.name if step.repeat == 1 else f"{step.name}#{rep + 1}"
+        result.append(ScheduledStep(at, name, step, rep, slots, seq))
+    return tuple(result)
+
+
+def resolve_slots(target: Target, size: int, rng: random.Random) -> tuple[int, ...] | None:
+    """Slot indices for a target; None for a session target (resolved at run time)."""
+    slots = list(range(size))
+    match target.kind:
+        case "worker" | "workers":
+            return tuple(target.workers)
+        case "all":
+            return tuple(slots)
+        case "count":
+            return tuple(sorted(rng.sample(slots, min(target.count or 1, size))))
+        case "fraction":
+            n = max(1, round((target.fraction or 0.0) * size))
+            return tuple(sorted(rng.sample(slots, min(n, size))))
+        case "session":
+            return None
+        case _:
+            return (rng.choice(slots),)

@@ -1,0 +1,219 @@
+"""The ``chaospool`` command line (click).
+
+Exit codes (CONTRACT §2): 0 every tolerance held · 1 the steady state deviated · 2 invalid input
+or usage, nothing started · 3 the run failed (pool could not start, a fault raised) · 130
+interrupted by SIGINT/SIGTERM after every fault was reverted and the journal written.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+import chaospool
+
+__all__ = ("main",)
+
+EXIT_OK, EXIT_DEVIATED, EXIT_INVALID, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_JOURNAL = "chaospool-journal.json"
+
+
+def _fail_invalid(lines: Sequence[str]) -> NoReturn:
+    for line in lines:
+        click.echo(line, err=True)
+    sys.exit(EXIT_INVALID)
+
+
+def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str]) -> list[Any]:
+    """Validate every experiment before anything starts; report every error of every file."""
+    from chaospool._engine.session import load_with_plugins
+    from chaospool._plugins import PluginLoadError
+
+    loaded, errors = [], []
+    for path in paths:
+        try:
+            loaded.append(load_with_plugins(path, overrides=list(sets), plugins=plugins))
+        except chaospool.ExperimentError as exc:
+            errors.extend(str(e) for e in exc.errors)
+        except PluginLoadError as exc:
+            errors.append(f"{path}: {exc}")
+    if errors:
+        _fail_invalid(errors)
+    return loaded
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(chaospool.__version__, prog_name="chaospool")
+def main() -> None:
+    """Chaos experiments for Python worker pools."""
+
+
+@main.command()
+@click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(experiments: tuple[str, ...]) -> None:
+    """Check experiments; print every error as FILE:LINE:COL: message."""
+    for path in experiments:
+        if not Path(path).is_file():
+            _fail_invalid([f"{path}:1:1: no such file"])
+    loaded = _load_all(experiments, (), ())
+    for path, item in zip(experiments, loaded, strict=True):
+        click.echo(f"{path}: ok ({len(item.experiment.method)} fault steps)")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print a JSON array")
+@click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
+    """List every fault (built-in and plugin) with its parameters and defaults."""
+    from chaospool._engine.catalog import fault_catalog
+    from chaospool._plugins import PluginLoadError
+
+    try:
+        catalog = fault_catalog(plugins)
+    except PluginLoadError as exc:
+        _fail_invalid([str(exc)])
+    if as_json:
+        click.echo(json.dumps(catalog, indent=2))
+        return
+    for entry in catalog:
+        params = ", ".join(f"{k}={v}" for k, v in entry["params"].items()) or "-"
+        click.echo(f"{entry['name']:<22} {entry['description']}")
+        click.echo(f"{'':<22} params: {params}  [{entry['source']}]")
+
+
+@main.command()
+@click.argument("journal", type=click.Path(exists=True, dir_okay=False))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="write HTML here")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="write JUnit XML")
+def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
+    """Re-render a journal (the terminal summary, and --html / --junit files)."""
+    from chaospool._engine.outputs import print_summary, write_reports
+
+    try:
+        data = json.loads(Path(journal).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        _fail_invalid([f"{journal}:1:1: not a journal: {exc}"])
+    if not isinstance(data, dict) or "metrics" not in data:
+        _fail_invalid([f"{journal}:1:1: not a chaospool journal (no 'metrics')"])
+    write_reports(data, html=html_path, junit=junit_path)
+    print_summary(data, quiet=False, verbose=False)
+
+
+@main.command()
+@click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--seed", type=int, help="override the experiment's seed")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a field")
+@click.option("--journal", "journal_path", default=DEFAULT_JOURNAL, show_default=True,
+              help="JSON journal path ('-' = stdout)")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="HTML report path")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="JUnit XML path")
+@click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+@click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
+@click.option("--quiet", "-q", is_flag=True, help="only the verdict")
+@click.option("--verbose", "-v", is_flag=True, help="fault evidence and more")
+def run(
+    experiments: tuple[str, ...],
+    seed: int | None,
+    sets: tuple[str, ...],
+    journal_path: str,
+    html_path: str | None,
+    junit_path: str | None,
+    plugins: tuple[str, ...],
+    dry_run: bool,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Run experiments, one after another."""
+    from chaospool._engine.outputs import print_schedule
+
+    for path in experiments:
+        if not Path(path).is_file():
+            _fail_invalid([f"{path}:1:1: no such file"])
+    loaded = _load_all(experiments, sets, plugins)
+    if dry_run:
+        for item in loaded:
+            print_schedule(item, seed)
+        return
+    outs = _OutputPaths(journal_path, html_path, junit_path, multiple=len(loaded) > 1)
+    codes = [_run_one(item, seed, outs, quiet, verbose) for item in loaded]
+    sys.exit(_combine(codes))
+
+
+class _OutputPaths:
+    """Per-experiment output paths: with several experiments, each gets the file's stem added."""
+
+    def __init__(self, journal: str, html: str | None, junit: str | None, *, multiple: bool):
+        self.journal, self.html, self.junit, self.multiple = journal, html, junit, multiple
+
+    def _for(self, path: str | None, stem: str) -> str | None:
+        if path is None or path == "-" or not self.multiple:
+            return path
+        p = Path(path)
+        return str(p.with_name(f"{p.stem}.{stem}{p.suffix}"))
+
+    def resolve(self, stem: str) -> tuple[str | None, str | None, str | None]:
+        return (self._for(self.journal, stem), self._for(self.html, stem),
+                self._for(self.junit, stem))
+
+
+def _combine(codes: list[int]) -> int:
+    for code in (EXIT_INTERRUPTED, EXIT_FAILED, EXIT_DEVIATED):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def _exit_code(journal: dict[str, Any]) -> int:
+    status = journal.get("status")
+    if status == "aborted":
+        return EXIT_INTERRUPTED
+    if status == "failed":
+        return EXIT_FAILED
+    return EXIT_OK if journal.get("ok") else EXIT_DEVIATED
+
+
+def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool) -> int:
+    import anyio
+
+    from chaospool._engine.outputs import LiveProgress, print_summary, write_reports
+    from chaospool._engine.session import run_loaded
+
+    stem = Path(item.experiment.path or "experiment").stem
+    journal_path, html_path, junit_path = outs.resolve(stem)
+
+    async def main() -> Any:
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, stop, quiet)
+            with LiveProgress(enabled=not quiet) as live:
+                report = await run_loaded(item, seed=seed, journal_path=journal_path,
+                                          stop=stop, on_progress=live.update)
+            tg.cancel_scope.cancel()
+        return report
+
+    report = anyio.run(main)
+    journal = report.to_dict()
+    write_reports(journal, html=html_path, junit=junit_path)
+    print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
+    return _exit_code(journal)
+
+
+async def _watch_signals(stop: Any, quiet: bool) -> None:
+    import anyio
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if not stop.is_set() and not quiet:
+                name = signal.Signals(signum).name
+                click.echo(f"\n{name}: reverting every fault and stopping the pool...", err=True)
+            stop.set()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,74 @@
+"""Running experiments from Python: ``run``, ``run_async``, ``load_experiment``.
+
+``run`` is the synchronous front door (it starts its own event loop); ``run_async`` is for code
+already inside anyio/asyncio. Both take a path to a YAML file or a mapping of the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import Any
+
+import anyio
+
+from chaospool._dsl.model import Experiment
+from chaospool._report.journal import Report
+
+__all__ = ("Experiment", "Report", "load_experiment", "run", "run_async")
+
+Source = str | PathLike[str] | Mapping[str, Any]
+Overrides = Mapping[str, Any] | Sequence[str] | None
+
+
+def load_experiment(
+    source: Source | Experiment,
+    *,
+    overrides: Overrides = None,
+    plugins: Sequence[str] = (),
+) -> Experiment:
+    """Load and validate an experiment; raise :class:`chaospool.ExperimentError` listing every
+    problem (each with ``.path .line .column .message``)."""
+    from chaospool._engine.session import load_with_plugins
+
+    return load_with_plugins(source, overrides=overrides, plugins=plugins).experiment
+
+
+async def run_async(
+    source: Source | Experiment,
+    *,
+    seed: int | None = None,
+    overrides: Overrides = None,
+    plugins: Sequence[str] = (),
+    journal: str | PathLike[str] | None = None,
+) -> Report:
+    """Run one experiment and return its :class:`Report` (``journal``: also write it there)."""
+    from chaospool._engine.session import run_loaded
+
+    loaded = _load(source, overrides, plugins)
+    return await run_loaded(loaded, seed=seed, journal_path=journal)
+
+
+def run(
+    source: Source | Experiment,
+    *,
+    seed: int | None = None,
+    overrides: Overrides = None,
+    plugins: Sequence[str] = (),
+    journal: str | PathLike[str] | None = None,
+) -> Report:
+    """Synchronous :func:`run_async` (runs its own event loop; not for use inside one)."""
+    loaded = _load(source, overrides, plugins)
+
+    async def main() -> Report:
+        from chaospool._engine.session import run_loaded
+
+        return await run_loaded(loaded, seed=seed, journal_path=journal)
+
+    return anyio.run(main)
+
+
+def _load(source: Source | Experiment, overrides: Overrides, plugins: Sequence[str]) -> Any:
+    from chaospool._engine.session import load_with_plugins
+
+    return load_with_plugins(source, overrides=overrides, plugins=plugins)
