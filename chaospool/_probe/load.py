@@ -1,0 +1,247 @@
+"""The steady-state probe: drives the pool with the experiment's load and records outcomes.
+
+Two shapes of load:
+
+* **closed loop** (``clients``): that many client tasks, each calling, then thinking ``think``
+  seconds, then calling again. A slow pool slows the clients down -- the classic closed loop.
+* **open loop** (``rate``): operations launched on a fixed schedule whether or not earlier ones
+  completed. A late scheduler catches up (it never skips a slot), and the latency of an open-loop
+  operation is measured from its *scheduled* time, so a stalled system shows up as latency
+  instead of hiding behind fewer samples (coordinated omission). In-flight operations are capped
+  (``max_in_flight``) only to bound memory; a launch refused by the cap is counted in ``shed``,
+  so an open loop never silently turns into a closed one.
+
+One *operation* is one client call including its retries: the probe retries a
+``WorkerCrashed``/``RequestTimeout`` itself (``load.retries`` times) so it knows how many
+attempts an operation needed, and records exactly one outcome for it.
+
+Stopping: at ``stop_at`` no new operation starts; operations in flight run to their end, retries
+included, each attempt bounded by the pool's own timeouts. Recording them as errors would
+distort the result, and dropping them would lose outcomes. Only an outside cancellation (an
+aborted run) cuts them off; those are counted in ``recorder.cancelled`` and have no outcome.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import anyio
+import anyio.abc
+
+from chaospool._probe.recorder import OK, WRONG_REPLY, Recorder, code_of
+from chaospool.errors import ChaospoolError, RequestTimeout, WorkerCrashed
+
+__all__ = ("DEFAULT_MAX_IN_FLIGHT", "LoadLike", "MixLike", "PoolLike", "Probe")
+
+DEFAULT_MAX_IN_FLIGHT = 10_000
+_RETRYABLE = (WorkerCrashed, RequestTimeout)
+
+
+class MixLike(Protocol):
+    """One entry of the command mix (``chaospool._dsl.model.MixEntry``)."""
+
+    @property
+    def command(self) -> str: ...
+    @property
+    def weight(self) -> float: ...
+    @property
+    def args(self) -> Any: ...
+
+
+class LoadLike(Protocol):
+    """The ``load:`` section (``chaospool._dsl.model.LoadSpec``)."""
+
+    @property
+    def clients(self) -> int: ...
+    @property
+    def rate(self) -> float | None: ...
+    @property
+    def think(self) -> float: ...
+    @property
+    def sessions(self) -> int | None: ...
+    @property
+    def retries(self) -> int: ...
+    @property
+    def mix(self) -> Sequence[MixLike]: ...
+
+
+class PoolLike(Protocol):
+    """What the probe needs of ``chaospool.Pool``."""
+
+    async def execute(
+        self,
+        command: str,
+        args: Any = None,
+        *,
+        session: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109  reason: mirrors Pool.execute's signature
+        retries: int = 0,
+    ) -> Any: ...
+
+
+def _carries(reply: Any, token: str) -> bool:
+    """An ``echo`` reply is right only if it hands back this call's own token."""
+    return isinstance(reply, Mapping) and reply.get("token") == token
+
+
+class Probe:
+    """Generates the load on ``pool`` and keeps one outcome per operation in ``recorder``.
+
+    ``rng`` draws commands and sessions (seeded: the same seed gives the same mix);
+    ``clock()`` returns seconds since the run's start and stamps every row.
+    """
+
+    def __init__(
+        self,
+        pool: PoolLike,
+        load: LoadLike,
+        rng: random.Random,
+        clock: Callable[[], float],
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        if not load.mix:
+            raise ValueError("load.mix is empty: the probe has nothing to call")
+        weights = [float(e.weight) for e in load.mix]
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError("load.mix weights must be >= 0 and not all 0")
+        self.recorder = Recorder()
+        self._execute = pool.execute
+        self._load = load
+        self._random = rng.random
+        self._clock = clock
+        self._entries = [(e.command, e.args, e.command == "echo") for e in load.mix]
+        self._cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
+        self._total_weight = self._cumulative[-1]
+        self._sessions = tuple(f"s{i}" for i in range(load.sessions or 0))
+        self._retries = max(0, int(load.retries))
+        self._cap = max_in_flight
+        self._stop_at = math.inf
+        self._stopped = False
+        self._tokens = 0
+        self.launched = 0
+        self.shed = 0
+        self.max_in_flight = 0
+
+    @property
+    def open_loop(self) -> bool:
+        return self._load.rate is not None
+
+    @property
+    def in_flight(self) -> int:
+        return self.launched - len(self.recorder)
+
+    def stop(self) -> None:
+        """Start no new operation from now on (in-flight ones still finish)."""
+        self._stopped = True
+        self._stop_at = -math.inf
+
+    async def run(self, stop_at: float) -> None:
+        """Generate load until ``clock() >= stop_at``, then wait for in-flight operations."""
+        if not self._stopped:
+            self._stop_at = stop_at
+        try:
+            async with anyio.create_task_group() as tg:
+                if self._load.rate is not None:
+                    await self._schedule(tg, float(self._load.rate))
+                else:
+                    for _ in range(max(1, int(self._load.clients))):
+                        tg.start_soon(self._client)
+        finally:
+            # Only an outside cancellation leaves launched operations without a row.
+            self.recorder.cancelled = self.launched - len(self.recorder)
+
+    def info(self) -> dict[str, Any]:
+        """How the load was generated, for the journal (JSON-able)."""
+        return {
+            "mode": "open" if self.open_loop else "closed",
+            "clients": None if self.open_loop else self._load.clients,
+            "rate": self._load.rate,
+            "launched": self.launched,
+            "completed": len(self.recorder),
+            "cancelled": self.recorder.cancelled,
+            "shed": self.shed,
+            "max_in_flight": self.max_in_flight,
+            "in_flight_cap": self._cap if self.open_loop else None,
+        }
+
+    # -- load shapes -----------------------------------------------------------------------
+
+    async def _client(self) -> None:
+        clock, operation, think = self._clock, self._operation, self._load.think
+        while clock() < self._stop_at:
+            self.launched += 1
+            if self.in_flight > self.max_in_flight:
+                self.max_in_flight = self.in_flight
+            await operation(None)
+            if think > 0:
+                await anyio.sleep(think)
+
+    async def _schedule(self, tg: anyio.abc.TaskGroup, rate: float) -> None:
+        """Launch operation ``n`` at ``first + n / rate`` until ``stop_at``."""
+        if rate <= 0:
+            return
+        clock, interval = self._clock, 1.0 / rate
+        first, n = clock(), 0
+        while (due := first + n * interval) < self._stop_at:
+            now = clock()
+            if due > now:
+                await anyio.sleep(due - now)
+                continue
+            # Launch every slot already due: a late scheduler catches up, it never skips.
+            while due <= now and due < self._stop_at:
+                self._launch(tg, due)
+                n += 1
+                due = first + n * interval
+
+    def _launch(self, tg: anyio.abc.TaskGroup, due: float) -> None:
+        in_flight = self.in_flight
+        if in_flight >= self._cap:
+            self.shed += 1
+            return
+        self.launched += 1
+        self.max_in_flight = max(self.max_in_flight, in_flight + 1)
+        tg.start_soon(self._operation, due)
+
+    # -- one operation ---------------------------------------------------------------------
+
+    def _draw(self) -> tuple[str, Any, str | None]:
+        """The next command and args from the weighted mix; ``echo`` gets a unique token."""
+        entries = self._entries
+        if len(entries) == 1:
+            command, args, echo = entries[0]
+        else:
+            pick = bisect_right(self._cumulative, self._random() * self._total_weight)
+            command, args, echo = entries[min(pick, len(entries) - 1)]
+        if not echo or not (args is None or isinstance(args, Mapping)):
+            return command, args, None
+        self._tokens += 1
+        token = f"op-{self._tokens}"
+        return command, {**(args or {}), "token": token}, token
+
+    async def _operation(self, start: float | None) -> None:
+        command, args, token = self._draw()
+        sessions = self._sessions
+        session = sessions[int(self._random() * len(sessions))] if sessions else None
+        clock, execute = self._clock, self._execute
+        if start is None:
+            start = clock()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                reply = await execute(command, args, session=session, retries=0)
+            except _RETRYABLE as exc:
+                if attempts <= self._retries:
+                    continue
+                code = code_of(exc)
+            except ChaospoolError as exc:
+                code = code_of(exc)
+            else:
+                code = OK if token is None or _carries(reply, token) else WRONG_REPLY
+            break
+        self.recorder.add(start, clock(), code, attempts)
