@@ -1,0 +1,221 @@
+"""Timeline charts of a journal as inline SVG (pygal), with every fault window shaded.
+
+pygal has no shaded spans, so each fault window is an extra ``XY`` series: a filled rectangle
+from the x axis to the top of the plot, drawn with the series' own colour. Its label is printed
+on the chart (pygal's ``print_labels`` on one invisible dot of the rectangle's left edge, staggered
+so that close windows stay readable) and named in the legend.
+
+Nothing external is referenced: pygal's tooltip script is disabled (``js=[]``), its CSS is
+inlined by pygal itself, and its generator comments are stripped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pygal
+from pygal.style import Style
+
+from chaospool._report._format import fault_label
+
+__all__ = ("Window", "fault_windows", "timeline_charts")
+
+
+def _drop_pygal_import_hook() -> None:
+    """Remove the legacy ``sys.meta_path`` finder pygal installs at import (for pygal.maps).
+
+    It has no ``find_spec``, so on Python 3.11 every *failed* import anywhere in the process
+    afterwards (``try: import x`` probes in the stdlib included) emits an ImportWarning, an
+    error under ``-W error``. We never use pygal.maps; Python 3.12 ignores such finders anyway.
+    """
+    sys.meta_path[:] = [
+        f for f in sys.meta_path
+        if not (type(f).__name__ == "PluginImportFixer" and type(f).__module__ == "pygal")
+    ]
+
+
+_drop_pygal_import_hook()
+
+_LINE_COLOURS = {"throughput": "#1f6fb4", "success": "#2a9d3f", "latency": "#e07b00"}
+_FAULT_COLOURS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22")
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+# A white halo keeps a window's label legible where it crosses a line.
+_LABEL_CSS = (
+    "inline:.text-overlay text.label{paint-order:stroke;stroke:#fff;stroke-width:3px;"
+    "font-weight:600;fill:#222}"
+)
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One fault's shaded span on the time axis (seconds since the run's start)."""
+
+    label: str
+    start: float
+    end: float
+    instant: bool  # the fault had no measurable duration (a kill): drawn at a minimum width
+
+
+@dataclass(frozen=True)
+class _Series:
+    times: list[float]
+    throughput: list[float]
+    success: list[float | None]
+    p99_ms: list[float | None]
+    end: float
+
+
+def fault_windows(journal: Mapping[str, Any], run_end: float) -> list[Window]:
+    """The fault windows, each at least 1% of the run wide so that a kill stays visible."""
+    min_width = max(run_end * 0.01, 0.05)
+    windows = []
+    for i, fault in enumerate(journal.get("faults") or []):
+        start = fault.get("injected_at")
+        if start is None:
+            continue  # never injected (inject raised before recording a time)
+        end = fault.get("reverted_at")
+        end = run_end if end is None else end
+        instant = end - start < min_width
+        windows.append(Window(fault_label(i, fault), start, max(end, start + min_width), instant))
+    return windows
+
+
+def _bucket_width(timeline: Sequence[Mapping[str, Any]]) -> float:
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(timeline) if b["t"] > a["t"]]
+    return min(gaps) if gaps else 1.0
+
+
+def _series(journal: Mapping[str, Any]) -> _Series:
+    timeline = sorted(journal.get("timeline") or [], key=lambda b: b.get("t", 0.0))
+    width = _bucket_width(timeline)
+    s = _Series([], [], [], [], 0.0)
+    for bucket in timeline:
+        ok, err = bucket.get("succeeded", 0), bucket.get("errors", 0)
+        done = ok + err
+        # Plot each bucket at its middle: its operations ended anywhere within it.
+        s.times.append(bucket["t"] + width / 2)
+        s.throughput.append(done / width)
+        s.success.append(100.0 * ok / done if done else None)
+        p99 = bucket.get("p99_latency")
+        s.p99_ms.append(None if p99 is None else p99 * 1000.0)
+    last = timeline[-1]["t"] + width if timeline else 0.0
+    return _Series(s.times, s.throughput, s.success, s.p99_ms, last)
+
+
+def _nice_top(values: Sequence[float | None]) -> float:
+    peak = max((v for v in values if v is not None), default=0.0)
+    if peak <= 0:
+        return 1.0
+    magnitude = 10.0 ** (len(str(int(peak))) - 1)
+    for step in (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
+        if step * magnitude >= peak * 1.08:
+            return step * magnitude
+    return peak * 1.1
+
+
+def _style(n_faults: int, line_colour: str) -> Style:
+    faults = tuple(_FAULT_COLOURS[i % len(_FAULT_COLOURS)] for i in range(n_faults))
+    return Style(
+        background="white",
+        plot_background="white",
+        foreground="#333",
+        foreground_strong="#111",
+        foreground_subtle="#888",
+        font_family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif",
+        label_font_size=12,
+        major_label_font_size=12,
+        legend_font_size=13,
+        title_font_size=15,
+        value_label_font_size=12,
+        colors=(line_colour, *faults),
+        opacity=".22",
+        stroke_width="2.5",
+        stroke_width_hover="3",
+        opacity_hover=".35",
+    )
+
+
+def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
+           x_end: float) -> Any:
+    return pygal.XY(
+        js=[],  # pygal's default loads a tooltip script from the network
+        style=_style(n_faults, colour),
+        title=title,
+        x_title="seconds since start",
+        y_title=y_title,
+        width=1100,
+        height=380,
+        range=(0, top),
+        xrange=(0, x_end),
+        show_dots=False,
+        css=["file://style.css", "file://graph.css", _LABEL_CSS],
+        legend_at_bottom=True,
+        legend_at_bottom_columns=2,
+        print_labels=True,  # only the fault windows carry labels
+        truncate_legend=-1,
+        show_x_guides=False,
+        margin=8,
+        margin_bottom=26,  # pygal clips the second legend row without it
+        no_data_text="no timeline data",
+    )
+
+
+def _add_windows(chart: Any, windows: Sequence[Window], top: float) -> None:
+    for i, w in enumerate(windows):
+        # The label sits on a dot of the left edge, staggered downwards so close windows
+        # (a crash every second) do not print on top of each other.
+        label_y = top * (0.97 - 0.09 * (i % 5))
+        points: list[Any] = [
+            (w.start, 0.0),
+            {"value": (w.start, label_y), "label": w.label},
+            (w.start, top),
+            (w.end, top),
+            (w.end, 0.0),
+        ]
+        legend = f"{w.label} (instant)" if w.instant else w.label
+        chart.add(legend, points, fill=True, show_dots=True, dots_size=0,
+                  stroke_style={"width": 1.0})
+
+
+def _render(chart: Any) -> str:
+    svg = chart.render(disable_xml_declaration=True)
+    svg = svg.decode() if isinstance(svg, bytes) else svg
+    # The remaining inline script only feeds the (disabled) tooltips; the comments hold URLs.
+    return _SCRIPT.sub("", _COMMENT.sub("", svg))
+
+
+def _one(series: _Series, windows: Sequence[Window], spec: tuple[str, str, str, str],
+         values: list[float | None], top_of: Callable[[list[float | None]], float]) -> str:
+    title, y_title, legend, colour = spec
+    top = top_of(values)
+    x_end = max([series.end, *(w.end for w in windows)], default=1.0) or 1.0
+    chart = _chart(title, y_title, top, len(windows), colour, x_end)
+    chart.add(legend, [(t, v) for t, v in zip(series.times, values, strict=True)],
+              allow_interruptions=True)
+    _add_windows(chart, windows, top)
+    return _render(chart)
+
+
+def timeline_charts(journal: Mapping[str, Any]) -> list[str]:
+    """Three SVG charts (throughput, success rate, p99 latency), fault windows in each."""
+    series = _series(journal)
+    run_end = max(series.end, *(f.get("reverted_at") or 0.0 for f in journal.get("faults") or []),
+                  1.0)
+    windows = fault_windows(journal, run_end)
+    return [
+        _one(series, windows, ("Throughput", "operations / s", "throughput (ops/s)",
+                               _LINE_COLOURS["throughput"]),
+             list(series.throughput), _nice_top),
+        _one(series, windows, ("Success rate", "% of operations", "success rate (%)",
+                               _LINE_COLOURS["success"]),
+             series.success, lambda _values: 100.0),
+        _one(series, windows, ("p99 latency", "milliseconds", "p99 latency (ms)",
+                               _LINE_COLOURS["latency"]),
+             series.p99_ms, _nice_top),
+    ]

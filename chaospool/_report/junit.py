@@ -1,0 +1,103 @@
+"""JUnit XML from a journal: one ``<testcase>`` per tolerance check, for CI dashboards.
+
+A failed check is a ``<failure>`` whose message says what was expected and what was observed.
+A run whose status is ``failed`` or ``aborted`` adds one ``<testcase name="run">`` carrying an
+``<error>``, so a CI that only counts failures still sees a broken run with no failed check.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from chaospool._report._format import check_name, experiment_title, fmt_metric, reproduce_command
+
+__all__ = ("junit_element", "render_junit", "write_junit")
+
+
+def _classname(journal: Mapping[str, Any]) -> str:
+    return f"chaospool.{experiment_title(journal)}"
+
+
+def _check_case(suite: ET.Element, check: Mapping[str, Any], classname: str) -> bool:
+    """Add one check's testcase; True when it failed."""
+    case = ET.SubElement(suite, "testcase", name=check_name(check), classname=classname,
+                         time="0")
+    if check.get("ok"):
+        return False
+    metric = str(check.get("metric", ""))
+    observed = fmt_metric(metric, check.get("observed"))
+    message = f"expected {metric} {check.get('expected')}, observed {observed}"
+    failure = ET.SubElement(case, "failure", message=message, type="ToleranceFailed")
+    failure.text = (
+        f"check:    {check_name(check)}\nphase:    {check.get('phase')}\n"
+        f"expected: {check.get('expected')}\nobserved: {check.get('observed')!r} ({observed})\n"
+    )
+    return True
+
+
+def _run_error(journal: Mapping[str, Any]) -> str:
+    status = journal.get("status")
+    broken = [f for f in journal.get("faults") or [] if f.get("error")]
+    lines = [f"the run {status}"]
+    lines += [f"fault {f.get('name') or f.get('fault')}: {f.get('error')}" for f in broken]
+    return "; ".join(lines)
+
+
+def _error_case(suite: ET.Element, journal: Mapping[str, Any], classname: str) -> None:
+    case = ET.SubElement(suite, "testcase", name="run", classname=classname, time="0")
+    error = ET.SubElement(case, "error", message=_run_error(journal),
+                          type=f"Run{str(journal.get('status')).capitalize()}")
+    error.text = f"status: {journal.get('status')}\nreproduce: {reproduce_command(journal)}\n"
+
+
+def _properties(suite: ET.Element, journal: Mapping[str, Any]) -> None:
+    props = ET.SubElement(suite, "properties")
+    exp = journal.get("experiment") or {}
+    for name, value in (("seed", journal.get("seed")), ("status", journal.get("status")),
+                        ("experiment", exp.get("path")), ("sha256", exp.get("sha256")),
+                        ("reproduce", reproduce_command(journal))):
+        if value is not None:
+            ET.SubElement(props, "property", name=name, value=str(value))
+
+
+def _duration(journal: Mapping[str, Any]) -> float:
+    timeline = journal.get("timeline") or []
+    if len(timeline) < 2:
+        return 0.0
+    width = timeline[1]["t"] - timeline[0]["t"]
+    return float(timeline[-1]["t"] + width)
+
+
+def junit_element(journal: Mapping[str, Any]) -> ET.Element:
+    """Build the ``<testsuites>`` element (one ``<testsuite>``) of a journal."""
+    classname = _classname(journal)
+    root = ET.Element("testsuites")
+    suite = ET.SubElement(root, "testsuite", name=classname,
+                          timestamp=str(journal.get("started_at") or ""))
+    _properties(suite, journal)
+    checks = journal.get("checks") or []
+    failures = sum(_check_case(suite, c, classname) for c in checks)
+    errors = 0
+    if journal.get("status") in ("failed", "aborted"):
+        _error_case(suite, journal, classname)
+        errors = 1
+    counts = {"tests": len(checks) + errors, "failures": failures, "errors": errors,
+              "skipped": 0, "time": f"{_duration(journal):.3f}"}
+    suite.attrib.update({k: str(v) for k, v in counts.items()})
+    root.attrib.update({k: str(v) for k, v in counts.items() if k != "skipped"})
+    return root
+
+
+def render_junit(journal: Mapping[str, Any]) -> str:
+    """The JUnit XML document as text (UTF-8, with an XML declaration)."""
+    root = junit_element(journal)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(journal: Mapping[str, Any], path: str | Path) -> None:
+    """Write :func:`render_junit` to ``path``."""
+    Path(path).write_text(render_junit(journal), encoding="utf-8")

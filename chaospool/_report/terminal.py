@@ -1,0 +1,267 @@
+"""The terminal side of a run: the closing summary and the live progress line (rich).
+
+``render_summary`` prints the checks, the phases, the faults, the seed and the command that
+reproduces the run. It reads the journal dict only. On a console that is not a terminal rich
+writes plain text (no colour codes), so the same call serves a TTY and a pipe.
+
+``LiveProgress`` is the live line the CLI updates while a run goes on. It draws only on a
+terminal; on a pipe, or when disabled, every method is a no-op. It never starts a refresh
+thread: it redraws when it is updated, at most ``max_fps`` times a second.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from chaospool._report._format import (
+    PHASES,
+    experiment_title,
+    fault_label,
+    fmt_metric,
+    fmt_seconds,
+    reproduce_command,
+    status_line,
+)
+
+__all__ = ("LiveDisplay", "LiveProgress", "render_summary", "summary_renderable", "summary_text")
+
+_PHASE_COLUMNS = ("total", "errors", "success_rate", "p99_latency", "throughput")
+
+
+def _checks_table(journal: Mapping[str, Any]) -> Table:
+    table = Table(title="Checks", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    for name, justify in (("ok", "center"), ("metric", "left"), ("phase", "left"),
+                          ("expected", "right"), ("observed", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for check in journal.get("checks") or []:
+        ok = bool(check.get("ok"))
+        metric = str(check.get("metric", ""))
+        table.add_row(
+            Text("✓", style="bold green") if ok else Text("✗", style="bold red"),
+            metric,
+            str(check.get("phase") or "overall"),
+            str(check.get("expected", "")),
+            Text(fmt_metric(metric, check.get("observed")), style="" if ok else "bold red"),
+        )
+    return table
+
+
+def _phases_table(journal: Mapping[str, Any]) -> Table:
+    table = Table(title="Phases", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    table.add_column("phase")
+    for metric in _PHASE_COLUMNS:
+        table.add_column(metric.replace("_latency", ""), justify="right")
+    phases = dict(journal.get("phases") or {})
+    phases["overall"] = journal.get("metrics") or {}
+    for phase in PHASES:
+        values = phases.get(phase) or {}
+        table.add_row(phase, *(fmt_metric(m, values.get(m)) for m in _PHASE_COLUMNS),
+                      style="bold" if phase == "overall" else "")
+    return table
+
+
+def _targets(fault: Mapping[str, Any]) -> str:
+    targets = fault.get("targets") or []
+    return ", ".join(f"{t.get('index')}:{t.get('pid')}" for t in targets) or "pool"
+
+
+def _faults_table(journal: Mapping[str, Any]) -> Table:
+    table = Table(title="Faults", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    for name in ("fault", "slot:pid", "injected", "reverted", "error"):
+        table.add_column(name)
+    for i, fault in enumerate(journal.get("faults") or []):
+        error = fault.get("error")
+        table.add_row(fault_label(i, fault), _targets(fault), fmt_seconds(fault.get("injected_at")),
+                      fmt_seconds(fault.get("reverted_at")),
+                      Text(str(error), style="bold red") if error else Text("—"))
+    return table
+
+
+def _headline(journal: Mapping[str, Any]) -> Text:
+    style = "bold green" if journal.get("ok") else "bold red"
+    text = Text(f"chaospool · {experiment_title(journal)}\n", style="bold")
+    text.append(status_line(journal), style=style)
+    return text
+
+
+def _footer(journal: Mapping[str, Any], journal_path: str | None) -> Text:
+    text = Text("seed ", style="dim")
+    text.append(str(journal.get("seed")), style="bold")
+    text.append("   reproduce: ", style="dim")
+    text.append(reproduce_command(journal), style="cyan")
+    if journal_path:
+        text.append("\njournal: ", style="dim")
+        text.append(journal_path)
+    return text
+
+
+def _errors_table(journal: Mapping[str, Any]) -> Table | None:
+    phases = dict(journal.get("phases") or {})
+    phases["overall"] = journal.get("metrics") or {}
+    kinds = sorted({k for p in PHASES for k in (phases.get(p) or {}).get("errors_by_kind") or {}})
+    if not kinds:
+        return None
+    table = Table(title="Errors by kind", box=box.SIMPLE_HEAD, show_edge=False,
+                  title_justify="left")
+    table.add_column("kind")
+    for phase in PHASES:
+        table.add_column(phase, justify="right")
+    for kind in kinds:
+        table.add_row(kind, *(str(((phases.get(p) or {}).get("errors_by_kind") or {})
+                                  .get(kind, 0)) for p in PHASES))
+    return table
+
+
+def _evidence(journal: Mapping[str, Any]) -> Text:
+    text = Text("Fault evidence", style="italic")
+    for i, fault in enumerate(journal.get("faults") or []):
+        text.append(f"\n{fault_label(i, fault)}: ", style="bold")
+        text.append(json.dumps(fault.get("effect") or {}, sort_keys=True, default=str))
+    return text
+
+
+def _failed_only(journal: Mapping[str, Any]) -> dict[str, Any]:
+    return {**journal, "checks": [c for c in journal.get("checks") or [] if not c.get("ok")]}
+
+
+def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
+                       verbose: bool = False, journal_path: str | None = None) -> RenderableType:
+    """The summary as one rich renderable (see :func:`render_summary`)."""
+    parts: list[RenderableType] = [_headline(journal)]
+    if quiet:
+        if not journal.get("ok") and _failed_only(journal)["checks"]:
+            parts.append(_checks_table(_failed_only(journal)))
+        return Group(*parts)
+    if journal.get("checks"):
+        parts.append(_checks_table(journal))
+    parts.append(_phases_table(journal))
+    errors = _errors_table(journal) if verbose else None
+    if errors is not None:
+        parts.append(errors)
+    if journal.get("faults"):
+        parts.append(_faults_table(journal))
+        if verbose:
+            parts.append(_evidence(journal))
+    parts.append(_footer(journal, journal_path))
+    # A blank line between blocks: the tables have no outer edges.
+    spaced: list[RenderableType] = []
+    for part in parts:
+        spaced += [part, Text("")]
+    return Group(*spaced[:-1])
+
+
+def render_summary(journal: Mapping[str, Any], console: Console | None = None, *,
+                   quiet: bool = False, verbose: bool = False,
+                   journal_path: str | None = None) -> None:
+    """Print the run's summary on ``console`` (a new stdout console when None).
+
+    ``quiet``: the verdict and any failed check only. ``verbose``: adds errors by kind and each
+    fault's evidence. ``journal_path``: named in the footer.
+    """
+    renderable = summary_renderable(journal, quiet=quiet, verbose=verbose,
+                                    journal_path=journal_path)
+    (console or Console()).print(renderable)
+
+
+def summary_text(journal: Mapping[str, Any], width: int = 100, **options: Any) -> str:
+    """The summary as plain text (no colour codes): for logs and pytest failure reports."""
+    buffer = io.StringIO()
+    render_summary(journal, Console(file=buffer, force_terminal=False, width=width,
+                                    color_system=None), **options)
+    return buffer.getvalue()
+
+
+class LiveProgress:
+    """A live status line for a running experiment; a no-op unless the console is a TTY.
+
+    Use as a context manager and call :meth:`update` from the run loop::
+
+        with LiveProgress(console, total=30.0, title="cascade") as progress:
+            progress.update(elapsed=1.5, ops=620, success_rate=1.0, active_faults=["F1 ..."])
+    """
+
+    def __init__(self, console: Console | None = None, *, total: float = 0.0, title: str = "",
+                 enabled: bool | None = None, max_fps: float = 8.0) -> None:
+        self.console = console or Console(stderr=True)
+        self.total = max(total, 0.0)
+        self.title = title
+        # Never on a pipe, whatever the caller asks: progress output would corrupt it.
+        self.enabled = self.console.is_terminal and (enabled is None or enabled)
+        self._min_interval = 1.0 / max_fps
+        self._last_draw = float("-inf")
+        self._live: Live | None = None
+        self._state: dict[str, Any] = {"elapsed": 0.0, "ops": 0, "success_rate": None,
+                                       "active_faults": ()}
+
+    def __enter__(self) -> LiveProgress:
+        if self.enabled:
+            # auto_refresh=False: no refresh thread; update() redraws.
+            self._live = Live(self._renderable(), console=self.console, auto_refresh=False,
+                              transient=True, redirect_stdout=False, redirect_stderr=False)
+            self._live.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def update(self, *, elapsed: float, ops: int, success_rate: float | None,
+               active_faults: Sequence[str] = (), total: float | None = None) -> None:
+        """Record the run's state; redraw unless the last redraw was too recent.
+
+        ``success_rate`` is a fraction (0..1) or None before the first operation ended;
+        ``total`` (seconds) may be given here when it is not known at construction.
+        """
+        if total is not None:
+            self.total = max(total, 0.0)
+        self._state = {"elapsed": elapsed, "ops": ops, "success_rate": success_rate,
+                       "active_faults": tuple(active_faults)}
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if now - self._last_draw >= self._min_interval:
+            self._last_draw = now
+            self._live.update(self._renderable(), refresh=True)
+
+    def close(self) -> None:
+        """Stop drawing (and erase the line). Safe to call more than once."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+
+    def _renderable(self) -> RenderableType:
+        s = self._state
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(
+            Text(self.title or "chaospool", style="bold"),
+            ProgressBar(total=self.total or None, completed=s["elapsed"], width=30),
+            Text(f"{s['elapsed']:5.1f}/{self.total:.1f} s"),
+            Text(f"ops {s['ops']:,}"),
+            Text(f"success {fmt_metric('success_rate', s['success_rate'])}",
+                 style=_rate_style(s["success_rate"])),
+            Text("faults: " + (", ".join(s["active_faults"]) or "none"),
+                 style="bold red" if s["active_faults"] else "dim"),
+        )
+        return grid
+
+
+def _rate_style(rate: float | None) -> str:
+    if rate is None:
+        return "dim"
+    return "green" if rate >= 0.99 else "yellow" if rate >= 0.9 else "bold red"
+
+
+# The name the engine's CLI output module imports.
+LiveDisplay = LiveProgress
