@@ -50,6 +50,7 @@ __all__ = (
     "describe_faults",
     "fault_infos",
     "fault_registry",
+    "fault_source",
     "load_plugin",
     "load_plugins",
     "plugin_manager",
@@ -324,6 +325,14 @@ def fault_infos(pm: pluggy.PluginManager) -> dict[str, FaultInfo]:
 def fault_registry(pm: pluggy.PluginManager) -> dict[str, type[Fault]]:
     """Fault name -> fault class, for the DSL loader and the engine."""
     return {name: info.cls for name, info in fault_infos(pm).items()}
+
+
+def fault_source(pm: pluggy.PluginManager, cls: type[Fault]) -> str:
+    """Where a registered fault class came from: ``"builtin"`` or its plugin's module name."""
+    info = fault_infos(pm).get(cls.name)
+    if info is None or info.cls is not cls:
+        raise KeyError(f"fault class {cls.__qualname__} is not registered with this manager")
+    return info.source
 
 
 def describe_faults(pm: pluggy.PluginManager) -> list[dict[str, Any]]:

@@ -165,3 +165,14 @@ def test_reporters_are_collected_and_validated(write_plugin: WritePlugin, tmp_pa
     assert "csv" in reporters(plugin_manager(["rep.py"], base_dir=tmp_path))
     with pytest.raises(PluginLoadError, match="is not a reporter"):
         reporters(plugin_manager(["badrep.py"], base_dir=tmp_path))
+
+
+def test_fault_source(write_plugin: WritePlugin, tmp_path: Path) -> None:
+    from chaospool._plugins import fault_source
+
+    write_plugin("src.py")
+    pm = plugin_manager(["src.py"], base_dir=tmp_path)
+    registry = fault_registry(pm)
+    assert fault_source(pm, registry["freeze"]) == "chaospool_plugins.src"
+    with pytest.raises(KeyError):
+        fault_source(pm, type("Other", (registry["freeze"],), {}))
