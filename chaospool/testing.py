@@ -1,20 +1,27 @@
-"""Deterministic test helpers: the seed's ``wait_for`` and ``synchronize``, made real.
+"""Deterministic test helpers: ``wait_for``, ``synchronize`` and ``monitor``.
 
-Both work in sync and async code: called inside a running event loop (asyncio or trio, through
-anyio) they return an awaitable; called from plain sync code they block and return the result.
+``wait_for`` and ``synchronize`` work in sync and async code: called inside a running event loop
+(asyncio or trio, through anyio) they return an awaitable; called from plain sync code they block
+and return the result. ``monitor(pool)`` counts what a pool did during a block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import sniffio
 
-__all__ = ("synchronize", "wait_for")
+if TYPE_CHECKING:
+    from chaospool.pool import Pool, PoolEvent, PoolStats
+
+__all__ = ("PoolActivity", "monitor", "synchronize", "wait_for")
 
 
 def _in_async_context() -> bool:
@@ -29,9 +36,7 @@ def _describe(predicate: Callable[..., Any]) -> str:
     return getattr(predicate, "__qualname__", None) or repr(predicate)
 
 
-def wait_for(
-    predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05
-) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
     """Poll ``predicate`` until it returns a truthy value; return that value.
 
     Raises ``TimeoutError`` naming the predicate when ``timeout`` seconds pass first. In async
@@ -49,12 +54,10 @@ def wait_for(
         time.sleep(interval)
 
 
-async def _wait_for_async(
-    predicate: Callable[[], Any], timeout: float, interval: float
-) -> Any:
+async def _wait_for_async(predicate: Callable[[], Any], limit: float, interval: float) -> Any:
     import anyio
 
-    deadline = anyio.current_time() + timeout
+    deadline = anyio.current_time() + limit
     while True:
         value = predicate()
         if inspect.isawaitable(value):
@@ -62,7 +65,7 @@ async def _wait_for_async(
         if value:
             return value
         if anyio.current_time() >= deadline:
-            raise TimeoutError(f"wait_for: {_describe(predicate)} still false after {timeout}s")
+            raise TimeoutError(f"wait_for: {_describe(predicate)} still false after {limit}s")
         await anyio.sleep(interval)
 
 
@@ -115,3 +118,81 @@ async def _synchronize_async(callables: tuple[Callable[[], Any], ...]) -> list[A
         for i, fn in enumerate(callables):
             tg.start_soon(runner, i, fn)
     return results
+
+
+# Event kinds that mean a request failed or a worker misbehaved.
+_ERROR_EVENTS = frozenset(
+    {"crash", "timeout", "health_fail", "queue_full", "checkout_timeout", "circuit_open"}
+)
+
+
+@dataclass
+class PoolActivity:
+    """What a pool did while :func:`monitor` watched it; live during the block, final after it.
+
+    ``checkouts``/``checkins``/``restarts``/``crashes``/``timeouts`` count the pool's events;
+    ``errors`` is the growth of ``pool.stats().errors`` (requests the pool failed);
+    ``error_events`` counts the error-like events (crash, timeout, health_fail, queue_full,
+    checkout_timeout, circuit_open); ``max_queue_depth`` is the deepest the wait queue was seen;
+    ``kinds`` counts every event by kind.
+    """
+
+    checkouts: int = 0
+    checkins: int = 0
+    errors: int = 0
+    error_events: int = 0
+    restarts: int = 0
+    crashes: int = 0
+    timeouts: int = 0
+    max_queue_depth: int = 0
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    def _on_event(self, event: PoolEvent, stats: PoolStats, start: PoolStats) -> None:
+        kind = event.kind
+        self.kinds[kind] += 1
+        if kind == "checkout":
+            self.checkouts += 1
+        elif kind == "checkin":
+            self.checkins += 1
+        elif kind == "restart":
+            self.restarts += 1
+        elif kind == "crash":
+            self.crashes += 1
+        elif kind == "timeout":
+            self.timeouts += 1
+        if kind in _ERROR_EVENTS:
+            self.error_events += 1
+        self._sample(stats, start)
+
+    def _sample(self, stats: PoolStats, start: PoolStats) -> None:
+        self.errors = stats.errors - start.errors
+        self.max_queue_depth = max(self.max_queue_depth, stats.queue_depth)
+        # The pool's own high-water mark catches a peak between two events -- but only if it
+        # rose during the block (before, it may stem from earlier traffic).
+        if stats.max_queue_depth > start.max_queue_depth:
+            self.max_queue_depth = max(self.max_queue_depth, stats.max_queue_depth)
+
+
+@contextlib.asynccontextmanager
+async def monitor(pool: Pool) -> AsyncIterator[PoolActivity]:
+    """Count a pool's activity during the ``async with`` block (via ``pool.subscribe``).
+
+    ::
+
+        async with monitor(pool) as seen:
+            await pool.execute("ping")
+            await wait_for(lambda: seen.checkins == 1)
+        assert seen.checkouts == 1 and seen.errors == 0
+    """
+    start = pool.stats()
+    activity = PoolActivity(max_queue_depth=start.queue_depth)
+
+    def on_event(event: PoolEvent) -> None:
+        activity._on_event(event, pool.stats(), start)
+
+    unsubscribe = pool.subscribe(on_event)
+    try:
+        yield activity
+    finally:
+        unsubscribe()
+        activity._sample(pool.stats(), start)
