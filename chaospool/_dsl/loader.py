@@ -1,0 +1,320 @@
+"""``load()``: an experiment file or mapping -> a validated, frozen ``Experiment``.
+
+Steps: read the source (YAML with positions, or a mapping), apply the overrides, then validate
+every section against the key table (``model.KEYS``), the metric list and the fault registry.
+Every problem is collected; if there is any, ``ExperimentError`` carries them all, sorted by
+place.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import pathlib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from chaospool._dsl.methods import MethodReader
+from chaospool._dsl.model import (
+    KEYS,
+    METRICS,
+    PHASES,
+    Experiment,
+    KeyDoc,
+    LoadSpec,
+    MixEntry,
+    Phase,
+    PoolSpec,
+    Tolerance,
+)
+from chaospool._dsl.overrides import Overrides, apply_overrides
+from chaospool._dsl.reader import INVALID, Reader, show
+from chaospool._dsl.source import Path, Source, from_mapping, read_yaml
+from chaospool._dsl.tolerances import read_tolerance
+from chaospool.errors import ErrorLocation, ExperimentError
+from chaospool.fault import Fault
+
+__all__ = ("Registry", "RegistryFactory", "load")
+
+FaultRegistry = Mapping[str, type[Fault]]
+RegistryFactory = Callable[[tuple[str, ...], pathlib.Path], FaultRegistry]
+Registry = FaultRegistry | RegistryFactory
+
+_WORKER_RE = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?"
+
+
+def load(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    overrides: Overrides = (),
+    registry: Registry,
+) -> Experiment:
+    """Read, override and validate an experiment; raise ExperimentError with every problem.
+
+    ``registry`` maps fault names to fault classes, or is a callable
+    ``(plugins, base_dir) -> mapping`` called with the experiment's validated ``plugins:`` list,
+    so the faults those plugins provide can be validated too.
+    """
+    opened = _open(source)
+    reader = Reader(opened.source)
+    reader.errors.extend(apply_overrides(opened.source, overrides))
+    experiment = _Builder(reader, registry, opened).build()
+    if reader.errors or experiment is None:
+        raise ExperimentError(sorted(reader.errors, key=_place))
+    return experiment
+
+
+def _place(error: ErrorLocation) -> tuple[bool, str, int, int]:
+    return (error.file == "--set", error.file, error.line, error.column)
+
+
+class _Opened:
+    """A read source and what identifies it."""
+
+    def __init__(
+        self, source: Source, path: str | None, sha256: str, base_dir: str, title: str
+    ) -> None:
+        self.source, self.path, self.sha256 = source, path, sha256
+        self.base_dir, self.title = base_dir, title
+
+
+def _open(source: str | os.PathLike[str] | Mapping[str, Any]) -> _Opened:
+    if isinstance(source, Mapping):
+        return _Opened(
+            from_mapping(source), None, _mapping_sha256(source), os.getcwd(), "experiment"
+        )
+    path = pathlib.Path(source)
+    name = os.fspath(source)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except OSError as error:
+        raise _fail(name, f"cannot read the experiment: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise _fail(name, f"the experiment is not UTF-8 text: {error.reason}") from None
+    read, errors = read_yaml(text, name)
+    if read is None:
+        raise ExperimentError(errors)
+    base_dir = str(path.resolve().parent)
+    return _Opened(read, name, hashlib.sha256(raw).hexdigest(), base_dir, path.stem)
+
+
+def _fail(file: str, message: str) -> ExperimentError:
+    return ExperimentError([ErrorLocation("", 1, 1, message, file)])
+
+
+def _mapping_sha256(mapping: Mapping[str, Any]) -> str:
+    try:
+        text = json.dumps(mapping, sort_keys=True, separators=(",", ":"), default=str)
+    except TypeError:  # keys of mixed types cannot be sorted: fall back to their repr
+        text = repr(mapping)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _name(doc: KeyDoc) -> str:
+    return doc.path.rpartition(".")[2]
+
+
+def _children(doc_path: str) -> list[KeyDoc]:
+    return [doc for doc in KEYS if doc.path.rpartition(".")[0] == doc_path and "<" not in doc.path]
+
+
+def _all_valid(value: Any) -> bool:
+    if value is INVALID:
+        return False
+    if isinstance(value, dict):
+        return all(_all_valid(v) for v in value.values())
+    if isinstance(value, tuple | list):
+        return all(_all_valid(v) for v in value)
+    return True
+
+
+Special = Mapping[str, Callable[[Path, Any], Any]]
+
+
+class _Builder:
+    def __init__(self, reader: Reader, registry: Registry, opened: _Opened) -> None:
+        self.reader = reader
+        self.registry = registry
+        self.opened = opened
+
+    def section(self, path: Path, doc_path: str, raw: Any, special: Special | None = None) -> Any:
+        """Read a mapping whose keys are described under ``doc_path`` in the key table.
+
+        Absent keys take their table default (parsed like a written value); ``special`` maps
+        keys that need more than a leaf check to their reader.
+        """
+        docs = _children(doc_path)
+        mapping = self.reader.mapping(path, {} if raw is None else raw, [_name(d) for d in docs])
+        if mapping is None:
+            return INVALID
+        return {_name(doc): self._key(path, doc, mapping, special or {}) for doc in docs}
+
+    def _key(self, path: Path, doc: KeyDoc, mapping: Mapping[Any, Any], special: Special) -> Any:
+        name = _name(doc)
+        if name not in mapping and doc.required:
+            return self.reader.error(path, f"missing required key {name!r}")
+        value = mapping[name] if name in mapping else copy.deepcopy(doc.default)
+        if name in special:
+            return special[name]((*path, name), value)
+        if doc.type == "mapping":
+            return self.section((*path, name), doc.path, value)
+        return self.reader.leaf((*path, name), doc.type, value)
+
+    # -- the experiment ------------------------------------------------------------------------
+
+    def build(self) -> Experiment | None:
+        root = self.reader.source.data
+        if root is None:
+            self.reader.error(
+                (),
+                "the experiment is empty: it needs at least 'version: 1' "
+                "and 'pool: {worker: MODULE}'",
+            )
+            return None
+        special: Special = {
+            "version": self._version,
+            "pool": self._pool,
+            "load": self._load,
+            "steady_state": self._steady_state,
+            "method": lambda _path, raw: raw,  # read below, once pool, duration, plugins are
+        }
+        top = self.section((), "", root, special)
+        if top is INVALID:
+            return None
+        top["method"] = self._method(("method",), top["method"], top)
+        return self._experiment(top) if _all_valid(top) else None
+
+    def _experiment(self, top: Mapping[str, Any]) -> Experiment:
+        return Experiment(
+            version=top["version"],
+            title=top["title"] or self.opened.title,
+            description=top["description"],
+            seed=top["seed"],
+            duration=top["duration"],
+            plugins=top["plugins"],
+            pool=top["pool"],
+            load=top["load"],
+            steady_state=top["steady_state"],
+            method=top["method"],
+            path=self.opened.path,
+            sha256=self.opened.sha256,
+            base_dir=self.opened.base_dir,
+        )
+
+    def _version(self, path: Path, raw: Any) -> Any:
+        version = self.reader.leaf(path, "int", raw)
+        if version is not INVALID and version != 1:
+            return self.reader.error(
+                path, f"unsupported version {show(raw)}: this chaospool reads version 1"
+            )
+        return version
+
+    # -- pool and load -------------------------------------------------------------------------
+
+    def _pool(self, path: Path, raw: Any) -> PoolSpec | Any:
+        values = self.section(path, "pool", raw, {"worker": self._worker})
+        if not _all_valid(values):
+            return INVALID
+        restart, health = values["restart"], values["health_check"]
+        return PoolSpec(
+            worker=values["worker"],
+            size=values["size"],
+            max_overflow=values["max_overflow"],
+            strategy=values["strategy"],
+            checkout_timeout=values["checkout_timeout"],
+            request_timeout=values["request_timeout"],
+            max_queue=values["max_queue"],
+            max_restarts=restart["max_restarts"],
+            restart_within=restart["within"],
+            max_memory=values["max_memory"],
+            max_requests=values["max_requests"],
+            overflow_idle=values["overflow_idle"],
+            lazy=values["lazy"],
+            health_interval=health["interval"],
+            health_timeout=health["timeout"],
+        )
+
+    def _worker(self, path: Path, raw: Any) -> Any:
+        worker = self.reader.leaf(path, "string", raw)
+        if worker is not INVALID and not re.fullmatch(_WORKER_RE, worker):
+            return self.reader.error(
+                path, f"expected an importable module (or module:object), got {show(worker)}"
+            )
+        return worker
+
+    def _load(self, path: Path, raw: Any) -> LoadSpec | Any:
+        values = self.section(path, "load", raw, {"mix": self._mix})
+        if not _all_valid(values):
+            return INVALID
+        return LoadSpec(
+            clients=values["clients"],
+            rate=values["rate"],
+            think=values["think"],
+            sessions=values["sessions"],
+            retries=values["retries"],
+            mix=values["mix"],
+        )
+
+    def _mix(self, path: Path, raw: Any) -> Any:
+        items = self.reader.sequence(path, raw)
+        if items is None:
+            return INVALID
+        if not items:
+            return self.reader.error(path, "the mix needs at least one command")
+        entries = [self.section((*path, i), "load.mix[]", item) for i, item in enumerate(items)]
+        if not _all_valid(entries):
+            return INVALID
+        return tuple(MixEntry(e["command"], e["weight"], e["args"]) for e in entries)
+
+    # -- steady state and method ---------------------------------------------------------------
+
+    def _steady_state(self, path: Path, raw: Any) -> Any:
+        mapping = self.reader.mapping(
+            path, {} if raw is None else raw, [*METRICS, *PHASES], what="metric"
+        )
+        if mapping is None:
+            return INVALID
+        checks: list[Any] = []
+        for key, value in mapping.items():
+            if key in PHASES:
+                checks.extend(self._phase((*path, key), cast(Phase, key), value))
+            elif key in METRICS:
+                checks.append(read_tolerance(self.reader, (*path, key), key, "overall", value))
+        return tuple(checks)
+
+    def _phase(self, path: Path, phase: Phase, raw: Any) -> list[Tolerance | Any]:
+        mapping = self.reader.mapping(path, {} if raw is None else raw, METRICS, what="metric")
+        if mapping is None:
+            return [INVALID]
+        return [
+            read_tolerance(self.reader, (*path, metric), metric, phase, value)
+            for metric, value in mapping.items()
+            if metric in METRICS
+        ]
+
+    def _method(self, path: Path, raw: Any, top: Mapping[str, Any]) -> Any:
+        registry = self._registry(top["plugins"])
+        pool = top["pool"] if isinstance(top["pool"], PoolSpec) else None
+        reader = MethodReader(self.reader, registry, pool, top["duration"])
+        return reader.read(path, [] if raw is None else raw)
+
+    def _registry(self, plugins: Any) -> FaultRegistry | None:
+        """The fault registry; None when it cannot be had (the error is recorded)."""
+        if isinstance(self.registry, Mapping):
+            return self.registry
+        if plugins is INVALID:
+            return None
+        try:
+            return self.registry(plugins, pathlib.Path(self.opened.base_dir))
+        except Exception as error:  # any plugin failure is an input error
+            self._plugin_error(plugins, error)
+            return None
+
+    def _plugin_error(self, plugins: tuple[str, ...], error: Exception) -> None:
+        name = getattr(error, "name", None)
+        path: Path = ("plugins", plugins.index(name)) if name in plugins else ("plugins",)
+        self.reader.error(path, f"cannot load plugin: {type(error).__name__}: {error}")
