@@ -1,0 +1,42 @@
+"""The seven built-in faults (CONTRACT §3), registered through the same pluggy hook a plugin
+uses. Each module holds one fault; ``targets`` resolves a step's target to worker handles."""
+
+from __future__ import annotations
+
+from chaospool.fault import Fault
+from chaospool.hookspecs import hookimpl
+
+from .memory_leak import MemoryLeak
+from .network_partition import NetworkPartition
+from .port_crash import PortCrash
+from .resource_exhaustion import ResourceExhaustion
+from .slow_worker import SlowWorker
+from .thundering_herd import ThunderingHerd
+from .timeout import Timeout
+
+__all__ = (
+    "BUILTIN_FAULTS",
+    "MemoryLeak",
+    "NetworkPartition",
+    "PortCrash",
+    "ResourceExhaustion",
+    "SlowWorker",
+    "ThunderingHerd",
+    "Timeout",
+    "chaospool_register_faults",
+)
+
+BUILTIN_FAULTS: tuple[type[Fault], ...] = (
+    PortCrash,
+    Timeout,
+    NetworkPartition,
+    ResourceExhaustion,
+    ThunderingHerd,
+    SlowWorker,
+    MemoryLeak,
+)
+
+
+@hookimpl
+def chaospool_register_faults() -> list[type[Fault]]:
+    return list(BUILTIN_FAULTS)

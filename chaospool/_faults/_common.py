@@ -1,0 +1,205 @@
+"""Helpers shared by the built-in faults: event logs, liveness, guarded reverts, units.
+
+Everything here reaches the pool only through its public handles (``pool.subscribe``,
+``pool.owns``, ``pool.wait_serving``, ``WorkerHandle`` operations), as a plugin fault would.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import psutil
+
+from chaospool.errors import ChaospoolError, FaultError
+
+if TYPE_CHECKING:
+    from chaospool.pool import Pool, PoolEvent, WorkerHandle
+
+# How long a fault waits for a target slot to be serving before it acts on it (a slot may be
+# between incarnations when an earlier fault killed it).
+TARGET_WAIT = 10.0
+# How long port_crash's revert waits for a killed slot to serve again (a worker start is ~50 ms,
+# but restart intensity or a slow worker module can stretch it; bounded so revert always ends).
+REPLACE_WAIT = 15.0
+# Bound on polling a psutil condition (a signal takes effect within milliseconds).
+STATUS_WAIT = 2.0
+ALIVE_STATES = frozenset({"ready", "busy"})
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+def seconds(value: float) -> float:
+    """A duration for the journal: seconds, rounded to microseconds."""
+    return round(value, 6)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` made of JSON types only (evidence goes straight into the journal)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def target_record(handle: WorkerHandle) -> dict[str, Any]:
+    return {"index": handle.index, "pid": handle.pid}
+
+
+def parse_signal(value: str | int) -> signal.Signals:
+    """``SIGKILL``, ``KILL``, ``9`` or ``"9"`` -> ``signal.SIGKILL``; ValueError otherwise."""
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        try:
+            return signal.Signals(int(value))
+        except ValueError:
+            raise ValueError(f"unknown signal number {value!r}") from None
+    name = str(value).strip().upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return signal.Signals[name]
+    except KeyError:
+        raise ValueError(f"unknown signal {value!r} (e.g. SIGKILL, SIGTERM or 9)") from None
+
+
+def check_choice(field: str, value: str, choices: Iterable[str]) -> None:
+    allowed = tuple(choices)
+    if value not in allowed:
+        raise ValueError(f"{field} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_positive(field: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{field} must be {'>= 0' if allow_zero else '> 0'}; got {value!r}")
+
+
+def is_gone(handle: WorkerHandle) -> bool:
+    """True when the handle's process no longer runs (dead, reaped or a zombie)."""
+    if handle.state == "dead":
+        return True
+    status = handle.status()
+    return status is None or status == psutil.STATUS_ZOMBIE
+
+
+def ensure_owned(pool: Pool, handle: WorkerHandle, fault: str) -> int:
+    """The handle's pid if the pool owns it; a fault never signals a process it did not start."""
+    pid = handle.pid
+    if pid is None or not pool.owns(pid):
+        raise FaultError(
+            fault, f"slot {handle.index}: pid {pid} is not a worker of this pool; refusing to act"
+        )
+    return pid
+
+
+async def serving(pool: Pool, handle: WorkerHandle) -> WorkerHandle | None:
+    """The live incarnation of ``handle``'s slot: the handle itself if it serves, else the next
+    one to serve (an earlier fault may have killed it). None if the slot does not come back."""
+    if handle.state in ALIVE_STATES:
+        return handle
+    not_pid = handle.pid if handle.state in ("dead", "stopping") else None
+    try:
+        return await pool.wait_serving(handle.index, not_pid=not_pid, timeout=TARGET_WAIT)
+    except (TimeoutError, ChaospoolError):
+        return None
+
+
+async def wait_status(
+    handle: WorkerHandle, wanted: Callable[[str], bool], within: float = STATUS_WAIT
+) -> str | None:
+    """Poll psutil until the status satisfies ``wanted`` (bounded); return the last one seen."""
+    status = handle.status()
+    with anyio.move_on_after(within):
+        while status is not None and not wanted(status):
+            await anyio.sleep(0.005)
+            status = handle.status()
+    return status
+
+
+def event_record(event: PoolEvent, origin: float) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "t": seconds(event.time - origin),
+        "index": event.index,
+        "pid": event.pid,
+        "data": jsonable(dict(event.data)),
+    }
+
+
+class EventLog:
+    """Pool events of the given kinds, collected from now until ``close()`` (idempotent).
+
+    The pool calls subscribers synchronously on its request path, so the callback only appends.
+    """
+
+    def __init__(self, pool: Pool, kinds: Iterable[str]) -> None:
+        self.origin = now()
+        self.events: list[PoolEvent] = []
+        self._kinds = frozenset(kinds)
+        self._unsubscribe: Callable[[], None] | None = pool.subscribe(self._on_event)
+
+    def _on_event(self, event: PoolEvent) -> None:
+        if event.kind in self._kinds:
+            self.events.append(event)
+
+    def close(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
+
+    def of(self, kind: str, pid: int | None = None, index: int | None = None) -> list[PoolEvent]:
+        return [
+            e
+            for e in self.events
+            if e.kind == kind
+            and (pid is None or e.pid == pid)
+            and (index is None or e.index == index)
+        ]
+
+    def count(self, kind: str, pids: Iterable[int] | None = None) -> int:
+        wanted = None if pids is None else set(pids)
+        return sum(1 for e in self.events if e.kind == kind and (wanted is None or e.pid in wanted))
+
+
+def close_log(state: Mapping[str, Any], key: str = "log") -> EventLog | None:
+    log = state.get(key)
+    if isinstance(log, EventLog):
+        log.close()
+        return log
+    return None
+
+
+class RevertErrors:
+    """Collects failures while reverting every target, so one failure never skips the rest;
+    ``raise_if_any`` then reports them all as one FaultError."""
+
+    def __init__(self, fault: str) -> None:
+        self.fault = fault
+        self.messages: list[str] = []
+
+    def add(self, handle: WorkerHandle, exc: BaseException) -> None:
+        self.messages.append(f"slot {handle.index} (pid {handle.pid}): {type(exc).__name__}: {exc}")
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            raise FaultError(self.fault, "revert failed: " + "; ".join(self.messages))
+
+
+def step_duration(ctx_duration: float | None, params_duration: float) -> float:
+    """The step's ``duration`` if it set one, else the fault's own default."""
+    return params_duration if ctx_duration is None else ctx_duration
+
+
+def pool_capacity(pool: Pool) -> int:
+    """Every slot the pool may run at once: its core size plus its overflow."""
+    config: Any = getattr(pool, "config", pool)
+    return int(config.size) + int(config.max_overflow)
