@@ -235,7 +235,7 @@ def _phase_restarts(restart_times: Sequence[float] | None,
 
 
 def summarize(
-    recorder: Recorder,
+    recorder: Recorder | None,
     *,
     first_inject: float | None = None,
     last_revert: float | None = None,
@@ -255,6 +255,8 @@ def summarize(
     """
     if not 0 < bucket <= 1.0:
         raise ValueError(f"timeline bucket width must be in (0, 1] seconds, not {bucket}")
+    if recorder is None:  # the run failed before the probe started: no operation at all
+        recorder = Recorder()
     windows = _windows(faults)
     if first_inject is None and windows:
         first_inject = min(w[1] for w in windows if w[1] is not None)

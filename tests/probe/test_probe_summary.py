@@ -162,6 +162,13 @@ def test_an_empty_run_has_zero_counts_and_empty_buckets() -> None:
     assert all(b["p99_latency"] is None and b["succeeded"] == 0 for b in s["timeline"])
 
 
+def test_no_recorder_is_an_empty_run() -> None:
+    s = summarize(None, end=1.0, bucket=1.0, faults=[("kill", 0.2, 0.4)])
+    assert s["metrics"]["total"] == 0
+    assert s["metrics"]["recovery_time"] is None  # no baseline to come back to
+    assert s["timeline"][0]["faults_active"] == ["kill"]
+
+
 def test_operations_ending_after_end_extend_the_timeline() -> None:
     rec = Recorder()
     rec.record(1.9, 2.7, "ok")  # drained after the run's end
