@@ -201,5 +201,5 @@ def step_duration(ctx_duration: float | None, params_duration: float) -> float:
 
 def pool_capacity(pool: Pool) -> int:
     """Every slot the pool may run at once: its core size plus its overflow."""
-    config: Any = getattr(pool, "config", pool)
+    config = pool.config
     return int(config.size) + int(config.max_overflow)

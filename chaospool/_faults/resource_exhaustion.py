@@ -204,9 +204,9 @@ async def _exhaust_fds(ctx: FaultContext, handle: WorkerHandle, duration: float)
     before = proc.num_fds()
     soft, _hard = proc.rlimit(psutil.RLIMIT_NOFILE)
     amount = int(ctx.params.amount or max(0, soft - FD_HEADROOM - before))
-    await handle.control("fds", {"amount": amount})
+    reply = await handle.control("fds", {"amount": amount})
     return {"amount": amount, "soft_limit": soft, "fds_before": before,
-            "fds_during": proc.num_fds()}
+            "opened": _field(reply, "opened"), "fds_during": proc.num_fds()}
 
 
 _EXHAUST = {"cpu": _exhaust_cpu, "memory": _exhaust_memory, "fds": _exhaust_fds}
@@ -228,7 +228,7 @@ async def _release(resource: str, handle: WorkerHandle, entry: dict[str, Any]) -
         return {"released": True, "rss_peak": peak, "freed": _field(reply, "leaked"),
                 "rss_after": handle.rss()}
     reply = await handle.control("unfds")
-    return {"released": True, "opened": _field(reply, "opened"),
+    return {"released": True, "closed": _field(reply, "closed"),
             "fds_after": psutil.Process(handle.pid).num_fds()}
 
 

@@ -90,7 +90,8 @@ async def _unslow(handle: WorkerHandle) -> dict[str, Any]:
     if is_gone(handle):
         return {"restored": False, "worker_gone": True}
     reply = await handle.control("unslow")
-    delayed = reply.get("delayed") if isinstance(reply, dict) else reply
+    # The worker's own count of replies it held back, when its runtime keeps one.
+    delayed = reply.get("delayed") if isinstance(reply, dict) else None
     return {"restored": True, "delayed_replies": delayed}
 
 

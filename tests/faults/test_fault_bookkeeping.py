@@ -284,7 +284,7 @@ async def test_cpu_memory_and_fds_use_control_ops_and_undo_them() -> None:
     worker = pool.workers[0]
     worker.pid = os.getpid()  # psutil measures a real process: this one (the fake sends nothing)
     pool.owned.add(worker.pid)
-    worker.replies = {"unleak": {"leaked": 10_000}, "unfds": {"opened": 7}}
+    worker.replies = {"unleak": {"leaked": 10_000}, "fds": {"opened": 7}, "unfds": {"closed": 7}}
     for resource, amount in [("cpu", 2), ("memory", 10_000), ("fds", 7)]:
         ctx = context(ResourceExhaustion, pool, [worker], duration=1.0, resource=resource,
                       amount=amount)
