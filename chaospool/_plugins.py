@@ -480,6 +480,14 @@ class Hooks:
 
         return on_event
 
+    def subscribe_pool(self, pool: Any) -> Callable[[], None]:
+        """Subscribe the pool-event hook to ``pool`` if a plugin listens; return unsubscribe."""
+        callback = self.pool_event_callback()
+        if callback is None:
+            return _nothing
+        unsubscribe: Callable[[], None] = pool.subscribe(callback)
+        return unsubscribe
+
     def _impls(self, hook: str) -> list[pluggy.HookImpl]:
         caller: pluggy.HookCaller = getattr(self._pm.hook, hook)
         return list(reversed(caller.get_hookimpls()))  # pluggy calls the list back to front
@@ -500,3 +508,7 @@ class Hooks:
             known.count += 1
             return
         self._errors[(plugin, hook)] = HookError(plugin, hook, f"{type(exc).__name__}: {exc}")
+
+
+def _nothing() -> None:
+    return None

@@ -116,3 +116,28 @@ def test_base_exceptions_are_not_swallowed() -> None:
     pm.register(Interrupting())
     with pytest.raises(KeyboardInterrupt):
         Hooks(pm).experiment_start(None, 1)
+
+
+class SubscribablePool:
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    def subscribe(self, callback: Any) -> Any:
+        self.callbacks.append(callback)
+        return lambda: self.callbacks.remove(callback)
+
+
+def test_subscribe_pool_only_when_someone_listens() -> None:
+    pool = SubscribablePool()
+    Hooks(plugin_manager()).subscribe_pool(pool)()
+    assert pool.callbacks == []
+
+    pm = plugin_manager()
+    recorder = Recorder()
+    pm.register(recorder)
+    unsubscribe = Hooks(pm).subscribe_pool(pool)
+    [callback] = pool.callbacks
+    callback(SimpleNamespace(kind="restart"))
+    unsubscribe()
+    assert pool.callbacks == []
+    assert recorder.calls == [("event", "restart")]
