@@ -6,6 +6,8 @@ through these same hooks.
 
 Plugins are found in the ``chaospool`` entry-point group, from ``--plugin SPEC`` (a module name
 or a ``.py`` path) and from an experiment's ``plugins:`` list (paths relative to the file).
+A function named like a hook but not marked ``@hookimpl``, or a ``chaospool_`` hook that does
+not exist (a typo), is refused when the plugin loads. See ``docs/plugins.md``.
 """
 
 from __future__ import annotations
@@ -26,37 +28,67 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def chaospool_register_faults() -> list[type[Fault]]:  # type: ignore[empty-body]
-    """Return fault classes (subclasses of :class:`chaospool.Fault`) this plugin provides."""
+    """Return the fault classes (subclasses of :class:`chaospool.Fault`) this plugin provides.
+
+    Called once per plugin manager. Each class needs a unique ``name`` and a dataclass
+    ``Params`` whose fields do not reuse a step's common keys (``duration`` excepted: it gives
+    the step's default duration); ``inject`` and ``revert`` are ``async def``. A bad class is
+    refused with ``PluginLoadError`` naming the plugin.
+    """
 
 
 @hookspec
 def chaospool_register_reporters() -> list[Any]:  # type: ignore[empty-body]
-    """Return reporters: objects with ``name`` and ``write(journal: dict, path: str) -> None``."""
+    """Return reporters: objects with ``name`` and ``write(journal: dict, path: str) -> None``.
+
+    A reporter sees only the finished journal dict (CONTRACT §3), so ``chaospool report`` can
+    re-render it from a file. The first reporter registered under a name wins.
+    """
 
 
 @hookspec
 def chaospool_experiment_start(experiment: Any, seed: int) -> None:
-    """Called once the pool is up, before the load starts."""
+    """Called once the pool is up, before the load starts.
+
+    ``experiment`` is the validated model (``.title``, ``.duration``, ``.pool``, ``.method``...);
+    ``seed`` the run's seed. Notification hooks (this one and those below) run one
+    implementation at a time: an exception is caught, recorded in the journal's
+    ``plugin_errors`` with the plugin's name, and the run goes on.
+    """
 
 
 @hookspec
 def chaospool_experiment_end(experiment: Any, journal: dict[str, Any]) -> None:
-    """Called after every fault was reverted and the pool closed, with the finished journal."""
+    """Called after every fault was reverted and the pool closed, with the finished journal.
+
+    Also called when the run failed or was aborted (see ``journal["status"]``).
+    """
 
 
 @hookspec
 def chaospool_before_fault(step: Any, ctx: FaultContext) -> None:
-    """Called just before a fault is injected (``ctx.targets`` already resolved)."""
+    """Called just before a fault is injected (``ctx.targets`` already resolved).
+
+    ``step`` is the scheduled injection: ``.fault`` (fault name), ``.name`` (the step's label),
+    ``.at`` (planned offset in seconds), ``.repetition``, ``.step`` (the step as written).
+    ``ctx`` is the :class:`chaospool.FaultContext` the fault gets (``.targets``, ``.params``).
+    """
 
 
 @hookspec
 def chaospool_after_fault(step: Any, ctx: FaultContext, record: dict[str, Any]) -> None:
-    """Called after a fault was reverted; ``record`` is its journal entry."""
+    """Called after a fault was reverted (or its inject/revert failed).
+
+    ``record`` is its journal entry: ``fault, name, targets, injected_at, reverted_at, effect,
+    error`` (``error`` is ``"Type: message"`` or None).
+    """
 
 
 @hookspec
 def chaospool_pool_event(event: Any) -> None:
     """Called for every pool event (checkout, checkin, crash, restart, recycle, timeout...).
 
-    On the pool's hot path: keep it cheap.
+    ``event`` is a :class:`chaospool.PoolEvent`: ``.kind .time`` (``time.monotonic()``)
+    ``.index .pid .data``. On the pool's hot path: keep it cheap. The engine subscribes only
+    when at least one plugin implements this hook.
     """
