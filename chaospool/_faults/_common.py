@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -203,3 +203,18 @@ def pool_capacity(pool: Pool) -> int:
     """Every slot the pool may run at once: its core size plus its overflow."""
     config = pool.config
     return int(config.size) + int(config.max_overflow)
+
+
+async def undo(
+    handle: WorkerHandle, action: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """Run one target's undo step. A target that died (or is dying) is not a revert failure:
+    whatever the fault did to it went with the process, so it is recorded, not raised."""
+    if is_gone(handle):
+        return {"worker_gone": True}
+    try:
+        return await action()
+    except Exception:
+        if is_gone(handle):
+            return {"worker_gone": True}
+        raise

@@ -13,10 +13,10 @@ from ._common import (
     check_positive,
     close_log,
     ensure_owned,
-    is_gone,
     serving,
     step_duration,
     target_record,
+    undo,
 )
 
 if TYPE_CHECKING:
@@ -90,15 +90,20 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _stop_leak(handle: WorkerHandle, log: EventLog | None) -> dict[str, Any]:
+    async def unleak() -> dict[str, Any]:
+        peak = handle.rss()  # the leak keeps what it allocated until unleak: now is its peak
+        reply = await handle.control("unleak")
+        leaked = reply.get("leaked") if isinstance(reply, dict) else None
+        return {"rss_peak": peak, "recycled": None, "leaked": leaked, "rss_after": handle.rss()}
+
     recycled = _recycle(log, handle.pid)
-    if recycled is not None or is_gone(handle):
+    outcome = {"worker_gone": True} if recycled is not None else await undo(handle, unleak)
+    if outcome.get("worker_gone"):
         # The pool recycled (or lost) the leaking process: its memory went with it.
+        recycled = recycled or _recycle(log, handle.pid)
         return {"rss_peak": recycled.get("rss") if recycled else None,
                 "recycled": recycled, "leaked": None, "rss_after": None}
-    peak = handle.rss()  # the leak keeps what it allocated until unleak: now is its peak
-    reply = await handle.control("unleak")
-    leaked = reply.get("leaked") if isinstance(reply, dict) else reply
-    return {"rss_peak": peak, "recycled": None, "leaked": leaked, "rss_after": handle.rss()}
+    return outcome
 
 
 def _recycle(log: EventLog | None, pid: int | None) -> dict[str, Any] | None:

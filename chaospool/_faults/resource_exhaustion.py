@@ -19,13 +19,13 @@ from ._common import (
     check_positive,
     close_log,
     ensure_owned,
-    is_gone,
     now,
     pool_capacity,
     seconds,
     serving,
     step_duration,
     target_record,
+    undo,
 )
 
 if TYPE_CHECKING:
@@ -213,8 +213,11 @@ _EXHAUST = {"cpu": _exhaust_cpu, "memory": _exhaust_memory, "fds": _exhaust_fds}
 
 
 async def _release(resource: str, handle: WorkerHandle, entry: dict[str, Any]) -> dict[str, Any]:
-    if is_gone(handle):
-        return {"released": False, "worker_gone": True}
+    outcome = await undo(handle, lambda: _undo(resource, handle, entry))
+    return {"released": False, **outcome} if outcome.get("worker_gone") else outcome
+
+
+async def _undo(resource: str, handle: WorkerHandle, entry: dict[str, Any]) -> dict[str, Any]:
     if resource == "cpu":
         times = psutil.Process(handle.pid).cpu_times()
         used = times.user + times.system - entry["_cpu_before"]

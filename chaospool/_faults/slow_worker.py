@@ -14,11 +14,11 @@ from ._common import (
     check_positive,
     close_log,
     ensure_owned,
-    is_gone,
     seconds,
     serving,
     step_duration,
     target_record,
+    undo,
 )
 
 if TYPE_CHECKING:
@@ -87,12 +87,14 @@ class SlowWorker(Fault):
 
 
 async def _unslow(handle: WorkerHandle) -> dict[str, Any]:
-    if is_gone(handle):
-        return {"restored": False, "worker_gone": True}
-    reply = await handle.control("unslow")
-    # The worker's own count of replies it held back, when its runtime keeps one.
-    delayed = reply.get("delayed") if isinstance(reply, dict) else None
-    return {"restored": True, "delayed_replies": delayed}
+    async def unslow() -> dict[str, Any]:
+        reply = await handle.control("unslow")
+        # The worker's own count of replies it held back, when its runtime keeps one.
+        delayed = reply.get("delayed") if isinstance(reply, dict) else None
+        return {"restored": True, "delayed_replies": delayed}
+
+    outcome = await undo(handle, unslow)
+    return {"restored": False, **outcome} if outcome.get("worker_gone") else outcome
 
 
 def _service_times(log: EventLog | None, restored: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from ._common import (
     check_positive,
     close_log,
     ensure_owned,
-    is_gone,
     serving,
     step_duration,
     target_record,
+    undo,
     wait_status,
 )
 
@@ -90,19 +90,20 @@ class Timeout(Fault):
         errors.raise_if_any()
 
     async def _resume(self, ctx: FaultContext, handle: WorkerHandle) -> dict[str, Any]:
-        record = target_record(handle)
-        if is_gone(handle):
+        async def resume() -> dict[str, Any]:
+            if ctx.params.how == "stop":
+                handle.signal(signal.SIGCONT)
+            else:
+                await handle.control("unblock")
+            status = await wait_status(handle, lambda s: s != "stopped")
+            return {"resumed": True, "status_after": status, "killed_by_pool": False}
+
+        outcome = await undo(handle, resume)
+        if outcome.get("worker_gone"):
             # The pool killed the silent worker (request timeout or failed health check):
             # there is nothing left to resume, and the slot has a new process.
-            record.update(resumed=False, status_after=None, killed_by_pool=True)
-            return record
-        if ctx.params.how == "stop":
-            handle.signal(signal.SIGCONT)
-        else:
-            await handle.control("unblock")
-        status = await wait_status(handle, lambda s: s != "stopped")
-        record.update(resumed=True, status_after=status, killed_by_pool=False)
-        return record
+            outcome = {"resumed": False, "status_after": None, "killed_by_pool": True}
+        return {**target_record(handle), **outcome}
 
 
 def _timeouts(log: EventLog | None, resumed: list[dict[str, Any]]) -> dict[str, Any]:
