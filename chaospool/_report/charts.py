@@ -50,6 +50,9 @@ _LABEL_CSS = (
     "font-weight:600;fill:#222}"
 )
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.S)
+_PLOT_WIDTH = re.compile(r'class="plot"><rect x="0" y="0" width="([0-9.]+)"')
+_LABEL = re.compile(r'<text x="([0-9.]+)" (y="[0-9.]+") class="label">([^<]*)</text>')
+_LABEL_PX = 12
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ def _style(n_faults: int, line_colour: str) -> Style:
 
 def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
            x_end: float) -> Any:
+    legend_rows = (n_faults + 2) // 2  # the line's entry and one per fault, two a row
     return pygal.XY(
         js=[],  # pygal's default loads a tooltip script from the network
         style=_style(n_faults, colour),
@@ -150,7 +154,7 @@ def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
         x_title="seconds since start",
         y_title=y_title,
         width=1100,
-        height=380,
+        height=340 + 19 * legend_rows,  # the plot keeps its height as the legend grows
         range=(0, top),
         xrange=(0, x_end),
         show_dots=False,
@@ -161,7 +165,8 @@ def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
         truncate_legend=-1,
         show_x_guides=False,
         margin=8,
-        margin_bottom=26,  # pygal clips the second legend row without it
+        # pygal under-reserves room for a legend of several rows: add one row's height for each.
+        margin_bottom=8 + 19 * (legend_rows - 1),
         no_data_text="no timeline data",
     )
 
@@ -183,11 +188,33 @@ def _add_windows(chart: Any, windows: Sequence[Window], top: float) -> None:
                   stroke_style={"width": 1.0})
 
 
+def _keep_labels_inside(svg: str) -> str:
+    """Flip a window label that would run off the plot's right edge to the band's left side.
+
+    pygal always writes a label rightwards from its point; near the end of the run that cuts
+    it off. Estimated at 0.62 em a character (bold sans), which errs towards flipping.
+    """
+    found = _PLOT_WIDTH.search(svg)
+    if found is None:
+        return svg
+    width = float(found.group(1))
+
+    def place(match: re.Match[str]) -> str:
+        x, y, text = float(match.group(1)), match.group(2), match.group(3)
+        if x + len(text) * _LABEL_PX * 0.62 <= width:
+            return match.group(0)
+        # The point sits one font size left of x, on the band's left edge.
+        return (f'<text x="{x - 1.5 * _LABEL_PX:.2f}" {y} class="label" '
+                f'text-anchor="end">{text}</text>')
+
+    return _LABEL.sub(place, svg)
+
+
 def _render(chart: Any) -> str:
     svg = chart.render(disable_xml_declaration=True)
     svg = svg.decode() if isinstance(svg, bytes) else svg
     # The remaining inline script only feeds the (disabled) tooltips; the comments hold URLs.
-    return _SCRIPT.sub("", _COMMENT.sub("", svg))
+    return _keep_labels_inside(_SCRIPT.sub("", _COMMENT.sub("", svg)))
 
 
 def _one(series: _Series, windows: Sequence[Window], spec: tuple[str, str, str, str],

@@ -134,3 +134,14 @@ def test_pygal_leaves_failed_imports_silent() -> None:
 
     with pytest.raises(ImportError):  # and no ImportWarning (an error in this suite)
         __import__("chaospool_no_such_module_for_this_test")
+
+
+def test_label_near_the_end_is_kept_inside_the_plot(journal: dict[str, Any]) -> None:
+    journal["faults"][2].update(injected_at=29.0, reverted_at=29.2)
+    svg = timeline_charts(journal)[0]
+    label = re.search(r'<text [^>]*>F3 kill worker #3 \(port_crash\)</text>', svg)
+    assert label is not None
+    assert 'text-anchor="end"' in label.group(0)  # drawn leftwards, not off the edge
+    first = re.search(r'<text [^>]*>F1 kill worker #1 \(port_crash\)</text>', svg)
+    assert first is not None
+    assert "text-anchor" not in first.group(0)
