@@ -209,3 +209,9 @@ def test_assert_ok_fails_an_aborted_run_and_names_fault_errors() -> None:
     with pytest.raises(AssertionError, match="status failed") as info:
         report.assert_ok()
     assert "OSError: no such process" in str(info.value)
+
+
+def test_report_is_the_public_one() -> None:
+    import chaospool
+
+    assert chaospool.Report is Report

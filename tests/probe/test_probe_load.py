@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from probe_fakes import REPLY, Call, FakePool, Load, ManualClock, Mix, RealClock, StepClock
 
@@ -261,3 +262,28 @@ async def _wait(predicate: Any) -> None:
     from chaospool.testing import wait_for
 
     await wait_for(predicate, timeout=5.0, interval=0.001)
+
+
+async def test_clients_think_between_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+        await anyio.lowlevel.checkpoint()
+
+    monkeypatch.setattr(anyio, "sleep", fake_sleep)
+    probe, _ = await run_probe(Load(clients=2, think=0.25), stop_at=0.05)
+    assert len(slept) == len(probe.recorder) > 0
+    assert set(slept) == {0.25}
+
+
+async def test_the_dsl_load_model_drives_the_probe() -> None:
+    model = pytest.importorskip("chaospool._dsl.model")
+    load = model.LoadSpec(clients=2, rate=None, think=0.0, sessions=4, retries=1,
+                          mix=(model.MixEntry("echo", 3.0, {"n": 1}),
+                               model.MixEntry("ping", 1.0, None)))
+    pool = FakePool()
+    probe = Probe(pool, load, random.Random(2), StepClock())
+    await probe.run(0.1)
+    assert kinds(probe.recorder) == {"ok": len(probe.recorder)}
+    assert {c.command for c in pool.calls} == {"echo", "ping"}
