@@ -66,7 +66,9 @@ _sink = _Sink()
 @hookimpl
 def chaospool_experiment_start(experiment: Any, seed: int) -> None:
     _sink.open()
-    _sink.write("experiment_start", title=getattr(experiment, "title", None), seed=seed)
+    _sink.write(
+        "experiment_start", at=_sink.t0, title=getattr(experiment, "title", None), seed=seed
+    )
 
 
 @hookimpl

@@ -1,0 +1,152 @@
+"""The example plugins' logic against stand-in handles (fast); real pools: the integration file."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chaospool._plugins import Hooks, fault_infos, plugin_manager
+from chaospool.errors import WorkerCrashed
+from chaospool.fault import FaultContext
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Handle:
+    def __init__(self, index: int, pid: int, *, dies: bool = False) -> None:
+        self.index, self.pid, self.state = index, pid, "ready"
+        self.dies = dies  # the worker sent its bad frame: the pool killed it
+        self.calls: list[tuple[str, Any]] = []
+
+    async def control(self, op: str, args: Any = None, **options: Any) -> Any:
+        self.calls.append((op, args))
+        if op == "uncorrupt" and self.dies:
+            raise WorkerCrashed("protocol error", pid=self.pid)
+        return {"remaining": 1} if op == "uncorrupt" else None
+
+
+class Pool:
+    def __init__(self) -> None:
+        self.listeners: list[Callable[[Any], None]] = []
+        self.waited: list[tuple[int, int | None]] = []
+
+    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        self.listeners.append(callback)
+        return lambda: self.listeners.remove(callback)
+
+    def emit(self, kind: str, index: int, pid: int) -> None:
+        for listener in list(self.listeners):
+            listener(SimpleNamespace(kind=kind, index=index, pid=pid, data={"exitcode": -9}))
+
+    async def wait_serving(self, index: int, *, not_pid: int | None = None, **options: Any) -> Any:
+        self.waited.append((index, not_pid))
+        return SimpleNamespace(index=index, pid=9000 + index)
+
+
+@pytest.fixture
+def byzantine() -> Any:
+    pm = plugin_manager([str(ROOT / "plugins" / "byzantine.py")])
+    info = fault_infos(pm)["byzantine_reply"]
+    assert info.describe()["params"] == {"mode": "garbage", "count": 1, "duration": 1.0}
+    return info.cls
+
+
+@pytest.mark.anyio
+async def test_byzantine_corrupts_then_settles_each_target(byzantine: Any) -> None:
+    liar, quiet = Handle(0, 100, dies=True), Handle(1, 101)
+    pool = Pool()
+    ctx = FaultContext(
+        params=byzantine.Params(mode="truncate", count=2),
+        targets=[liar, quiet],
+        pool=pool,  # type: ignore[arg-type]
+        rng=random.Random(1),
+    )
+    fault = byzantine()
+    await fault.inject(ctx)
+    assert liar.calls == [("corrupt", {"mode": "truncate", "count": 2})]
+    pool.emit("crash", 0, 100)  # the pool saw the bad frame and killed the liar
+    pool.emit("crash", 5, 555)  # someone else's crash: not this fault's evidence
+    liar.state = "dead"
+    await fault.revert(ctx)
+    assert pool.listeners == []
+    assert quiet.calls[-1] == ("uncorrupt", None)
+    assert pool.waited == [(0, 100)]
+    assert ctx.effect["corrupted"] == [{"index": 0, "pid": 100}, {"index": 1, "pid": 101}]
+    assert ctx.effect["outcomes"] == [
+        {"index": 0, "pid": 100, "replaced_by": 9000},
+        {"index": 1, "pid": 101, "replaced_by": None, "uncorrupt": {"remaining": 1}},
+    ]
+    assert ctx.effect["crashes"] == [{"index": 0, "pid": 100, "data": {"exitcode": -9}}]
+
+
+@pytest.mark.anyio
+async def test_byzantine_worker_dying_during_revert_is_a_replacement(byzantine: Any) -> None:
+    handle, pool = Handle(0, 100, dies=True), Pool()  # still "ready" as revert starts
+    ctx = FaultContext(byzantine.Params(), [handle], pool, random.Random(1))  # type: ignore[arg-type]
+    fault = byzantine()
+    await fault.inject(ctx)
+    await fault.revert(ctx)
+    assert ctx.effect["outcomes"] == [{"index": 0, "pid": 100, "replaced_by": 9000}]
+
+
+def test_byzantine_count_must_be_positive(byzantine: Any) -> None:
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        byzantine.Params(count=0)
+
+
+def test_events_jsonl_writes_one_line_per_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "events.jsonl"
+    monkeypatch.setenv("CHAOSPOOL_EVENTS_PATH", str(out))
+    pm = plugin_manager([str(ROOT / "plugins" / "events_jsonl.py")])
+    hooks = Hooks(pm)
+    callback = hooks.pool_event_callback()
+    assert callback is not None
+    step = SimpleNamespace(fault="port_crash", name="kill-one")
+    ctx = SimpleNamespace(targets=[SimpleNamespace(index=1, pid=4243)])
+    hooks.experiment_start(SimpleNamespace(title="demo"), 42)
+    callback(SimpleNamespace(kind="checkout", time=time.monotonic(), index=0, pid=4242, data={}))
+    hooks.before_fault(step, ctx)
+    record = {"error": None, "injected_at": 1.0, "reverted_at": 1.2}
+    hooks.after_fault(step, ctx, record)
+    hooks.experiment_end(SimpleNamespace(), {"status": "completed", "ok": True})
+    assert hooks.errors == []
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["type"] for line in lines] == [
+        "experiment_start",
+        "pool_event",
+        "fault_start",
+        "fault_end",
+        "experiment_end",
+    ]
+    assert lines[0] == {"type": "experiment_start", "t": 0.0, "title": "demo", "seed": 42}
+    assert (lines[1]["kind"], lines[1]["pid"]) == ("checkout", 4242)
+    assert lines[2]["targets"] == [{"index": 1, "pid": 4243}]
+    assert lines[3]["reverted_at"] == 1.2
+    assert lines[4]["ok"] is True
+    assert all(0 <= line["t"] < 10 for line in lines)
+    # a second run appends, opening with its own experiment_start
+    hooks.experiment_start(SimpleNamespace(title="again"), 43)
+    hooks.experiment_end(SimpleNamespace(), {"status": "aborted", "ok": False})
+    assert len(out.read_text().splitlines()) == 7
+
+
+def test_events_jsonl_outside_a_run_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHAOSPOOL_EVENTS_PATH", raising=False)
+    hooks = Hooks(plugin_manager([str(ROOT / "plugins" / "events_jsonl.py")]))
+    hooks.experiment_end(SimpleNamespace(), {"status": "failed", "ok": False})
+    assert hooks.errors == []
+    assert not (tmp_path / "chaospool-events.jsonl").exists()
