@@ -209,7 +209,7 @@ class LiveProgress:
         if self.enabled:
             # auto_refresh=False: no refresh thread; update() redraws.
             self._live = Live(self._renderable(), console=self.console, auto_refresh=False,
-                              transient=True, redirect_stdout=False, redirect_stderr=False)
+                              transient=True)  # prints during the run land above it
             self._live.start()
         return self
 
