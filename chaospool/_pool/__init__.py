@@ -1,0 +1,1 @@
+"""The pool runtime behind ``chaospool.pool``: core, supervision, channel backends."""

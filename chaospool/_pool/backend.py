@@ -1,0 +1,96 @@
+"""The channel seam: a ``Backend`` starts workers, a ``Link`` talks to one of them.
+
+Kept deliberately narrow -- spawn, send, receive, signal, close, wait -- so that a backend of
+another kind (a Ray actor, a remote host) fits beside the subprocess one and the in-memory one.
+Everything else (checkout, timeouts, partitions, supervision) lives above it, in the pool.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from chaospool._wire import protocol as p
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+LOG_LINES = 50  # the last lines of a worker's stdout/stderr kept for error messages
+
+
+class LinkClosed(Exception):
+    """The channel reached EOF or was closed: the worker is gone or cut off."""
+
+
+class MalformedFrame(Exception):
+    """A frame could not be decoded: the worker (or its channel) is broken."""
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    exitcode: int | None
+    signal: int | None
+
+    def describe(self) -> str:
+        if self.signal is not None:
+            try:
+                name = _signal.Signals(self.signal).name
+            except ValueError:
+                name = str(self.signal)
+            return f"killed by signal {self.signal} ({name})"
+        if self.exitcode is not None:
+            return f"exited with code {self.exitcode}"
+        return "exit status unknown"
+
+
+@runtime_checkable
+class Link(Protocol):
+    """One worker incarnation's channel and process."""
+
+    pid: int
+    log: deque[str]
+
+    async def send(self, msg: p.Message) -> None:
+        """Send one message; raises LinkClosed if the channel is gone."""
+
+    async def receive(self) -> list[p.Message]:
+        """The next message(s); raises LinkClosed at EOF, MalformedFrame on a bad frame."""
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the worker and its process group; ProcessLookupError if gone."""
+
+    def close(self) -> None:
+        """Close the pool's end of the channel (the worker sees EOF and leaves)."""
+
+    async def wait(self) -> ExitStatus:
+        """Wait until the worker has exited and was reaped; return how it ended."""
+
+    def exit_status(self) -> ExitStatus | None:
+        """How it ended, once reaped (None while alive)."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Starts workers of one worker module."""
+
+    #: True when workers are real OS processes (psutil can measure them).
+    real_processes: bool
+
+    async def start(self, tg: TaskGroup) -> list[str]:
+        """Prepare (import the worker module once, say); return its command names.
+
+        Raises WorkerStartError (with the remote traceback) if the module cannot be loaded.
+        ``tg`` is the pool's task group, for the backend's own long-lived tasks.
+        """
+
+    async def spawn(self, index: int) -> Link:
+        """Start one worker for slot ``index``; the Hello is the pool's to read."""
+
+    async def aclose(self) -> None:
+        """Stop what ``start`` began; every process reaped on return."""
+
+
+def new_log() -> deque[str]:
+    return deque(maxlen=LOG_LINES)

@@ -1,0 +1,103 @@
+"""The pool's validated configuration (the keyword arguments of ``Pool``)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+
+
+def parse_size(value: int | float | str | None) -> int | None:
+    """Bytes from ``300MB``, ``1.5GiB``, ``4096`` or None. KB/MB/GB are powers of 1024 here
+    too (what memory limits conventionally mean); the ``i`` forms are accepted alike."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a size: {value!r}")
+    if isinstance(value, int | float):
+        if value < 0 or not math.isfinite(value):
+            raise ValueError(f"a size must be a finite number >= 0, not {value!r}")
+        return int(value)
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (try 300MB or a number of bytes)")
+    number, unit = match.groups()
+    prefix = (unit or "b").lower()[0]
+    power = 0 if prefix == "b" else "kmgt".index(prefix) + 1
+    return int(float(number) * 1024**power)
+
+
+def _positive(name: str, value: float, *, zero_ok: bool = False) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ValueError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    worker: str
+    size: int = 4
+    max_overflow: int = 0
+    strategy: str = "lifo"
+    checkout_timeout: float = 5.0
+    request_timeout: float = 30.0
+    max_queue: int = 1000
+    max_restarts: int = 20
+    restart_within: float = 10.0
+    max_memory: int | None = None
+    max_requests: int | None = None
+    overflow_idle: float = 5.0
+    lazy: bool = False
+    health_interval: float = 1.0  # 0 disables heartbeats
+    health_timeout: float = 1.0
+    start_timeout: float = 15.0
+    stop_grace: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.worker, str) or not self.worker:
+            raise ValueError("worker must name an importable module (module or module:object)")
+        if not isinstance(self.size, int) or self.size < 1:
+            raise ValueError(f"size must be an integer >= 1, not {self.size!r}")
+        if not isinstance(self.max_overflow, int) or self.max_overflow < 0:
+            raise ValueError(f"max_overflow must be an integer >= 0, not {self.max_overflow!r}")
+        if self.strategy not in ("lifo", "fifo"):
+            raise ValueError(f"strategy must be 'lifo' or 'fifo', not {self.strategy!r}")
+        if not isinstance(self.max_queue, int) or self.max_queue < 0:
+            raise ValueError(f"max_queue must be an integer >= 0, not {self.max_queue!r}")
+        for name in ("checkout_timeout", "request_timeout", "start_timeout", "restart_within"):
+            _positive(name, getattr(self, name))
+        for name in ("overflow_idle", "health_interval", "health_timeout", "stop_grace"):
+            _positive(name, getattr(self, name), zero_ok=True)
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ValueError(f"max_requests must be >= 1, not {self.max_requests!r}")
+
+    @property
+    def slots(self) -> int:
+        return self.size + self.max_overflow
+
+
+def build_config(worker: str, **kw: Any) -> PoolConfig:
+    """Normalise ``Pool``'s keyword arguments (nested restart / health_check mappings)."""
+    restart: Mapping[str, Any] = kw.pop("restart", None) or {}
+    health: Mapping[str, Any] | bool | None = kw.pop("health_check", None)
+    unknown = set(restart) - {"max_restarts", "within"}
+    if unknown:
+        raise ValueError(f"unknown restart keys {sorted(unknown)}; use max_restarts, within")
+    kw["max_restarts"] = int(restart.get("max_restarts", 20))
+    kw["restart_within"] = float(restart.get("within", 10.0))
+    if health is False:
+        kw["health_interval"] = 0.0
+    elif isinstance(health, Mapping):
+        unknown = set(health) - {"interval", "timeout"}
+        if unknown:
+            raise ValueError(f"unknown health_check keys {sorted(unknown)}; use interval, timeout")
+        kw["health_interval"] = float(health.get("interval", 1.0))
+        kw["health_timeout"] = float(health.get("timeout", 1.0))
+    kw["max_memory"] = parse_size(kw.get("max_memory"))
+    return PoolConfig(worker=worker, **kw)

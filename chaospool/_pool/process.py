@@ -1,0 +1,340 @@
+"""The subprocess backend: one warm fork server (zygote), workers forked from it.
+
+The zygote imports the worker module (and msgspec) once; a replacement worker is then a
+``fork()`` away (a few milliseconds) instead of a fresh interpreter (tens of milliseconds).
+Each worker gets three fds of its own, passed with SCM_RIGHTS: a data socket, a control socket,
+and the write end of a log pipe that becomes its fd 1 and 2 -- so ``print()`` in a worker lands
+in its log (last lines kept for error messages), never in the protocol.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal as _signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from typing import TYPE_CHECKING
+
+import anyio
+import msgspec
+
+from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame, new_log
+from chaospool._wire import protocol as p
+from chaospool.errors import WorkerStartError
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+_UNKNOWN = ExitStatus(None, None)
+
+
+class _Exit:
+    """Where the zygote's ``Exited`` report for one pid lands."""
+
+    __slots__ = ("event", "status")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.status: ExitStatus | None = None
+
+    def set(self, status: ExitStatus) -> None:
+        if self.status is None:
+            self.status = status
+            self.event.set()
+
+
+async def _drain_lines(fd: int, log: deque[str]) -> None:
+    """Read a pipe until EOF, keeping its last lines (a worker's stdout/stderr)."""
+    os.set_blocking(fd, False)
+    pending = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                await anyio.wait_readable(fd)
+                continue
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            log.extend(line.decode(errors="replace") for line in lines)
+            pending = pending[-4096:]
+    except (OSError, anyio.ClosedResourceError):
+        pass
+    finally:
+        if pending:
+            log.append(pending.decode(errors="replace"))
+        os.close(fd)
+
+
+class ProcessLink:
+    """The pool's end of one forked worker: data + control sockets, log, exit report."""
+
+    def __init__(self, pid: int, data: socket.socket, ctl: socket.socket, exit_: _Exit) -> None:
+        self.pid = pid
+        self.log = new_log()
+        self._data = data
+        self._ctl = ctl
+        self._exit = exit_
+        self._buf = p.FrameBuffer()
+        self._closed = False
+        self._send_lock = anyio.Lock(fast_acquire=True)
+
+    async def send(self, msg: p.Message) -> None:
+        if self._closed:
+            raise LinkClosed("channel closed")
+        sock = self._ctl if isinstance(msg, p.Ping | p.Control) else self._data
+        frame = p.encode_frame(msg)
+        async with self._send_lock:  # a partial write must finish before the next frame
+            view = memoryview(frame)
+            while view:
+                try:
+                    view = view[sock.send(view) :]
+                except BlockingIOError:
+                    await anyio.wait_writable(sock)
+                except OSError as exc:
+                    raise LinkClosed(str(exc)) from exc
+
+    async def receive(self) -> list[p.Message]:
+        while True:
+            try:
+                chunk = self._data.recv(262144)
+            except BlockingIOError:
+                try:
+                    await anyio.wait_readable(self._data)
+                except (anyio.ClosedResourceError, OSError) as exc:
+                    raise LinkClosed("channel closed") from exc
+                continue
+            except OSError as exc:
+                raise LinkClosed(str(exc)) from exc
+            if not chunk:
+                raise LinkClosed("EOF")
+            try:
+                frames = self._buf.feed(chunk)
+                if frames:
+                    return [p.decode(f) for f in frames]
+            except (ValueError, msgspec.DecodeError) as exc:
+                raise MalformedFrame(str(exc)) from exc
+
+    def signal(self, sig: int) -> None:
+        if self._exit.status is not None:
+            raise ProcessLookupError(f"worker {self.pid} has exited")
+        try:
+            os.killpg(self.pid, sig)  # the worker leads its own group: grandchildren too
+        except ProcessLookupError:
+            os.kill(self.pid, sig)  # not yet in its own group (just forked)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for sock in (self._data, self._ctl):
+            anyio.notify_closing(sock)  # wake a receive() waiting on it
+            sock.close()
+
+    async def wait(self) -> ExitStatus:
+        await self._exit.event.wait()
+        return self._exit.status or _UNKNOWN
+
+    def exit_status(self) -> ExitStatus | None:
+        return self._exit.status
+
+
+class ProcessBackend:
+    """Workers as forked subprocesses of a warm zygote."""
+
+    real_processes = True
+
+    def __init__(self, worker: str, *, start_timeout: float = 15.0) -> None:
+        self.worker = worker
+        self.start_timeout = start_timeout
+        self.zygote_log = new_log()
+        self._tg: TaskGroup | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._tokens = itertools.count(1)
+        self._spawned: dict[int, tuple[anyio.Event, list[int]]] = {}
+        self._exits: dict[int, _Exit] = {}
+        self._alive = False
+        self._hello: anyio.Event | None = None
+        self._first: p.ZygoteMessage | None = None
+        self._lock = anyio.Lock()
+
+    async def start(self, tg: TaskGroup) -> list[str]:
+        self._tg = tg
+        hello = await self._start_zygote()
+        return hello.commands
+
+    async def _start_zygote(self) -> p.Hello:
+        assert self._tg is not None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        log_r, log_w = os.pipe()
+        config = {"worker": self.worker, "sys_path": sys.path, "parent": os.getpid(),
+                  "fd": theirs.fileno()}
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "chaospool._worker.zygote", json.dumps(config)],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log_w,
+                stderr=log_w, start_new_session=True,
+            )
+        finally:
+            theirs.close()
+            os.close(log_w)
+        ours.setblocking(False)
+        self._sock = ours
+        self._alive = True
+        self._hello = anyio.Event()
+        self._tg.start_soon(_drain_lines, log_r, self.zygote_log)
+        self._tg.start_soon(self._read_zygote, ours, self._proc)
+        with anyio.move_on_after(self.start_timeout):
+            await self._hello.wait()
+        return self._check_hello()
+
+    def _check_hello(self) -> p.Hello:
+        first = self._first
+        if isinstance(first, p.Hello) and first.version == p.PROTOCOL_VERSION:
+            return first
+        tail = "\n".join(self.zygote_log)
+        if isinstance(first, p.StartFailed):
+            raise WorkerStartError(
+                f"worker module {self.worker!r} failed to import: {first.error_type}: "
+                f"{first.message}\n--- remote traceback ---\n{first.traceback}",
+                pid=first.pid, exitcode=1,
+            )
+        if isinstance(first, p.Hello):
+            raise WorkerStartError(f"protocol version {first.version} != {p.PROTOCOL_VERSION}")
+        raise WorkerStartError(
+            f"the fork server for {self.worker!r} did not answer within {self.start_timeout}s"
+            f"{': ' + tail if tail else ''}"
+        )
+
+    async def _read_zygote(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
+        try:
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    await anyio.wait_readable(sock)
+                    continue
+                if not data:
+                    break
+                self._on_zygote(p.decode_zygote(data))
+        except (OSError, anyio.ClosedResourceError, msgspec.DecodeError):
+            pass
+        finally:
+            await self._zygote_gone(sock, proc)
+
+    def _on_zygote(self, msg: p.ZygoteMessage) -> None:
+        if isinstance(msg, p.Hello | p.StartFailed):
+            self._first = msg
+            if self._hello is not None:
+                self._hello.set()
+        elif isinstance(msg, p.Spawned):
+            self._exits[msg.pid] = _Exit()
+            entry = self._spawned.get(msg.token)
+            if entry is not None:
+                entry[1].append(msg.pid)
+                entry[0].set()
+        elif isinstance(msg, p.Exited):
+            exit_ = self._exits.pop(msg.pid, None)
+            if exit_ is not None:
+                exit_.set(ExitStatus(msg.exitcode, msg.signal))
+
+    async def _zygote_gone(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
+        """The zygote is gone: its workers die with it (PDEATHSIG); reap it, release waiters."""
+        with anyio.CancelScope(shield=True):
+            self._alive = False
+            if self._hello is not None:
+                self._hello.set()
+            for event, _ in self._spawned.values():
+                event.set()
+            await _reap(proc, grace=2.0)
+            # every worker it forked is dead now (SIGKILLed by the kernel); nobody else reports
+            for exit_ in self._exits.values():
+                exit_.set(ExitStatus(None, _signal.SIGKILL))
+            self._exits.clear()
+            if self._sock is sock:
+                self._sock = None
+            sock.close()
+
+    async def spawn(self, index: int) -> ProcessLink:
+        async with self._lock:
+            if not self._alive:  # the fork server died: start a new one, then carry on
+                await self._start_zygote()
+        data_p, data_c = socket.socketpair()
+        ctl_p, ctl_c = socket.socketpair()
+        log_r, log_w = os.pipe()
+        token = next(self._tokens)
+        event, pids = anyio.Event(), []
+        self._spawned[token] = (event, pids)
+        try:
+            assert self._sock is not None
+            socket.send_fds(
+                self._sock,
+                [p.encode_zygote(p.Spawn(token, index))],
+                [data_c.fileno(), ctl_c.fileno(), log_w],
+            )
+        except (OSError, AssertionError) as exc:
+            del self._spawned[token]
+            for sock in (data_p, ctl_p):
+                sock.close()
+            os.close(log_r)
+            raise WorkerStartError(f"the fork server is gone: {exc}") from exc
+        finally:
+            data_c.close()
+            ctl_c.close()
+            os.close(log_w)
+        try:
+            await event.wait()
+        finally:
+            del self._spawned[token]
+        if not pids:
+            data_p.close()
+            ctl_p.close()
+            os.close(log_r)
+            raise WorkerStartError(f"the fork server died while starting worker {index}")
+        return self._link(pids[0], data_p, ctl_p, log_r)
+
+    def _link(self, pid: int, data: socket.socket, ctl: socket.socket, log_r: int) -> ProcessLink:
+        data.setblocking(False)
+        ctl.setblocking(False)
+        exit_ = self._exits.get(pid) or _Exit()
+        link = ProcessLink(pid, data, ctl, exit_)
+        assert self._tg is not None
+        self._tg.start_soon(_drain_lines, log_r, link.log)
+        return link
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            sock, proc = self._sock, self._proc
+            if sock is not None:
+                # EOF tells the zygote to SIGKILL what is left and leave; _read_zygote reaps it
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            if proc is not None:
+                await _reap(proc, grace=5.0)
+
+
+async def _reap(proc: subprocess.Popen[bytes], *, grace: float) -> None:
+    """Wait for ``proc`` to exit (pidfd, no thread), SIGKILL after ``grace``; reap it."""
+    if proc.poll() is not None:
+        return
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        proc.wait()
+        return
+    try:
+        with anyio.move_on_after(grace):
+            await anyio.wait_readable(pidfd)
+        if proc.poll() is None:
+            proc.kill()
+            await anyio.wait_readable(pidfd)
+        proc.wait()
+    finally:
+        os.close(pidfd)

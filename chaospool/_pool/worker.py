@@ -1,0 +1,124 @@
+"""The pool's record of one worker incarnation, its in-flight calls and its partition."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from chaospool._wire import protocol as p
+
+if TYPE_CHECKING:
+    import psutil
+
+    from chaospool._pool.backend import ExitStatus, Link
+
+DIRECTIONS = ("both", "to_worker", "from_worker")
+MODES = ("drop", "hold")
+
+
+class Pending:
+    """One call in flight on a worker: a command (at most one) or a control op / ping."""
+
+    __slots__ = ("abandoned", "command", "deadline", "error", "event", "msg")
+
+    def __init__(self, command: str | None) -> None:
+        self.event = anyio.Event()
+        self.command = command  # None for a control op
+        self.msg: p.Reply | p.Failure | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False
+        self.deadline = 0.0
+
+
+class Waiter:
+    """A caller queued for a worker (FIFO)."""
+
+    __slots__ = ("error", "event", "worker")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.worker: Worker | None = None
+        self.error: BaseException | None = None
+
+
+class Partition:
+    """A partition of one worker's channel, at the pool-side seam.
+
+    ``drop`` loses messages in the chosen direction(s); ``hold`` keeps them and delivers them
+    after ``heal()``. A held reply whose caller gave up meanwhile is discarded (request ids make
+    it impossible to hand it to anyone else) and counted in ``late_discarded``.
+    """
+
+    def __init__(self, direction: str, mode: str, heal: Callable[[Partition], Any]) -> None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.direction = direction
+        self.mode = mode
+        self.to_worker = direction in ("both", "to_worker")
+        self.from_worker = direction in ("both", "from_worker")
+        self.active = True
+        self.counts = {"dropped": 0, "held": 0, "delivered_late": 0, "late_discarded": 0}
+        self.held_out: list[p.Message] = []
+        self.held_in: list[p.Message] = []
+        self._heal = heal
+
+    def intercept(self, msg: p.Message, outgoing: bool) -> None:
+        if self.mode == "drop":
+            self.counts["dropped"] += 1
+        else:
+            self.counts["held"] += 1
+            (self.held_out if outgoing else self.held_in).append(msg)
+
+    async def heal(self) -> None:
+        """End the partition; held messages are delivered now (in order, per direction)."""
+        if self.active:
+            self.active = False
+            await self._heal(self)
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "healed"
+        return f"<Partition {self.direction} {self.mode} {state} {self.counts}>"
+
+
+class Worker:
+    """One incarnation of a slot: its link, state and in-flight calls."""
+
+    def __init__(self, index: int, overflow: bool) -> None:
+        self.index = index
+        self.overflow = overflow
+        self.link: Link | None = None
+        self.pid: int | None = None
+        self.state = "starting"  # starting | ready | busy | stopping | dead
+        self.requests = 0
+        self.pending: dict[int, Pending] = {}
+        self.sessions: set[str] = set()
+        self.partition: Partition | None = None
+        self.stop_reason: str | None = None
+        self.protocol_error: str | None = None
+        self.exit: ExitStatus | None = None
+        self.ping_id: int | None = None
+        self.ping_sent = 0.0
+        self.last_ping = time.monotonic()
+        self.idle_since = time.monotonic()
+        self.started = anyio.Event()
+        self.scope = anyio.CancelScope()  # cancelled to abandon the start-up handshake
+        self.done = anyio.Event()
+        self.start_error: BaseException | None = None
+        self.psproc: psutil.Process | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("ready", "busy")
+
+    def log_tail(self, lines: int = 10) -> list[str]:
+        if self.link is None:
+            return []
+        return list(self.link.log)[-lines:]
+
+    def describe(self) -> str:
+        return f"worker {self.index} (pid {self.pid})"

@@ -1,0 +1,1 @@
+"""The pool <-> worker wire protocol (standard library and msgspec only)."""

@@ -1,0 +1,198 @@
+"""The framed, versioned wire protocol between the pool and its workers.
+
+Every message is a msgspec ``Struct`` of the tagged union ``Message``, encoded as msgpack and
+sent as one *frame*: a 4-byte big-endian length, then that many bytes. Frames travel on a
+channel of their own (a socketpair), never on the worker's stdout/stderr, so a stray
+``print()`` cannot corrupt them.
+
+A worker speaks first: ``Hello`` (protocol version, pid, commands) or ``StartFailed`` (with the
+remote traceback). After that the pool sends ``Request`` / ``Control`` / ``Ping`` /
+``Shutdown`` and the worker answers ``Reply`` / ``Failure`` / ``Pong``. Request ids are unique
+per pool, so a reply can only ever complete the call that sent it.
+
+Payloads (command args, results, session state) are carried as ``msgspec.Raw``: encoded once
+where they are produced and decoded once where they are used, never re-encoded on the way.
+
+This module imports only the standard library and msgspec: both sides share it.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgspec
+
+__all__ = (
+    "HEADER",
+    "MAX_FRAME",
+    "NIL",
+    "PROTOCOL_VERSION",
+    "Control",
+    "Exited",
+    "Failure",
+    "FrameBuffer",
+    "Hello",
+    "Message",
+    "Ping",
+    "Pong",
+    "Reply",
+    "Request",
+    "Shutdown",
+    "Spawn",
+    "Spawned",
+    "StartFailed",
+    "ZygoteMessage",
+    "decode",
+    "decode_value",
+    "encode_frame",
+    "encode_value",
+)
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024  # a larger declared length is a corrupt stream, not a big reply
+NIL = msgspec.Raw(b"\xc0")  # msgpack nil: "no value" for Raw fields (Raw | None is not decodable)
+
+
+class Hello(msgspec.Struct, tag="hello", array_like=True):
+    version: int
+    pid: int
+    commands: list[str]
+
+
+class StartFailed(msgspec.Struct, tag="startfail", array_like=True):
+    version: int
+    pid: int
+    error_type: str
+    message: str
+    traceback: str
+
+
+class Request(msgspec.Struct, tag="req", array_like=True):
+    id: int
+    command: str
+    args: msgspec.Raw
+    session_id: str | None = None
+    session: msgspec.Raw = NIL
+
+
+class Reply(msgspec.Struct, tag="rep", array_like=True):
+    id: int
+    value: msgspec.Raw
+    session: msgspec.Raw = NIL  # NIL: the handler did not touch the session
+
+
+class Failure(msgspec.Struct, tag="fail", array_like=True):
+    id: int
+    error_type: str
+    message: str
+    traceback: str = ""
+
+
+class Control(msgspec.Struct, tag="ctl", array_like=True):
+    id: int
+    op: str
+    args: msgspec.Raw
+
+
+class Ping(msgspec.Struct, tag="ping", array_like=True):
+    id: int
+
+
+class Pong(msgspec.Struct, tag="pong", array_like=True):
+    id: int
+
+
+class Shutdown(msgspec.Struct, tag="bye", array_like=True):
+    pass
+
+
+Message = Hello | StartFailed | Request | Reply | Failure | Control | Ping | Pong | Shutdown
+
+
+# The zygote's own messages (pool <-> fork server), one per SOCK_SEQPACKET datagram.
+class Spawn(msgspec.Struct, tag="spawn", array_like=True):
+    token: int
+    index: int
+
+
+class Spawned(msgspec.Struct, tag="spawned", array_like=True):
+    token: int
+    pid: int
+
+
+class Exited(msgspec.Struct, tag="exited", array_like=True):
+    pid: int
+    exitcode: int | None
+    signal: int | None
+
+
+ZygoteMessage = Hello | StartFailed | Spawn | Spawned | Exited
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)  # type: ignore[arg-type]
+_zdecoder: msgspec.msgpack.Decoder[ZygoteMessage] = msgspec.msgpack.Decoder(
+    ZygoteMessage  # type: ignore[arg-type]
+)
+_value_decoder = msgspec.msgpack.Decoder()
+
+
+def encode_frame(msg: Message) -> bytes:
+    """One message as a complete frame (length prefix included)."""
+    buf = bytearray(4)
+    _encoder.encode_into(msg, buf, 4)
+    HEADER.pack_into(buf, 0, len(buf) - 4)
+    return bytes(buf)
+
+
+def encode_zygote(msg: ZygoteMessage) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode_zygote(data: bytes) -> ZygoteMessage:
+    return _zdecoder.decode(data)
+
+
+def decode(payload: bytes | memoryview) -> Message:
+    """Decode one frame's payload; raises ``msgspec.DecodeError`` on a malformed one."""
+    return _decoder.decode(payload)
+
+
+def encode_value(value: Any) -> msgspec.Raw:
+    """Encode an application value (args, result, session) once; TypeError if unserialisable."""
+    return msgspec.Raw(_encoder.encode(value))
+
+
+def decode_value(raw: msgspec.Raw | bytes) -> Any:
+    return _value_decoder.decode(raw)
+
+
+class FrameBuffer:
+    """Accumulates bytes from a stream and yields complete frame payloads.
+
+    Raises ``ValueError`` when a frame declares an impossible length (a corrupt stream).
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        frames: list[bytes] = []
+        start = 0
+        end = len(buf)
+        while end - start >= 4:
+            (size,) = HEADER.unpack_from(buf, start)
+            if size > MAX_FRAME:
+                raise ValueError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte limit")
+            if end - start - 4 < size:
+                break
+            frames.append(bytes(buf[start + 4 : start + 4 + size]))
+            start += 4 + size
+        if start:
+            del buf[:start]
+        return frames

@@ -1,0 +1,240 @@
+"""The transport-independent worker runtime: runs commands and control ops, sends replies.
+
+``WorkerCore`` is used unchanged by the process worker (a command thread and a control thread
+on two sockets) and by the in-memory backend (anyio tasks in the pool's process). Everything
+that faults can bend on the way out -- reply delay, a blocked worker, damaged frames -- lives
+in ``ControlRuntime.send_*``, so both backends behave alike.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from chaospool._wire import protocol as p
+
+Transport = Callable[[bytes], None]
+ReplyFilter = Callable[[bytes], bytes]
+ControlFn = Callable[[dict[str, Any], "ControlRuntime"], Any]
+
+_ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
+
+
+class ControlRuntime:
+    """What control functions get: the levers on this worker's behaviour.
+
+    Thread-safe: control ops run on the control thread while a command runs on another.
+    """
+
+    def __init__(self, transport: Transport, *, worker_index: int, pid: int) -> None:
+        self.worker_index = worker_index
+        self.pid = pid
+        self.state: dict[str, Any] = {}  # free for control functions (keep-alive of objects)
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._delay: tuple[float, float] = (0.0, 0.0)
+        self._unblocked = threading.Event()
+        self._unblocked.set()
+        self._blocked_until: float | None = None
+        self._filters: list[ReplyFilter] = []
+        self._threads: dict[str, tuple[threading.Thread, threading.Event]] = {}
+
+    # -- levers -------------------------------------------------------------------------
+    def set_delay(self, latency: float, jitter: float = 0.0) -> None:
+        """Delay every command reply by ``latency`` ± ``jitter`` seconds."""
+        self._delay = (max(0.0, latency), max(0.0, jitter))
+
+    def block(self, duration: float | None = None) -> None:
+        """Answer nothing (replies held, heartbeats dropped) until ``unblock`` or ``duration``."""
+        self._blocked_until = None if duration is None else time.monotonic() + duration
+        self._unblocked.clear()
+
+    def unblock(self) -> None:
+        self._blocked_until = None
+        self._unblocked.set()
+
+    @property
+    def blocked(self) -> bool:
+        if self._unblocked.is_set():
+            return False
+        until = self._blocked_until
+        if until is not None and time.monotonic() >= until:
+            self.unblock()
+            return False
+        return True
+
+    def add_reply_filter(self, fn: ReplyFilter) -> Callable[[], None]:
+        """``fn(frame) -> frame`` is applied to every command reply frame; returns a remover."""
+        self._filters.append(fn)
+        return lambda: self._filters.remove(fn) if fn in self._filters else None
+
+    def clear_reply_filters(self) -> None:
+        self._filters.clear()
+
+    def start_thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        """Run ``target(stop_event)`` on a daemon thread; ``stop_thread(name)`` ends it."""
+        self.stop_thread(name)
+        stop = threading.Event()
+        thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+        self._threads[name] = (thread, stop)
+        thread.start()
+
+    def stop_thread(self, name: str, timeout: float = 2.0) -> bool:
+        entry = self._threads.pop(name, None)
+        if entry is None:
+            return False
+        thread, stop = entry
+        stop.set()
+        thread.join(timeout)
+        return True
+
+    def thread_names(self) -> list[str]:
+        return [n for n, (t, _) in self._threads.items() if t.is_alive()]
+
+    # -- the way out --------------------------------------------------------------------
+    def _wait_unblocked(self) -> None:
+        while self.blocked:
+            until = self._blocked_until
+            self._unblocked.wait(None if until is None else max(0.0, until - time.monotonic()))
+
+    def send_reply(self, frame: bytes) -> None:
+        latency, jitter = self._delay
+        if latency or jitter:
+            time.sleep(max(0.0, latency + random.uniform(-jitter, jitter)))
+        self._wait_unblocked()
+        for fn in list(self._filters):
+            frame = fn(frame)
+        self._send(frame)
+
+    def send_control(self, frame: bytes, *, bypass: bool = False) -> None:
+        if not bypass:
+            self._wait_unblocked()
+        self._send(frame)
+
+    def send_pong(self, frame: bytes) -> None:
+        if not self.blocked:  # a blocked worker answers nothing, heartbeats included
+            self._send(frame)
+
+    def _send(self, frame: bytes) -> None:
+        with self._lock:
+            self._transport(frame)
+
+
+class Context:
+    """What a handler gets besides its args: the session's state and where it runs."""
+
+    __slots__ = ("_raw", "_session", "runtime", "session_id", "worker_index")
+
+    def __init__(
+        self,
+        session_id: str | None,
+        raw: msgspec.Raw,
+        worker_index: int,
+        runtime: ControlRuntime | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.worker_index = worker_index
+        self.runtime = runtime
+        self._raw = raw
+        self._session: dict[str, Any] | None = None
+
+    @property
+    def session(self) -> dict[str, Any]:
+        """The session's state (a dict owned by the pool; changes are shipped back)."""
+        if self._session is None:
+            value = p.decode_value(self._raw)
+            self._session = value if isinstance(value, dict) else {}
+        return self._session
+
+    @property
+    def session_touched(self) -> bool:
+        return self._session is not None
+
+
+def _failure(rid: int, exc: BaseException, tb: str = "") -> bytes:
+    return p.encode_frame(p.Failure(rid, type(exc).__name__, str(exc), tb))
+
+
+class WorkerCore:
+    """Dispatches decoded messages to handlers and control ops; sends the answers."""
+
+    def __init__(
+        self,
+        commands: Mapping[str, Callable[[Any, Context], Any]],
+        runtime: ControlRuntime,
+        controls: Mapping[str, ControlFn],
+    ) -> None:
+        self.commands = dict(commands)
+        self.runtime = runtime
+        self.controls = dict(controls)
+
+    def hello(self) -> bytes:
+        return p.encode_frame(p.Hello(p.PROTOCOL_VERSION, os.getpid(), sorted(self.commands)))
+
+    def handle_request(self, msg: p.Request) -> None:
+        """Run one command; the reply (or Failure) is sent before this returns."""
+        self.runtime.send_reply(self._run(msg))
+
+    def _run(self, msg: p.Request) -> bytes:
+        handler = self.commands.get(msg.command)
+        if handler is None:
+            known = ", ".join(sorted(self.commands))
+            exc = LookupError(f"unknown command {msg.command!r} (this worker has: {known})")
+            return p.encode_frame(p.Failure(msg.id, "UnknownCommand", str(exc)))
+        ctx = Context(msg.session_id, msg.session, self.runtime.worker_index, self.runtime)
+        try:
+            result = handler(p.decode_value(msg.args), ctx)
+        except Exception as exc:
+            return _failure(msg.id, exc, traceback.format_exc())
+        return self._encode_reply(msg, result, ctx)
+
+    def _encode_reply(self, msg: p.Request, result: Any, ctx: Context) -> bytes:
+        try:
+            value = p.encode_value(result)
+        except _ENCODE_ERRORS as exc:
+            text = f"the result of {msg.command!r} cannot be serialised: {exc}"
+            return p.encode_frame(p.Failure(msg.id, "UnserialisableResult", text))
+        session = p.NIL
+        if ctx.session_touched and msg.session_id is not None:
+            try:
+                session = p.encode_value(ctx.session)
+            except _ENCODE_ERRORS as exc:
+                text = f"the session state set by {msg.command!r} cannot be serialised: {exc}"
+                return p.encode_frame(p.Failure(msg.id, "UnserialisableSession", text))
+        return p.encode_frame(p.Reply(msg.id, value, session))
+
+    def handle_control(self, msg: p.Message) -> None:
+        """A Ping or a Control op (runs on the control thread, beside any command)."""
+        if isinstance(msg, p.Ping):
+            self.runtime.send_pong(p.encode_frame(p.Pong(msg.id)))
+        elif isinstance(msg, p.Control):
+            self.runtime.send_control(self._control(msg), bypass=msg.op in ("block", "unblock"))
+
+    def _control(self, msg: p.Control) -> bytes:
+        try:
+            fn = self._resolve(msg.op)
+            args = p.decode_value(msg.args) or {}
+            value = fn(dict(args), self.runtime)
+            return p.encode_frame(p.Reply(msg.id, p.encode_value(value)))
+        except Exception as exc:
+            return _failure(msg.id, exc, traceback.format_exc())
+
+    def _resolve(self, op: str) -> ControlFn:
+        fn = self.controls.get(op)
+        if fn is not None:
+            return fn
+        module, sep, name = op.partition(":")
+        if not sep:
+            raise LookupError(f"unknown control op {op!r} (built-ins: {sorted(self.controls)})")
+        fn = getattr(importlib.import_module(module), name)
+        if not callable(fn):
+            raise TypeError(f"control op {op!r} is not callable")
+        return fn  # type: ignore[no-any-return]

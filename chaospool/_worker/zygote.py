@@ -1,0 +1,164 @@
+"""The fork server ("zygote"): imports the worker module once, then forks workers on request.
+
+Started by the pool as ``python -m chaospool._worker.zygote CONFIG_JSON`` with one
+SOCK_SEQPACKET socket. It answers ``Hello`` (or ``StartFailed`` with the import traceback),
+then for each ``Spawn`` (which carries the worker's data socket, control socket and log pipe as
+SCM_RIGHTS fds) forks a worker and answers ``Spawned``. It is every worker's parent, so it reaps
+them and reports each exit as ``Exited`` (a pidfd per child: no SIGCHLD races).
+
+No orphans: the zygote dies with the pool (PR_SET_PDEATHSIG=SIGTERM, and EOF on its socket),
+and on the way out SIGKILLs every worker's process group; each worker also has
+PR_SET_PDEATHSIG=SIGKILL towards the zygote, which reaches stopped workers as well.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+from chaospool._wire import protocol as p
+
+_FDS_PER_SPAWN = 3
+
+
+class Zygote:
+    def __init__(self, sock: socket.socket, commands: dict[str, Any]) -> None:
+        self.sock = sock
+        self.commands = commands
+        self.sel = selectors.DefaultSelector()
+        self.children: dict[int, int] = {}  # pid -> pidfd
+
+    def send(self, msg: p.ZygoteMessage) -> None:
+        self.sock.send(p.encode_zygote(msg))
+
+    def run(self) -> None:
+        self.sel.register(self.sock, selectors.EVENT_READ, None)
+        while True:
+            for key, _ in self.sel.select():
+                if key.data is None:
+                    if not self._on_request():
+                        return
+                else:
+                    self._reap(key.data)
+
+    def _on_request(self) -> bool:
+        fds = array.array("i")
+        try:
+            data, ancdata, _flags, _addr = self.sock.recvmsg(
+                65536, socket.CMSG_SPACE(_FDS_PER_SPAWN * fds.itemsize)
+            )
+        except OSError:
+            return False
+        if not data:
+            return False  # EOF: the pool is gone
+        for level, kind, cdata in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
+        msg = p.decode_zygote(data)
+        if isinstance(msg, p.Spawn) and len(fds) == _FDS_PER_SPAWN:
+            self._spawn(msg, list(fds))
+        else:
+            for fd in fds:
+                os.close(fd)
+        return True
+
+    def _spawn(self, msg: p.Spawn, fds: list[int]) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        me = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            self._in_child()
+            from chaospool._worker.process import child_main
+
+            child_main(fds[0], fds[1], fds[2], msg.index, self.commands, me)
+        for fd in fds:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        self.children[pid] = pidfd
+        self.sel.register(pidfd, selectors.EVENT_READ, pid)
+        self.send(p.Spawned(msg.token, pid))
+
+    def _in_child(self) -> None:
+        self.sel.close()
+        for pidfd in self.children.values():
+            os.close(pidfd)
+        self.sock.close()
+
+    def _reap(self, pid: int) -> None:
+        pidfd = self.children.pop(pid)
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        try:
+            self.send(p.Exited(pid, code, sig))
+        except OSError:
+            pass  # the pool is gone; we are about to leave too
+
+    def kill_all(self) -> None:
+        """SIGKILL every worker's process group (grandchildren included) and reap them."""
+        for pid in list(self.children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for pid, pidfd in list(self.children.items()):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            os.close(pidfd)
+        self.children.clear()
+
+
+def _start(config: dict[str, Any]) -> tuple[socket.socket, int]:
+    from chaospool._worker.process import set_pdeathsig
+
+    set_pdeathsig(signal.SIGTERM)
+    if os.getppid() != config["parent"]:
+        os._exit(1)  # the pool died before we could ask to follow it
+    sys.path[:] = config["sys_path"]
+    return socket.socket(fileno=config["fd"]), os.getpid()
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    sock, pid = _start(config)
+    try:
+        from chaospool._worker.registry import load_commands
+
+        commands = load_commands(config["worker"])
+    except BaseException as exc:
+        tb = traceback.format_exc()
+        sock.send(p.encode_zygote(p.StartFailed(p.PROTOCOL_VERSION, pid, type(exc).__name__,
+                                                str(exc), tb)))
+        os._exit(1)
+    zygote = Zygote(sock, commands)
+
+    def on_term(signum: int, frame: Any) -> None:
+        zygote.kill_all()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    zygote.send(p.Hello(p.PROTOCOL_VERSION, pid, sorted(commands)))
+    try:
+        zygote.run()
+    finally:
+        zygote.kill_all()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

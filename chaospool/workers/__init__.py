@@ -1,0 +1,1 @@
+"""Worker modules shipped with chaospool (``chaospool.workers.demo``)."""

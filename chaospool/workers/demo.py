@@ -1,0 +1,76 @@
+"""The demo worker: the commands the README's experiments drive.
+
+``ping`` -> "pong" · ``echo`` -> its args · ``sleep {duration}`` · ``compute {n}`` (CPU) ·
+``alloc {mb}`` (keeps that much memory) · ``create_program {signature}`` -> ``{"program_id"}``
+stored in the session · ``list_programs`` -> ``{"programs": [ids]}`` of this session ·
+``execute {program_id, inputs}`` -> ``{"outputs": ...}`` (an error if the session has no such
+program).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chaospool.worker import Context, command
+
+_kept: list[bytes] = []  # alloc'd memory stays alive for the worker's lifetime
+
+
+@command
+def ping(args: Any, ctx: Context) -> str:
+    return "pong"
+
+
+@command
+def echo(args: Any, ctx: Context) -> Any:
+    return args
+
+
+@command
+def sleep(args: Any, ctx: Context) -> float:
+    duration = float((args or {}).get("duration", 0.1))
+    time.sleep(duration)
+    return duration
+
+
+@command
+def compute(args: Any, ctx: Context) -> int:
+    n = int((args or {}).get("n", 1000))
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+@command
+def alloc(args: Any, ctx: Context) -> dict[str, int]:
+    mb = float((args or {}).get("mb", 1))
+    _kept.append(b"\x01" * int(mb * 1024 * 1024))  # written bytes: resident, not just reserved
+    return {"kept_mb": round(sum(len(b) for b in _kept) / 2**20)}
+
+
+@command
+def create_program(args: Any, ctx: Context) -> dict[str, str]:
+    programs = ctx.session.setdefault("programs", {})
+    program_id = f"prog-{len(programs)}"
+    programs[program_id] = (args or {}).get("signature", {})
+    return {"program_id": program_id}
+
+
+@command
+def list_programs(args: Any, ctx: Context) -> dict[str, list[str]]:
+    return {"programs": sorted(ctx.session.get("programs", {}))}
+
+
+@command
+def execute(args: Any, ctx: Context) -> dict[str, Any]:
+    program_id = (args or {}).get("program_id")
+    programs = ctx.session.get("programs", {})
+    if program_id not in programs:
+        raise KeyError(f"session {ctx.session_id!r} has no program {program_id!r}")
+    signature = programs[program_id] or {}
+    inputs = (args or {}).get("inputs", {}) or {}
+    joined = ", ".join(f"{k}={inputs[k]!r}" for k in sorted(inputs))
+    outputs = {name: f"{name}({joined})" for name in signature.get("outputs", ["output"])}
+    return {"outputs": outputs}
