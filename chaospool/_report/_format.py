@@ -18,6 +18,7 @@ __all__ = (
     "fault_label",
     "fmt_metric",
     "fmt_seconds",
+    "problems",
     "reproduce_command",
     "status_line",
 )
@@ -106,7 +107,13 @@ def fault_label(index: int, fault: Mapping[str, Any]) -> str:
 
 
 def reproduce_command(journal: Mapping[str, Any]) -> str:
-    """The command that re-runs this experiment with the same seed."""
+    """The command that re-runs this experiment with the same seed.
+
+    The engine records its own (``reproduce``); journals without one get it rebuilt.
+    """
+    given = journal.get("reproduce")
+    if isinstance(given, str) and given:
+        return given
     exp = journal.get("experiment") or {}
     path = exp.get("path") or "EXPERIMENT.yaml"
     argv = ["chaospool", "run", str(path)]
@@ -122,3 +129,23 @@ def status_line(journal: Mapping[str, Any]) -> str:
     status = journal.get("status") or "unknown"
     verdict = "PASSED" if journal.get("ok") else "FAILED"
     return f"{verdict} · status {status} · {passed}/{len(checks)} checks passed"
+
+
+def _plugin_error(entry: Any) -> str:
+    if isinstance(entry, Mapping):
+        times = f" ({entry['count']} times)" if (entry.get("count") or 1) > 1 else ""
+        return (f"plugin {entry.get('plugin')!r} raised in {entry.get('hook')}: "
+                f"{entry.get('error')}{times}")
+    return str(entry)
+
+
+def problems(journal: Mapping[str, Any]) -> list[str]:
+    """What went wrong beyond the checks: the run's error, fault errors, plugin errors."""
+    found = []
+    if journal.get("error"):
+        found.append(f"run error: {journal['error']}")
+    for i, fault in enumerate(journal.get("faults") or []):
+        if fault.get("error"):
+            found.append(f"{fault_label(i, fault)}: {fault['error']}")
+    found += [_plugin_error(e) for e in journal.get("plugin_errors") or []]
+    return found

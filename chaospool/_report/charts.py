@@ -232,8 +232,8 @@ def _one(series: _Series, windows: Sequence[Window], spec: tuple[str, str, str, 
 def timeline_charts(journal: Mapping[str, Any]) -> list[str]:
     """Three SVG charts (throughput, success rate, p99 latency), fault windows in each."""
     series = _series(journal)
-    run_end = max(series.end, *(f.get("reverted_at") or 0.0 for f in journal.get("faults") or []),
-                  1.0)
+    reverts = (f.get("reverted_at") or 0.0 for f in journal.get("faults") or [])
+    run_end = max(series.end, float(journal.get("elapsed") or 0.0), *reverts, 1.0)
     windows = fault_windows(journal, run_end)
     return [
         _one(series, windows, ("Throughput", "operations / s", "throughput (ops/s)",

@@ -20,6 +20,7 @@ from chaospool._report._format import (
     fault_label,
     fmt_metric,
     fmt_seconds,
+    problems,
     reproduce_command,
     status_line,
 )
@@ -60,6 +61,8 @@ dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;word-break:break-all}
 table.kv th{background:none;color:var(--muted);font-weight:500;width:1%;
  white-space:nowrap}
 table.kv td,table.kv th{padding:2px 6px}
+.problems{border:1px solid var(--bad);background:#fdeced;border-radius:6px;padding:8px 14px;
+ margin:12px 0 0}.problems ul{margin:4px 0 0;padding-left:20px}
 details summary{cursor:pointer;font-weight:600}
 """
 
@@ -93,10 +96,18 @@ def _header(journal: Mapping[str, Any]) -> str:
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
     return (
         f"<header><h1>{_e(experiment_title(journal))}</h1>"
-        f"<div>{_badge(journal)}</div><dl class=\"meta\">{rows}</dl>"
+        f"<div>{_badge(journal)}</div>{_problems(journal)}<dl class=\"meta\">{rows}</dl>"
         "<h2>Reproduce</h2>"
         f"<code class=\"cmd\">{_e(reproduce_command(journal))}</code></header>"
     )
+
+
+def _problems(journal: Mapping[str, Any]) -> str:
+    found = problems(journal)
+    if not found:
+        return ""
+    items = "".join(f"<li>{_e(p)}</li>" for p in found)
+    return f'<div class="problems"><b>What went wrong</b><ul>{items}</ul></div>'
 
 
 def _cards(journal: Mapping[str, Any]) -> str:

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chaospool._report._format import check_name, experiment_title, fmt_metric, reproduce_command
+from chaospool._report._format import (
+    check_name,
+    experiment_title,
+    fmt_metric,
+    problems,
+    reproduce_command,
+)
 
 __all__ = ("junit_element", "render_junit", "write_junit")
 
@@ -39,11 +45,7 @@ def _check_case(suite: ET.Element, check: Mapping[str, Any], classname: str) -> 
 
 
 def _run_error(journal: Mapping[str, Any]) -> str:
-    status = journal.get("status")
-    broken = [f for f in journal.get("faults") or [] if f.get("error")]
-    lines = [f"the run {status}"]
-    lines += [f"fault {f.get('name') or f.get('fault')}: {f.get('error')}" for f in broken]
-    return "; ".join(lines)
+    return "; ".join([f"the run {journal.get('status')}", *problems(journal)])
 
 
 def _error_case(suite: ET.Element, journal: Mapping[str, Any], classname: str) -> None:
@@ -64,6 +66,8 @@ def _properties(suite: ET.Element, journal: Mapping[str, Any]) -> None:
 
 
 def _duration(journal: Mapping[str, Any]) -> float:
+    if isinstance(journal.get("elapsed"), int | float):
+        return float(journal["elapsed"])
     timeline = journal.get("timeline") or []
     if len(timeline) < 2:
         return 0.0

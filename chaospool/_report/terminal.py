@@ -31,6 +31,7 @@ from chaospool._report._format import (
     fault_label,
     fmt_metric,
     fmt_seconds,
+    problems,
     reproduce_command,
     status_line,
 )
@@ -93,6 +94,8 @@ def _headline(journal: Mapping[str, Any]) -> Text:
     style = "bold green" if journal.get("ok") else "bold red"
     text = Text(f"chaospool · {experiment_title(journal)}\n", style="bold")
     text.append(status_line(journal), style=style)
+    for problem in problems(journal):
+        text.append(f"\n{problem}", style="red")
     return text
 
 

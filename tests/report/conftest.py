@@ -98,6 +98,12 @@ def make_journal() -> dict[str, Any]:
                                  "718293a4b5c6d7e8f9a0b1c2d3e4f5a6"},
         "status": "completed",
         "ok": False,
+        # Beyond CONTRACT §3, the engine also records these:
+        "error": None,
+        "duration": 30.0,
+        "elapsed": 30.02,
+        "reproduce": "chaospool run experiments/cascade.yaml --seed 42",
+        "plugin_errors": [],
         "metrics": _metrics(11935, 255, 146, 0.552, 30.0, overall, 3, 2.82),
         "phases": {
             "before": _metrics(2016, 0, 0, 0.021, 5.0, errs_before, 0, None),

@@ -145,3 +145,13 @@ def test_label_near_the_end_is_kept_inside_the_plot(journal: dict[str, Any]) -> 
     first = re.search(r'<text [^>]*>F1 kill worker #1 \(port_crash\)</text>', svg)
     assert first is not None
     assert "text-anchor" not in first.group(0)
+
+
+def test_what_went_wrong_is_shown(journal: dict[str, Any]) -> None:
+    journal.update(status="failed", error="WorkerStartError: worker 0 exited")
+    journal["faults"][1]["error"] = "FaultError: revert raised"
+    doc = render_html(journal)
+    assert "What went wrong" in doc
+    assert "run error: WorkerStartError: worker 0 exited" in doc
+    assert "F2 kill worker #2 (port_crash): FaultError: revert raised" in doc
+    assert "What went wrong" not in render_html(dict(journal, error=None, faults=[]))

@@ -85,3 +85,14 @@ def test_seed_and_reproduce_are_properties(journal: dict[str, Any], tmp_path: Pa
     props = {p.get("name"): p.get("value") for p in ET.parse(path).iter("property")}
     assert props["seed"] == "42"
     assert props["reproduce"] == "chaospool run experiments/cascade.yaml --seed 42"
+
+
+def test_run_error_and_plugin_errors_reach_the_error_message(journal: dict[str, Any]) -> None:
+    journal.update(status="failed", error="WorkerStartError: worker 0 exited during start-up",
+                   plugin_errors=[{"plugin": "cpu_hog", "hook": "chaospool_experiment_end",
+                                   "error": "ValueError: x", "count": 2}])
+    error = _suite(journal).find("testcase[@name='run']/error")
+    assert error is not None
+    message = error.get("message", "")
+    assert "run error: WorkerStartError: worker 0 exited during start-up" in message
+    assert "plugin 'cpu_hog' raised in chaospool_experiment_end: ValueError: x (2 times)" in message

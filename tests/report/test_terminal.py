@@ -98,3 +98,10 @@ def test_progress_close_is_idempotent() -> None:
     progress.close()
     progress.close()
     progress.update(elapsed=1.0, ops=1, success_rate=None)  # after close: ignored
+
+
+def test_problems_are_listed_under_the_verdict(journal: dict[str, Any]) -> None:
+    journal.update(status="aborted", error="interrupted by SIGINT")
+    out = summary_text(journal, quiet=True)
+    assert "status aborted" in out
+    assert "run error: interrupted by SIGINT" in out
