@@ -315,6 +315,9 @@ class _Builder:
             return None
 
     def _plugin_error(self, plugins: tuple[str, ...], error: Exception) -> None:
-        name = getattr(error, "name", None)
+        # PluginLoadError names the failing spec in ``.plugin``; locate the error at it.
+        name = getattr(error, "plugin", None)
         path: Path = ("plugins", plugins.index(name)) if name in plugins else ("plugins",)
-        self.reader.error(path, f"cannot load plugin: {type(error).__name__}: {error}")
+        message = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+        label = f"plugin {name!r}" if name else "the plugins"
+        self.reader.error(path, f"cannot load {label}: {message}")

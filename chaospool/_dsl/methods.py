@@ -30,6 +30,7 @@ _STEP_DOCS = {
     if doc.path.startswith("method[].") and "<" not in doc.path
 }
 COMMON_KEYS: tuple[str, ...] = tuple(_STEP_DOCS)
+_OWN_READER = ("target", "every")  # common keys read by their own method below
 _TARGET_KINDS = ("worker", "workers", "count", "fraction", "session")
 
 
@@ -87,7 +88,9 @@ class MethodReader:
                 path, f"expected a fault step (a mapping with 'fault'), got {show(raw)}"
             )
         fault = self._fault(path, raw)
-        common = {key: self._common(path, key, raw) for key in COMMON_KEYS if key != "target"}
+        common = {
+            key: self._common(path, key, raw) for key in COMMON_KEYS if key not in _OWN_READER
+        }
         common["target"] = self._target((*path, "target"), raw.get("target"))
         every = self._every(path, raw, common["repeat"])
         params = self._params(path, fault, raw, common["duration"])

@@ -2,7 +2,8 @@
 
 ``KEY`` is a dotted path (``pool.size``, ``load.clients``, ``method.0.at``; a number indexes a
 list). ``VALUE`` is read as YAML, so ``8`` is an integer, ``5s`` stays text for the unit parser and
-``{worker: 1}`` is a mapping. Values given in a Python mapping are used as they are, except text,
+``{worker: 1}`` is a mapping; a value starting with a comparison operator (``>= 0.95``) is a
+tolerance and stays text. Values given in a Python mapping are used as they are, except text,
 which is read as YAML like on the command line.
 
 Every override is then validated like the file itself; its problems are located in the
@@ -11,6 +12,7 @@ argument: file ``--set``, line 1, column = where the key segment or the value st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,8 @@ from chaospool.errors import ErrorLocation
 __all__ = ("SET_FILE", "Overrides", "apply_overrides")
 
 SET_FILE = "--set"
+
+_TOLERANCE_START = re.compile(r"\s*(<=|>=|==|!=|<|>)")
 
 Overrides = Mapping[str, Any] | Sequence[str]
 
@@ -77,6 +81,9 @@ def _parse(text: str, given: Any) -> _Override:
     value_column = len(key) + 2
     if given is not _FROM_TEXT and not isinstance(given, str):
         return _Override(text, tuple(segments), given, value_column, None)
+    if _TOLERANCE_START.match(raw):
+        # ">= 0.95" is not valid YAML (">" starts a folded block, "!" a tag): take it as text.
+        return _Override(text, tuple(segments), raw.strip(), value_column, None)
     return _Override(text, tuple(segments), *_yaml_value(raw, value_column))
 
 
