@@ -109,6 +109,13 @@ def _apply(source: Source, override: _Override) -> None:
             _relocate(source, path, column, override)
         else:
             if isinstance(container, dict) and step not in container:
+                following, following_column = override.segments[depth + 1]
+                if following.isdigit():
+                    raise _Error(
+                        following_column,
+                        f"{format_path(path)} does not exist: there is no item {following} to set",
+                        format_path(path),
+                    )
                 container[step] = {}
                 source.relocate(path, Loc(SET_FILE, 1, column), Loc(SET_FILE, 1, column))
             container = container[step]

@@ -141,6 +141,8 @@ def test_inside_a_yaml_value(path: pathlib.Path) -> None:
         ("method.3.at=1s", 8, "method has 1 item(s): no index 3"),
         ("method.first.at=1s", 8, "method is a list: expected an index, got 'first'"),
         ("duration.unit=s", 10, "cannot set 'unit' inside duration"),
+        ("steady_state.0=> 1", 14, "steady_state does not exist"),
+        ("load.mix.0.weight=2", 10, "load.mix does not exist: there is no item 0"),
         ("pool.size=[1, 2", 16, "invalid YAML"),  # where the list should have closed
         ("title=!!python/object:os.system x", 7, "not allowed"),
     ],
