@@ -38,8 +38,6 @@ __all__ = ("PoolFactory", "Runner")
 
 _RUNNERS = pytest.StashKey["Runner"]()
 _POOLS = pytest.StashKey["PoolFactory"]()
-# How long the fixture waits for a leftover pool to close before it kills the processes.
-_CLOSE_TIMEOUT = 15.0
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -309,15 +307,15 @@ class PoolFactory:
 
     async def close_leftovers(self) -> None:
         """Close the pools the test left open, then kill whatever still runs (and reap it)."""
-        import anyio
-
         for cm in reversed(self._entered):
             if not cm.open:
                 continue
-            # A pool left open is closed in the runner task that opened it (anyio's pytest
-            # plugin runs the test and its async fixtures in one task), so this usually works;
-            # if it does not, the processes are killed below all the same.
-            with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True), contextlib.suppress(Exception):
+            # anyio's pytest plugin runs a test and its async fixtures in one runner task, so a
+            # pool the test left open is still that task's innermost cancel scope: exiting it
+            # here runs the pool's own shutdown. No timeout scope around it -- a new scope would
+            # nest *inside* the pool's and make exiting the pool's illegal; the pool's close is
+            # bounded by itself, and the processes are killed below whatever happens.
+            with contextlib.suppress(Exception):
                 await cm.__aexit__(None, None, None)
         self.kill_leftovers()
 
