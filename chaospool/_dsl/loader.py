@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from chaospool._dsl.methods import MethodReader
@@ -30,7 +31,7 @@ from chaospool._dsl.model import (
     PoolSpec,
     Tolerance,
 )
-from chaospool._dsl.overrides import Overrides, apply_overrides
+from chaospool._dsl.overrides import SET_FILE, Overrides, apply_overrides
 from chaospool._dsl.reader import INVALID, Reader, show
 from chaospool._dsl.source import Path, Source, from_mapping, read_yaml
 from chaospool._dsl.tolerances import read_tolerance
@@ -68,17 +69,18 @@ def load(
 
 
 def _place(error: ErrorLocation) -> tuple[bool, str, int, int]:
-    return (error.file == "--set", error.file, error.line, error.column)
+    return (error.file == SET_FILE, error.file, error.line, error.column)
 
 
+@dataclass(frozen=True)
 class _Opened:
-    """A read source and what identifies it."""
+    """A read source and what identifies it (``title``: the default title)."""
 
-    def __init__(
-        self, source: Source, path: str | None, sha256: str, base_dir: str, title: str
-    ) -> None:
-        self.source, self.path, self.sha256 = source, path, sha256
-        self.base_dir, self.title = base_dir, title
+    source: Source
+    path: str | None
+    sha256: str
+    base_dir: str
+    title: str
 
 
 def _open(source: str | os.PathLike[str] | Mapping[str, Any]) -> _Opened:
@@ -157,6 +159,8 @@ class _Builder:
         name = _name(doc)
         if name not in mapping and doc.required:
             return self.reader.error(path, f"missing required key {name!r}")
+        if name not in mapping and doc.default is None:
+            return None  # absent, and absent means something (see the key's description)
         value = mapping[name] if name in mapping else copy.deepcopy(doc.default)
         if name in special:
             return special[name]((*path, name), value)

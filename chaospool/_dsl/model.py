@@ -75,9 +75,9 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc(
         "title",
         "string",
-        "",
-        "Short name of the experiment (journal, reports); "
-        "defaults to the file name without its extension.",
+        _UNSET,
+        "Short name of the experiment (journal, reports). Absent: the file name without its "
+        "extension (`experiment` for a mapping).",
     ),
     KeyDoc("description", "string", "", "Free text: what the experiment shows."),
     KeyDoc(
@@ -245,7 +245,7 @@ KEYS: tuple[KeyDoc, ...] = (
     KeyDoc(
         "method[].name",
         "string",
-        "",
+        _UNSET,
         "Label in the journal. Default: the fault's name, or "
         "fault#N (N counting from 1 in the method) when several steps use the same fault.",
     ),

@@ -45,10 +45,15 @@ def show(value: Any) -> str:
 def did_you_mean(word: object, choices: Iterable[str]) -> str:
     """`` (did you mean 'size'?)`` or `` (expected one of: a, b)`` for an unknown name."""
     options = sorted(set(choices))
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
+    close = _close(word, options)
     if close:
-        return f" (did you mean {close[0]!r}?)"
+        return f" (did you mean {close!r}?)"
     return f" (expected one of: {', '.join(options)})" if options else ""
+
+
+def _close(word: object, options: Iterable[str]) -> str | None:
+    matches = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def _integer(value: Any) -> int:
@@ -121,14 +126,9 @@ def parse_leaf(type_text: str, value: Any) -> Any:
 
 def _choice(choices: list[str], value: Any) -> str:
     if value not in choices or not isinstance(value, str):
-        raise ValueError(
-            f"expected one of {', '.join(choices)}, got {show(value)}"
-            + (
-                did_you_mean(value, choices).replace(" (expected one of", " (one of")
-                if isinstance(value, str)
-                else ""
-            )
-        )
+        hint = _close(value, choices) if isinstance(value, str) else None
+        suggestion = f" (did you mean {hint!r}?)" if hint else ""
+        raise ValueError(f"expected one of {', '.join(choices)}, got {show(value)}{suggestion}")
     return value
 
 
