@@ -22,6 +22,7 @@ from chaospool.errors import ErrorLocation
 __all__ = ("MAPPING_FILE", "Loc", "Path", "Source", "format_path", "from_mapping", "read_yaml")
 
 MAPPING_FILE = "<mapping>"
+MAX_NODES = 100_000
 
 Path = tuple[str | int, ...]
 
@@ -124,9 +125,20 @@ class _Walker:
         self.keys: dict[Path, Loc] = {}
         self.errors: list[ErrorLocation] = []
         self._stack: set[int] = set()  # node ids being walked: guards recursive aliases
+        self._visits = 0
 
     def walk(self, node: yaml.Node, path: Path) -> None:
-        if id(node) in self._stack:
+        if id(node) in self._stack or self._visits > MAX_NODES:
+            return
+        self._visits += 1
+        if self._visits > MAX_NODES:
+            # Aliases can make a tiny file expand exponentially ("billion laughs"): stop early.
+            self._error(
+                node,
+                path,
+                f"the document has more than {MAX_NODES} values (counting "
+                f"each alias use): too large for an experiment",
+            )
             return
         self._check_tag(node, path)
         self.values.setdefault(path, _loc(node, self.file))

@@ -338,3 +338,10 @@ def test_registry_factory_failure_is_located_at_the_plugin(tmp_path: pathlib.Pat
     error = only(errors_of(tmp_path, text, registry=factory))
     assert (error.path, where(error)) == ("plugins[1]", (2, 14))
     assert error.message == "cannot load plugin 'b.py': no such file"
+
+
+def test_alias_bombs_are_refused_quickly(tmp_path: pathlib.Path) -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    error = only(errors_of(tmp_path, HEAD + "\n".join(lines) + "\n"))
+    assert "too large" in error.message
