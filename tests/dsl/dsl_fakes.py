@@ -72,9 +72,6 @@ class Herd(Fault):
 
 REGISTRY: Mapping[str, type[Fault]] = {f.name: f for f in (Crash, Slow, Leak, Herd)}
 
-MINIMAL: dict[str, Any] = {"version": 1, "pool": {"worker": "chaospool.workers.demo"}}
-
-
 def experiment(**sections: Any) -> dict[str, Any]:
     """The minimal experiment with ``sections`` merged over it (a fresh dict each time)."""
     base: dict[str, Any] = {"version": 1, "pool": {"worker": "chaospool.workers.demo"}}
