@@ -181,7 +181,7 @@ def _exit_code(journal: dict[str, Any]) -> int:
 def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool) -> int:
     import anyio
 
-    from chaospool._engine.outputs import LiveProgress, print_summary, write_reports
+    from chaospool._engine.outputs import feed, live_progress, print_summary, write_reports
     from chaospool._engine.session import run_loaded
 
     stem = Path(item.experiment.path or "experiment").stem
@@ -191,9 +191,9 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, quiet)
-            with LiveProgress(enabled=not quiet) as live:
+            with live_progress(item, enabled=not quiet) as live:
                 report = await run_loaded(item, seed=seed, journal_path=journal_path,
-                                          stop=stop, on_progress=live.update)
+                                          stop=stop, on_progress=feed(live))
             tg.cancel_scope.cancel()
         return report
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from types import TracebackType
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -12,7 +11,7 @@ from chaospool._dsl.units import print_duration
 from chaospool._engine.run import Progress
 from chaospool._engine.session import Loaded, resolve_seed
 
-__all__ = ("LiveProgress", "print_schedule", "print_summary", "write_reports")
+__all__ = ("feed", "live_progress", "print_schedule", "print_summary", "write_reports")
 
 
 def _fmt_param(value: Any) -> str:
@@ -43,33 +42,21 @@ def print_schedule(loaded: Loaded, seed: int | None) -> None:
                    f"{held}  {params}".rstrip())
 
 
-class LiveProgress:
+def live_progress(loaded: Loaded, *, enabled: bool) -> Any:
     """Live progress on a TTY (elapsed/total, ops, success rate, active faults); silent on a
     pipe, so piped output holds nothing but the summary."""
+    from chaospool._report.terminal import LiveProgress
 
-    def __init__(self, *, enabled: bool) -> None:
-        self._live: Any = None
-        self.enabled = enabled and sys.stderr.isatty()
+    exp = loaded.experiment
+    return LiveProgress(total=exp.duration, title=exp.title or "", enabled=enabled)
 
-    def __enter__(self) -> LiveProgress:
-        if self.enabled:
-            from chaospool._report.terminal import LiveDisplay
 
-            self._live = LiveDisplay()
-            self._live.__enter__()
-        return self
+def feed(live: Any) -> Callable[[Progress], None]:
+    def update(p: Progress) -> None:
+        live.update(elapsed=p.elapsed, ops=p.ops, success_rate=p.success_rate,
+                    active_faults=p.active_faults)
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self._live is not None:
-            self._live.__exit__(et, e, tb)
-
-    def update(self, progress: Progress) -> None:
-        if self._live is not None:
-            self._live.update(
-                elapsed=progress.elapsed, total=progress.total, ops=progress.ops,
-                success_rate=progress.success_rate, active_faults=list(progress.active_faults),
-            )
+    return update
 
 
 def print_summary(journal: dict[str, Any], *, quiet: bool, verbose: bool,

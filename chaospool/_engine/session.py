@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import yaml
+import pluggy
 
 from chaospool._dsl import load as dsl_load
 from chaospool._dsl.model import Experiment
 from chaospool._engine.journal import build_journal
 from chaospool._engine.run import Progress, draw_seed, prepare, run_experiment
 from chaospool._engine.schedule import ScheduledStep, schedule
-from chaospool._plugins import Hooks, fault_registry, plugin_manager
+from chaospool._plugins import Hooks, fault_registry, load_plugins, plugin_manager
 from chaospool._report.journal import Report
 from chaospool.fault import Fault
 
@@ -41,46 +41,32 @@ class Loaded:
         return schedule(self.experiment, seed, pool_level=pool_level)
 
 
-def _declared_plugins(source: Any) -> tuple[list[str], Path | None]:
-    """The experiment's own ``plugins:`` list, read before validation: plugin faults must be
-    registered before their steps can be checked. Errors surface in the real load."""
-    if isinstance(source, Mapping):
-        raw: Any = source
-        base = None
-    else:
-        path = Path(os.fspath(source))
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            return [], path.parent
-        base = path.parent
-    specs = raw.get("plugins") if isinstance(raw, dict) else None
-    if not isinstance(specs, list):
-        return [], base
-    return [s for s in specs if isinstance(s, str)], base
-
-
-def _relative_to(spec: str, base: Path | None) -> str:
-    """A ``.py`` path in an experiment is relative to the experiment file; a module name is not."""
-    if base is None or not (spec.endswith(".py") or "/" in spec):
-        return spec
-    return str((base / spec).resolve())
-
-
 def load_with_plugins(
     source: Any,
     *,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
     plugins: Sequence[str] = (),
 ) -> Loaded:
-    """Load the plugins (``--plugin`` ones and the experiment's), then validate the source."""
-    declared, base = ([], None) if isinstance(source, Experiment) else _declared_plugins(source)
-    pm = plugin_manager([*plugins, *(_relative_to(spec, base) for spec in declared)])
-    registry = fault_registry(pm)
+    """Load the plugins (``--plugin`` ones, then the experiment's ``plugins:``, relative to its
+    file) and validate the source against the faults they register.
+
+    Raises ``ExperimentError`` (every problem, located) or ``PluginLoadError``.
+    """
+    managers: list[tuple[pluggy.PluginManager, dict[str, type[Fault]]]] = []
+
+    def registry_for(declared: tuple[str, ...], base_dir: Path) -> dict[str, type[Fault]]:
+        pm = plugin_manager(list(plugins))
+        load_plugins(pm, declared, base_dir=base_dir)
+        managers.append((pm, fault_registry(pm)))
+        return managers[-1][1]
+
     if isinstance(source, Experiment):
         experiment = source
     else:
-        experiment = dsl_load(source, overrides=overrides or (), registry=registry)
+        experiment = dsl_load(source, overrides=overrides or (), registry=registry_for)
+    if not managers:  # the DSL calls the factory only when the rest validated far enough
+        registry_for(experiment.plugins, Path(experiment.base_dir))
+    pm, registry = managers[-1]
     return Loaded(experiment, registry, Hooks(pm))
 
 
@@ -107,14 +93,14 @@ async def run_loaded(
     try:
         await run_experiment(state, hooks=loaded.hooks, stop=stop, on_progress=on_progress)
     finally:
-        journal = build_journal(state, plugin_errors=loaded.hooks.errors)
+        journal = build_journal(state)
         loaded.hooks.experiment_end(loaded.experiment, journal)
+        # hook errors are known only now, experiment_end's own included
+        journal["plugin_errors"] = [e.to_dict() for e in loaded.hooks.errors]
         if journal_path is not None:
             write_journal(journal, journal_path)
-    report = Report.from_journal(journal)
-    if journal_path is not None and str(journal_path) != "-":
-        report.journal_path = str(journal_path)
-    return report
+    keep = journal_path is not None and str(journal_path) != "-"
+    return Report.from_journal(journal, journal_path=str(journal_path) if keep else None)
 
 
 def write_journal(journal: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
