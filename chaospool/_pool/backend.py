@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal as _signal
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -56,7 +57,17 @@ class Link(Protocol):
         """Send one message; raises LinkClosed if the channel is gone."""
 
     async def receive(self) -> list[p.Message]:
-        """The next message(s); raises LinkClosed at EOF, MalformedFrame on a bad frame."""
+        """The next message(s); raises LinkClosed at EOF, MalformedFrame on a bad frame.
+
+        Used for the handshake; after it the pool calls ``serve``.
+        """
+
+    async def serve(self, deliver: Callable[[list[p.Message]], None]) -> None:
+        """Call ``deliver(messages)`` for everything received, until EOF (then return).
+
+        Raises MalformedFrame on a bad frame. Push-based so that a transport with callbacks
+        (asyncio protocols) completes a request without waking an extra reader task.
+        """
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the worker and its process group; ProcessLookupError if gone."""
@@ -94,3 +105,13 @@ class Backend(Protocol):
 
 def new_log() -> deque[str]:
     return deque(maxlen=LOG_LINES)
+
+
+async def serve_by_receive(link: Link, deliver: Callable[[list[p.Message]], None]) -> None:
+    """``Link.serve`` for a link that only knows how to ``receive``."""
+    while True:
+        try:
+            msgs = await link.receive()
+        except LinkClosed:
+            return
+        deliver(msgs)

@@ -14,6 +14,8 @@ so a late reply cannot reach another caller; it is discarded and counted.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import signal as _signal
 import time
@@ -28,6 +30,7 @@ import msgspec
 from chaospool._pool.backend import Backend, ExitStatus, LinkClosed, MalformedFrame
 from chaospool._pool.config import PoolConfig, build_config
 from chaospool._pool.events import Counters, EventBus, PoolEvent, PoolStats
+from chaospool._pool.flag import AnyioFlag, AsyncioFlag, Flag, flag_factory
 from chaospool._pool.handle import WorkerHandle
 from chaospool._pool.worker import Partition, Pending, Waiter, Worker
 from chaospool._wire import protocol as p
@@ -113,6 +116,11 @@ class Pool:
         self._starting = 0
         self._slot_watchers: list[anyio.Event] = []
         self._stack: AsyncExitStack | None = None
+        self._flag: Callable[[], Flag] = AnyioFlag
+        # asyncio only: deadlines are lazy loop timers (one per queue / per worker, re-armed
+        # when they fire) instead of a timer per wait -- see _arm_queue and _arm_worker
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue_timer: asyncio.TimerHandle | None = None
         self._tg: TaskGroup | None = None
         self._opened = False
         self._closed = False
@@ -132,6 +140,9 @@ class Pool:
         self._opened = True
         self._stack = AsyncExitStack()
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        self._flag = flag_factory()
+        if self._flag is AsyncioFlag:
+            self._loop = asyncio.get_running_loop()
         try:
             self.commands = await self._backend.start(self._tg)
             if not self.config.lazy:
@@ -180,7 +191,7 @@ class Pool:
         args: Any = None,
         *,
         session: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109  reason: the seam's API takes a timeout
         retries: int = 0,
     ) -> Any:
         """Run ``command`` on a worker and return its result.
@@ -242,7 +253,7 @@ class Pool:
         return self._handle(w) if w is not None and w.alive else None
 
     async def wait_serving(
-        self, index: int, *, not_pid: int | None = None, timeout: float = 10.0
+        self, index: int, *, not_pid: int | None = None, timeout: float = 10.0  # noqa: ASYNC109  reason: the seam's API takes a timeout
     ) -> WorkerHandle:
         """Return once slot ``index`` serves with a process whose pid != ``not_pid``."""
         with anyio.fail_after(timeout):
@@ -266,7 +277,7 @@ class Pool:
 
     # ------------------------------------------------------------------ request path
     async def _execute_once(
-        self, command: str, raw: msgspec.Raw, session: str | None, timeout: float
+        self, command: str, raw: msgspec.Raw, session: str | None, timeout: float  # noqa: ASYNC109  reason: per-call deadline, not a scope
     ) -> Any:
         w = self._take_idle(session)
         if w is None:
@@ -290,14 +301,15 @@ class Pool:
     def _checked_out(self, w: Worker) -> None:
         w.state = "busy"
         self._counters.checkouts += 1
-        self._bus.emit("checkout", w.index, w.pid)
+        if self._bus.subscribers:
+            self._bus.emit("checkout", w.index, w.pid)
 
     async def _wait_for_worker(self) -> Worker:
         if len(self._waiters) >= self.config.max_queue:
             self._bus.emit("queue_full", depth=len(self._waiters))
             raise QueueFull(f"{len(self._waiters)} requests already wait for a worker "
                             f"(max_queue={self.config.max_queue})")
-        waiter = Waiter()
+        waiter = Waiter(self._flag())
         self._waiters.append(waiter)
         depth = len(self._waiters)
         if depth > self._counters.max_queue_depth:
@@ -305,8 +317,12 @@ class Pool:
         self._grow()
         handed_over = False
         try:
-            with anyio.move_on_after(self.config.checkout_timeout):
+            if self._loop is not None:
+                waiter.deadline = self._loop.time() + self.config.checkout_timeout
+                self._arm_queue()
                 await waiter.event.wait()
+            else:
+                await waiter.event.wait(self.config.checkout_timeout)
             handed_over = True
         finally:
             if waiter.worker is None:
@@ -321,23 +337,66 @@ class Pool:
                                   f"{self.config.checkout_timeout}s")
         return waiter.worker
 
+    def _arm_queue(self) -> None:
+        if self._queue_timer is None and self._waiters and self._loop is not None:
+            self._queue_timer = self._loop.call_at(self._waiters[0].deadline, self._expire_queue)
+
+    def _expire_queue(self) -> None:
+        """The queue timer fired: time out every waiter past its deadline (FIFO: the head)."""
+        assert self._loop is not None
+        self._queue_timer = None
+        now = self._loop.time()
+        waiters = self._waiters
+        while waiters and waiters[0].deadline <= now:
+            waiters.popleft().event.set()  # woken without a worker: CheckoutTimeout
+        self._arm_queue()
+
+    def _arm_worker(self, w: Worker, deadline: float) -> None:
+        timer = w.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            assert self._loop is not None
+            w.timer = self._loop.call_at(deadline, self._expire_worker, w)
+
+    def _expire_worker(self, w: Worker) -> None:
+        """A worker's timer fired: time out its overdue command, re-arm for the next one."""
+        assert self._loop is not None
+        w.timer = None
+        now = self._loop.time()
+        for call in list(w.pending.values()):
+            if call.command is None or call.abandoned or call.event.is_set():
+                continue
+            if call.deadline <= now:
+                call.timed_out = True
+                call.event.set()
+            else:
+                self._arm_worker(w, call.deadline)
+
     def _leave_queue(self, waiter: Waiter) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
-        except ValueError:
-            pass
 
     async def _request(
-        self, w: Worker, command: str, raw: msgspec.Raw, session: str | None, timeout: float
+        self,
+        w: Worker,
+        command: str,
+        raw: msgspec.Raw,
+        session: str | None,
+        timeout: float,  # noqa: ASYNC109  reason: per-call deadline, not a scope
     ) -> Any:
         rid = next(self._ids)
-        pending = Pending(command)
+        pending = Pending(command, self._flag())
         w.pending[rid] = pending
         state = self._sessions.get(session, p.NIL) if session is not None else p.NIL
         await self._send(w, p.Request(rid, command, raw, session, state))
         try:
-            with anyio.move_on_after(timeout):
-                await pending.event.wait()
+            if self._loop is not None:
+                pending.deadline = self._loop.time() + timeout
+                self._arm_worker(w, pending.deadline)
+                done = await pending.event.wait() and not pending.timed_out
+            else:
+                done = await pending.event.wait(timeout)
         except BaseException:  # the caller gave up: never hand this worker to anyone else
             if not pending.event.is_set():
                 pending.abandoned = True
@@ -345,7 +404,7 @@ class Pool:
             else:
                 self._finish(w, pending, session)
             raise
-        if not pending.event.is_set():
+        if not done:
             w.pending.pop(rid, None)
             raise self._timed_out(w, command, timeout)
         return self._finish(w, pending, session)
@@ -385,7 +444,8 @@ class Pool:
         if w.state != "busy":
             return  # it is being stopped or is dead already
         self._counters.checkins += 1
-        self._bus.emit("checkin", w.index, w.pid)
+        if self._bus.subscribers:
+            self._bus.emit("checkin", w.index, w.pid)
         cfg = self.config
         if cfg.max_requests is not None and w.requests >= cfg.max_requests:
             self._recycle(w, "max_requests", None)
@@ -433,22 +493,25 @@ class Pool:
         link = w.link
         if link is None:
             return
-        try:
+        try:  # noqa: SIM105  reason: hot path; contextlib.suppress costs a context manager
             await link.send(msg)
         except LinkClosed:
             pass  # the read loop sees the EOF and fails what this worker held
 
     # ------------------------------------------------------------------ fault surface
     async def _control(
-        self, w: Worker, op: str, args: Mapping[str, Any] | None, timeout: float
+        self,
+        w: Worker,
+        op: str,
+        args: Mapping[str, Any] | None,
+        timeout: float,  # noqa: ASYNC109  reason: the seam's API takes a timeout
     ) -> Any:
         rid = next(self._ids)
-        pending = Pending(None)
+        pending = Pending(None, self._flag())
         w.pending[rid] = pending
         try:
             await self._send(w, p.Control(rid, op, p.encode_value(dict(args or {}))))
-            with anyio.move_on_after(timeout):
-                await pending.event.wait()
+            await pending.event.wait(timeout)
         finally:
             w.pending.pop(rid, None)
         if not pending.event.is_set():
@@ -574,16 +637,17 @@ class Pool:
     async def _serve(self, w: Worker) -> str:
         link = w.link
         assert link is not None
+
+        def deliver(msgs: list[p.Message]) -> None:
+            part = w.partition
+            for msg in msgs:
+                if part is not None and part.from_worker:
+                    part.intercept(msg, outgoing=False)
+                else:
+                    self._deliver(w, msg)
+
         try:
-            while True:
-                msgs = await link.receive()
-                part = w.partition
-                for msg in msgs:
-                    if part is not None and part.from_worker:
-                        part.intercept(msg, outgoing=False)
-                    else:
-                        self._deliver(w, msg)
-        except LinkClosed:
+            await link.serve(deliver)
             return w.stop_reason or "crash"
         except MalformedFrame as exc:
             w.protocol_error = str(exc)
@@ -603,9 +667,8 @@ class Pool:
                 return False
             pending.msg = msg
             pending.event.set()
-        elif type(msg) is p.Pong:
-            if w.ping_id == msg.id:
-                w.ping_id = None
+        elif type(msg) is p.Pong and w.ping_id == msg.id:
+            w.ping_id = None
         return True
 
     def _late_reply(self, w: Worker, msg: p.Reply | p.Failure) -> None:
@@ -785,10 +848,8 @@ class Pool:
 
     def _signal(self, w: Worker, sig: int) -> None:
         if w.link is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 w.link.signal(sig)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     async def _supervise(self) -> None:
         """One periodic tick: heartbeats, overflow retirement, abandoned calls, half-open."""

@@ -66,7 +66,11 @@ class WorkerHandle:
         self._link().close()
 
     async def control(
-        self, op: str, args: Mapping[str, Any] | None = None, *, timeout: float = 5.0
+        self,
+        op: str,
+        args: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109  reason: the seam's API takes a timeout
     ) -> Any:
         """Run control op ``op`` inside the worker (works while a user command runs)."""
         self._link()

@@ -10,19 +10,26 @@ emulated: SIGKILL/SIGTERM/SIGINT end it, SIGSTOP/SIGCONT pause and resume it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import signal as _signal
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
 import msgspec
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame, new_log
+from chaospool._pool.backend import (
+    ExitStatus,
+    LinkClosed,
+    MalformedFrame,
+    new_log,
+    serve_by_receive,
+)
 from chaospool._wire import protocol as p
 from chaospool._worker.controls import BUILTINS
 from chaospool._worker.registry import load_commands
@@ -60,10 +67,9 @@ class MemoryLink:
     def _transport(self, frame: bytes) -> None:
         """Called from handler threads (and once from the loop, for the Hello)."""
         self._running.wait()
-        try:
+        # the worker may have been "killed" meanwhile: its output then goes nowhere
+        with contextlib.suppress(Exception):
             anyio.from_thread.run_sync(self._from_send.send_nowait, frame, token=self._token)
-        except Exception:
-            pass  # the worker was "killed" meanwhile: its output goes nowhere
 
     async def _run(self) -> None:
         with self._scope:
@@ -126,6 +132,9 @@ class MemoryLink:
                     return [p.decode(f) for f in frames]
             except (ValueError, msgspec.DecodeError) as exc:
                 raise MalformedFrame(str(exc)) from exc
+
+    async def serve(self, deliver: Callable[[list[p.Message]], None]) -> None:
+        await serve_by_receive(self, deliver)
 
     def signal(self, sig: int) -> None:
         if self._exit is not None:

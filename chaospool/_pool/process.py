@@ -9,6 +9,7 @@ in its log (last lines kept for error messages), never in the protocol.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -18,12 +19,20 @@ import socket
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
+import sniffio
 
-from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame, new_log
+from chaospool._pool.backend import (
+    ExitStatus,
+    LinkClosed,
+    MalformedFrame,
+    new_log,
+    serve_by_receive,
+)
 from chaospool._wire import protocol as p
 from chaospool.errors import WorkerStartError
 
@@ -72,6 +81,87 @@ async def _drain_lines(fd: int, log: deque[str]) -> None:
         os.close(fd)
 
 
+class _FrameProtocol(asyncio.Protocol):
+    """asyncio fast path for the data socket: frames are decoded in ``data_received``.
+
+    Why not ``anyio.wait_readable`` + ``recv``: on asyncio that registers and unregisters the
+    fd with epoll for every message; a protocol keeps it registered, and the transport's
+    ``write`` sends at once without a lock or a task switch.
+    """
+
+    def __init__(self) -> None:
+        self.buf = p.FrameBuffer()
+        self.ready: deque[p.Message] = deque()
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.deliver: Callable[[list[p.Message]], None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        try:
+            msgs = [p.decode(f) for f in self.buf.feed(data)]
+        except (ValueError, msgspec.DecodeError) as exc:
+            self.error = MalformedFrame(str(exc))
+            assert self.transport is not None
+            self.transport.abort()
+            self._wake()
+            return
+        if self.deliver is not None:
+            if msgs:
+                self.deliver(msgs)  # straight to the waiting caller: no reader task hop
+        else:
+            self.ready.extend(msgs)
+            self._wake()
+
+    def eof_received(self) -> bool:
+        return False  # close our end too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.error is None:
+            self.error = LinkClosed(str(exc) if exc else "EOF")
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def receive(self) -> list[p.Message]:
+        while not self.ready:
+            if self.error is not None:
+                raise self.error
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        msgs = list(self.ready)
+        self.ready.clear()
+        return msgs
+
+    async def serve(self, deliver: Callable[[list[p.Message]], None]) -> None:
+        if self.ready:
+            msgs = list(self.ready)
+            self.ready.clear()
+            deliver(msgs)
+        self.deliver = deliver
+        try:
+            while self.error is None:
+                self.waiter = asyncio.get_running_loop().create_future()
+                await self.waiter
+        finally:
+            self.waiter = None
+            self.deliver = None
+        if isinstance(self.error, MalformedFrame):
+            raise self.error
+
+
 class ProcessLink:
     """The pool's end of one forked worker: data + control sockets, log, exit report."""
 
@@ -84,10 +174,22 @@ class ProcessLink:
         self._buf = p.FrameBuffer()
         self._closed = False
         self._send_lock = anyio.Lock(fast_acquire=True)
+        self._proto: _FrameProtocol | None = None
+
+    async def start(self) -> None:
+        if sniffio.current_async_library() == "asyncio":
+            loop = asyncio.get_running_loop()
+            _, self._proto = await loop.connect_accepted_socket(_FrameProtocol, self._data)
 
     async def send(self, msg: p.Message) -> None:
         if self._closed:
             raise LinkClosed("channel closed")
+        if self._proto is not None and not isinstance(msg, p.Ping | p.Control):
+            transport = self._proto.transport
+            if transport is None or transport.is_closing():
+                raise LinkClosed("channel closed")
+            transport.write(p.encode_frame(msg))
+            return
         sock = self._ctl if isinstance(msg, p.Ping | p.Control) else self._data
         frame = p.encode_frame(msg)
         async with self._send_lock:  # a partial write must finish before the next frame
@@ -100,18 +202,23 @@ class ProcessLink:
                 except OSError as exc:
                     raise LinkClosed(str(exc)) from exc
 
+    async def serve(self, deliver: Callable[[list[p.Message]], None]) -> None:
+        if self._proto is not None:
+            await self._proto.serve(deliver)
+        else:
+            await serve_by_receive(self, deliver)
+
     async def receive(self) -> list[p.Message]:
+        if self._proto is not None:
+            return await self._proto.receive()
         while True:
             try:
+                await anyio.wait_readable(self._data)
                 chunk = self._data.recv(262144)
             except BlockingIOError:
-                try:
-                    await anyio.wait_readable(self._data)
-                except (anyio.ClosedResourceError, OSError) as exc:
-                    raise LinkClosed("channel closed") from exc
                 continue
-            except OSError as exc:
-                raise LinkClosed(str(exc)) from exc
+            except (anyio.ClosedResourceError, OSError) as exc:
+                raise LinkClosed("channel closed") from exc
             if not chunk:
                 raise LinkClosed("EOF")
             try:
@@ -133,6 +240,10 @@ class ProcessLink:
         if self._closed:
             return
         self._closed = True
+        if self._proto is not None and self._proto.transport is not None:
+            self._proto.transport.abort()  # connection_lost wakes a waiting receive()
+            self._ctl.close()
+            return
         for sock in (self._data, self._ctl):
             anyio.notify_closing(sock)  # wake a receive() waiting on it
             sock.close()
@@ -177,7 +288,7 @@ class ProcessBackend:
         config = {"worker": self.worker, "sys_path": sys.path, "parent": os.getpid(),
                   "fd": theirs.fileno()}
         try:
-            self._proc = subprocess.Popen(
+            self._proc = subprocess.Popen(  # noqa: ASYNC220  reason: one fork+exec, ~1 ms
                 [sys.executable, "-m", "chaospool._worker.zygote", json.dumps(config)],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log_w,
                 stderr=log_w, start_new_session=True,
@@ -270,7 +381,7 @@ class ProcessBackend:
         ctl_p, ctl_c = socket.socketpair()
         log_r, log_w = os.pipe()
         token = next(self._tokens)
-        event, pids = anyio.Event(), []
+        event, pids = anyio.Event(), list[int]()
         self._spawned[token] = (event, pids)
         try:
             assert self._sock is not None
@@ -298,13 +409,16 @@ class ProcessBackend:
             ctl_p.close()
             os.close(log_r)
             raise WorkerStartError(f"the fork server died while starting worker {index}")
-        return self._link(pids[0], data_p, ctl_p, log_r)
+        return await self._link(pids[0], data_p, ctl_p, log_r)
 
-    def _link(self, pid: int, data: socket.socket, ctl: socket.socket, log_r: int) -> ProcessLink:
+    async def _link(
+        self, pid: int, data: socket.socket, ctl: socket.socket, log_r: int
+    ) -> ProcessLink:
         data.setblocking(False)
         ctl.setblocking(False)
         exit_ = self._exits.get(pid) or _Exit()
         link = ProcessLink(pid, data, ctl, exit_)
+        await link.start()
         assert self._tg is not None
         self._tg.start_soon(_drain_lines, log_r, link.log)
         return link

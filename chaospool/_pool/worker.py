@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from chaospool._pool.flag import Flag
 from chaospool._wire import protocol as p
 
 if TYPE_CHECKING:
@@ -22,24 +24,26 @@ MODES = ("drop", "hold")
 class Pending:
     """One call in flight on a worker: a command (at most one) or a control op / ping."""
 
-    __slots__ = ("abandoned", "command", "deadline", "error", "event", "msg")
+    __slots__ = ("abandoned", "command", "deadline", "error", "event", "msg", "timed_out")
 
-    def __init__(self, command: str | None) -> None:
-        self.event = anyio.Event()
+    def __init__(self, command: str | None, event: Flag) -> None:
+        self.event = event
         self.command = command  # None for a control op
         self.msg: p.Reply | p.Failure | None = None
         self.error: BaseException | None = None
         self.abandoned = False
+        self.timed_out = False
         self.deadline = 0.0
 
 
 class Waiter:
     """A caller queued for a worker (FIFO)."""
 
-    __slots__ = ("error", "event", "worker")
+    __slots__ = ("deadline", "error", "event", "worker")
 
-    def __init__(self) -> None:
-        self.event = anyio.Event()
+    def __init__(self, event: Flag) -> None:
+        self.event = event
+        self.deadline = 0.0
         self.worker: Worker | None = None
         self.error: BaseException | None = None
 
@@ -110,6 +114,7 @@ class Worker:
         self.done = anyio.Event()
         self.start_error: BaseException | None = None
         self.psproc: psutil.Process | None = None
+        self.timer: asyncio.TimerHandle | None = None  # request deadline (asyncio fast path)
 
     @property
     def alive(self) -> bool:

@@ -131,9 +131,9 @@ class Exited(msgspec.Struct, tag="exited", array_like=True):
 ZygoteMessage = Hello | StartFailed | Spawn | Spawned | Exited
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)  # type: ignore[arg-type]
+_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 _zdecoder: msgspec.msgpack.Decoder[ZygoteMessage] = msgspec.msgpack.Decoder(
-    ZygoteMessage  # type: ignore[arg-type]
+    ZygoteMessage
 )
 _value_decoder = msgspec.msgpack.Decoder()
 

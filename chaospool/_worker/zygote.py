@@ -14,6 +14,7 @@ PR_SET_PDEATHSIG=SIGKILL towards the zygote, which reaches stopped workers as we
 from __future__ import annotations
 
 import array
+import contextlib
 import json
 import os
 import selectors
@@ -99,10 +100,8 @@ class Zygote:
         _, status = os.waitpid(pid, 0)
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-        try:
+        with contextlib.suppress(OSError):  # the pool is gone; we are about to leave too
             self.send(p.Exited(pid, code, sig))
-        except OSError:
-            pass  # the pool is gone; we are about to leave too
 
     def kill_all(self) -> None:
         """SIGKILL every worker's process group (grandchildren included) and reap them."""
@@ -110,15 +109,11 @@ class Zygote:
             try:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
-                try:
+                with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
         for pid, pidfd in list(self.children.items()):
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
             os.close(pidfd)
         self.children.clear()
 
