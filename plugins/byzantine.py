@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Literal
 
-from chaospool.errors import ChaospoolError
+from chaospool.errors import ChaospoolError, ProtocolError
 from chaospool.fault import Duration, Fault, FaultContext
 from chaospool.hookspecs import hookimpl
 
@@ -54,13 +54,22 @@ class ByzantineReply(Fault):
             lambda event: crashes.append(_crash(event)) if event.kind == "crash" else None
         )
         corrupted = ctx.state.setdefault("corrupted", [])
+        early = []
         for handle in ctx.targets:
-            await handle.control("corrupt", {"mode": ctx.params.mode, "count": ctx.params.count})
+            args = {"mode": ctx.params.mode, "count": ctx.params.count}
+            try:
+                await handle.control("corrupt", args)
+            except ProtocolError:
+                # The worker damaged a user reply that overtook the acknowledgement of this very
+                # operation: the pool dropped the worker, failing every call in flight on it --
+                # ours included. The fault took effect; revert confirms the replacement.
+                early.append(handle.pid)
             corrupted.append((handle, handle.index, handle.pid))
         ctx.record(
             mode=ctx.params.mode,
             count=ctx.params.count,
             corrupted=[{"index": index, "pid": pid} for _, index, pid in corrupted],
+            lied_before_ack=early,
         )
 
     async def revert(self, ctx: FaultContext) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chaospool._plugins import Hooks, fault_infos, plugin_manager
-from chaospool.errors import WorkerCrashed
+from chaospool.errors import ProtocolError, WorkerCrashed
 from chaospool.fault import FaultContext
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
@@ -22,13 +22,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Handle:
-    def __init__(self, index: int, pid: int, *, dies: bool = False) -> None:
+    def __init__(self, index: int, pid: int, *, dies: bool = False, early: bool = False) -> None:
         self.index, self.pid, self.state = index, pid, "ready"
         self.dies = dies  # the worker sent its bad frame: the pool killed it
+        self.early = early  # ... even before the corrupt operation was acknowledged
         self.calls: list[tuple[str, Any]] = []
 
     async def control(self, op: str, args: Any = None, **options: Any) -> Any:
         self.calls.append((op, args))
+        if op == "corrupt" and self.early:
+            self.state = "dead"
+            raise ProtocolError("sent a malformed frame while running a control op", pid=self.pid)
         if op == "uncorrupt" and self.dies:
             raise WorkerCrashed("protocol error", pid=self.pid)
         return {"remaining": 1} if op == "uncorrupt" else None
@@ -96,6 +100,28 @@ async def test_byzantine_worker_dying_during_revert_is_a_replacement(byzantine: 
     await fault.inject(ctx)
     await fault.revert(ctx)
     assert ctx.effect["outcomes"] == [{"index": 0, "pid": 100, "replaced_by": 9000}]
+
+
+@pytest.mark.anyio
+async def test_byzantine_worker_lying_before_the_ack_is_the_fault_working(byzantine: Any) -> None:
+    handle, pool = Handle(0, 100, early=True), Pool()
+    ctx = FaultContext(byzantine.Params(), [handle], pool, random.Random(1))  # type: ignore[arg-type]
+    fault = byzantine()
+    await fault.inject(ctx)
+    assert ctx.effect["lied_before_ack"] == [100]
+    await fault.revert(ctx)
+    assert ctx.effect["outcomes"] == [{"index": 0, "pid": 100, "replaced_by": 9000}]
+
+
+@pytest.mark.anyio
+async def test_byzantine_other_inject_errors_propagate(byzantine: Any) -> None:
+    class Refusing(Handle):
+        async def control(self, op: str, args: Any = None, **options: Any) -> Any:
+            raise WorkerCrashed("worker 0 is dead", pid=self.pid)
+
+    ctx = FaultContext(byzantine.Params(), [Refusing(0, 100)], Pool(), random.Random(1))  # type: ignore[arg-type]
+    with pytest.raises(WorkerCrashed):
+        await byzantine().inject(ctx)
 
 
 def test_byzantine_count_must_be_positive(byzantine: Any) -> None:
