@@ -1,0 +1,88 @@
+"""Worker module for the pool's own tests (imported by name: tests/pool is on sys.path)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from chaospool.worker import Context, ControlRuntime, command
+
+RELEASE = threading.Event()  # memory-backend tests set it so hanging handler threads end
+
+
+@command
+def ping(args: Any, ctx: Context) -> str:
+    return "pong"
+
+
+@command
+def echo(args: Any, ctx: Context) -> Any:
+    return args
+
+
+@command
+def pid(args: Any, ctx: Context) -> int:
+    return os.getpid()
+
+
+@command
+def index(args: Any, ctx: Context) -> int:
+    return ctx.worker_index
+
+
+@command
+def hang(args: Any, ctx: Context) -> str:
+    RELEASE.wait((args or {}).get("duration", 30.0))
+    return "released"
+
+
+@command
+def die(args: Any, ctx: Context) -> None:
+    os.kill(os.getpid(), (args or {}).get("signal", signal.SIGKILL))
+    time.sleep(5)
+
+
+@command
+def exit_now(args: Any, ctx: Context) -> None:
+    os._exit((args or {}).get("code", 7))
+
+
+@command
+def noisy(args: Any, ctx: Context) -> str:
+    for i in range(200):
+        print(f"noise line {i} \x00\xff garbage {'x' * 50}")
+    sys.stdout.write("\x00\x00\x00\x10not a frame")
+    sys.stdout.flush()
+    os.write(1, b"\x00\x00\x00\x05raw-bytes-on-fd-1\n")
+    os.write(2, b"stderr line from the worker\n")
+    return "quiet now"
+
+
+@command
+def boom(args: Any, ctx: Context) -> None:
+    raise ValueError(f"boom {args}")
+
+
+@command
+def unserialisable(args: Any, ctx: Context) -> Any:
+    return {"value": object()}
+
+
+@command
+def count(args: Any, ctx: Context) -> dict[str, int]:
+    ctx.session["n"] = ctx.session.get("n", 0) + 1
+    return {"n": ctx.session["n"], "pid": os.getpid()}
+
+
+@command("renamed")
+def _renamed(args: Any, ctx: Context) -> str:
+    return "by another name"
+
+
+def double(args: dict[str, Any], runtime: ControlRuntime) -> dict[str, Any]:
+    """A plugin control op: runs on the worker's control thread."""
+    return {"double": args.get("x", 0) * 2, "index": runtime.worker_index}
