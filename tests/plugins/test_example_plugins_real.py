@@ -19,12 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("chaospool"))
 
 
-def tiny(plugin: str, method: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+def tiny(plugin: str | Path, method: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A small experiment; ``plugin``: an example's name, or a path."""
+    path = plugin if isinstance(plugin, Path) else ROOT / "plugins" / f"{plugin}.py"
     return {
         "version": 1,
-        "title": f"{plugin} example",
+        "title": f"{path.stem} example",
         "duration": "2s",
-        "plugins": [str(ROOT / "plugins" / f"{plugin}.py")],
+        "plugins": [str(path)],
         "pool": {"worker": "chaospool.workers.demo", "size": 2},
         "load": {"clients": 3, "retries": 2, "mix": [{"command": "echo", "args": {"a": 1}}]},
         "method": method,
@@ -92,3 +94,42 @@ def test_events_jsonl_streams_the_run(tmp_path: Path, monkeypatch: pytest.Monkey
     assert checkouts >= journal["metrics"]["total"]  # every operation took a worker at least once
     times = [line["t"] for line in lines]
     assert times == sorted(times)
+
+
+RAISING_PLUGIN = """
+from chaospool.hookspecs import hookimpl
+
+@hookimpl
+def chaospool_before_fault(step):
+    raise RuntimeError("observer broke before " + step.fault)
+
+@hookimpl
+def chaospool_pool_event(event):
+    if event.kind == "crash":
+        raise ValueError("cannot log a crash")
+"""
+
+
+@pytest.mark.chaos
+@pytest.mark.integration
+def test_a_raising_plugin_is_named_and_the_fault_still_reverted(tmp_path: Path) -> None:
+    plugin = tmp_path / "grumpy.py"
+    plugin.write_text(RAISING_PLUGIN)
+    experiment = tiny(
+        "byzantine", [{"fault": "port_crash", "at": "300ms", "target": {"worker": 0}}]
+    )
+    experiment["plugins"] = [str(plugin)]
+    experiment["duration"] = "1500ms"
+    experiment["steady_state"] = {"worker_restarts": ">= 1"}
+    journal = chaospool.run(experiment, seed=1).to_dict()
+    assert journal["status"] == "completed"
+    assert journal["ok"] is True  # the killed worker was replaced: port_crash ran and reverted
+    [fault] = journal["faults"]
+    assert fault["error"] is None
+    assert fault["reverted_at"] is not None
+    errors = {e["hook"]: e for e in journal["plugin_errors"]}
+    assert errors["chaospool_before_fault"]["plugin"] == "chaospool_plugins.grumpy"
+    assert errors["chaospool_before_fault"]["error"] == (
+        "RuntimeError: observer broke before port_crash"
+    )
+    assert errors["chaospool_pool_event"]["error"] == "ValueError: cannot log a crash"
