@@ -221,3 +221,28 @@ def test_a_refused_plugin_is_not_left_registered(write_plugin: WritePlugin, tmp_
     with pytest.raises(PluginLoadError):
         load_plugins(pm, ["typo2.py"], base_dir=tmp_path)
     assert not pm.has_plugin("chaospool_plugins.typo2")
+
+
+def test_builtins_register_through_the_same_hooks() -> None:
+    pm = plugin_manager()
+    assert pm.has_plugin("chaospool._faults")
+    builtin = {d["name"] for d in describe_faults(pm) if d["source"] == "builtin"}
+    assert builtin >= {
+        "port_crash",
+        "timeout",
+        "network_partition",
+        "resource_exhaustion",
+        "thundering_herd",
+        "slow_worker",
+        "memory_leak",
+    }
+
+
+def test_a_plugin_cannot_take_a_builtin_fault_name(
+    write_plugin: WritePlugin, tmp_path: Path
+) -> None:
+    write_plugin("impostor.py", fault="port_crash")
+    with pytest.raises(PluginLoadError) as info:
+        fault_registry(plugin_manager(["impostor.py"], base_dir=tmp_path))
+    assert info.value.plugin == "chaospool_plugins.impostor"
+    assert "'port_crash' is already provided by builtin" in info.value.message
