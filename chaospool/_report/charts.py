@@ -68,7 +68,7 @@ class Window:
 @dataclass(frozen=True)
 class _Series:
     times: list[float]
-    throughput: list[float]
+    throughput: list[float | None]
     success: list[float | None]
     p99_ms: list[float | None]
     end: float
@@ -94,6 +94,13 @@ def _bucket_width(timeline: Sequence[Mapping[str, Any]]) -> float:
     return min(gaps) if gaps else 1.0
 
 
+def _covered(t: float, width: float, elapsed: Any) -> float:
+    """How much of a bucket the run lasted: the last one is usually cut short."""
+    if isinstance(elapsed, int | float) and elapsed > t:
+        return min(width, float(elapsed) - t)
+    return width
+
+
 def _series(journal: Mapping[str, Any]) -> _Series:
     timeline = sorted(journal.get("timeline") or [], key=lambda b: b.get("t", 0.0))
     width = _bucket_width(timeline)
@@ -101,9 +108,11 @@ def _series(journal: Mapping[str, Any]) -> _Series:
     for bucket in timeline:
         ok, err = bucket.get("succeeded", 0), bucket.get("errors", 0)
         done = ok + err
+        covered = _covered(bucket["t"], width, journal.get("elapsed"))
         # Plot each bucket at its middle: its operations ended anywhere within it.
-        s.times.append(bucket["t"] + width / 2)
-        s.throughput.append(done / width)
+        s.times.append(bucket["t"] + covered / 2)
+        # A sliver of a bucket (the run's last instants) gives no meaningful rate.
+        s.throughput.append(done / covered if covered >= width / 4 else None)
         s.success.append(100.0 * ok / done if done else None)
         p99 = bucket.get("p99_latency")
         s.p99_ms.append(None if p99 is None else p99 * 1000.0)
@@ -144,6 +153,16 @@ def _style(n_faults: int, line_colour: str) -> Style:
     )
 
 
+def _tick(value: float) -> str:
+    """A y-axis label, padded to one width so the three charts' plots (and bands) line up.
+
+    pygal sizes the left margin from the labels' length; figure spaces are digit-wide and
+    invisible, and the labels are right-aligned, so the padding shows as nothing.
+    """
+    text = f"{value / 1000:g}k" if value >= 10_000 else f"{value:g}"
+    return text.rjust(6, "\u2007")
+
+
 def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
            x_end: float) -> Any:
     legend_rows = (n_faults + 2) // 2  # the line's entry and one per fault, two a row
@@ -165,9 +184,11 @@ def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
         truncate_legend=-1,
         show_x_guides=False,
         margin=8,
-        # pygal under-reserves room for a legend of several rows: add one row's height for each.
-        margin_bottom=8 + 19 * (legend_rows - 1),
+        # pygal reserves floor(entries / columns) legend rows, one short for an odd count;
+        # the rest is room for the last row's descenders.
+        margin_bottom=16 + 20 * ((n_faults + 1) % 2),
         no_data_text="no timeline data",
+        value_formatter=_tick,
     )
 
 

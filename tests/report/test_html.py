@@ -155,3 +155,14 @@ def test_what_went_wrong_is_shown(journal: dict[str, Any]) -> None:
     assert "run error: WorkerStartError: worker 0 exited" in doc
     assert "F2 kill worker #2 (port_crash): FaultError: revert raised" in doc
     assert "What went wrong" not in render_html(dict(journal, error=None, faults=[]))
+
+
+def test_a_last_bucket_cut_short_is_not_read_as_a_rate_drop(journal: dict[str, Any]) -> None:
+    from chaospool._report.charts import _series
+
+    journal["elapsed"] = 29.1  # the run ended 0.1 s into the last 1 s bucket
+    series = _series(journal)
+    assert series.throughput[-1] is None
+    journal["elapsed"] = 29.6
+    assert _series(journal).throughput[-1] == pytest.approx(
+        (journal["timeline"][-1]["succeeded"] + journal["timeline"][-1]["errors"]) / 0.6)
