@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +111,8 @@ class Runner:
         return self._keep(report)
 
     @property
-    def reports(self) -> list[dict[str, Any]]:
-        """The journals of this test's runs, in order."""
+    def journals(self) -> list[dict[str, Any]]:
+        """The journals of this test's runs, in order (as written to ``journal_dir``)."""
         return [run.journal for run in self.runs]
 
     def _options(self, seed: int | None, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -225,7 +226,6 @@ class _Tracked:
 
     pool: Pool
     processes: dict[int, psutil.Process] = field(default_factory=dict)
-    closer: contextlib.AbstractAsyncContextManager[Pool] | None = None
 
     def note(self, pid: int | None) -> None:
         if pid is None or pid in self.processes:
@@ -233,7 +233,14 @@ class _Tracked:
         import psutil
 
         with contextlib.suppress(psutil.Error):  # already gone: nothing to watch
-            self.processes[pid] = psutil.Process(pid)
+            proc = psutil.Process(pid)
+            self.processes[pid] = proc
+            # A worker may be forked by a helper of the pool (a zygote): the processes between
+            # it and us were started by the pool too.
+            chain = [p.pid for p in proc.parents()]
+            if os.getpid() in chain:
+                for parent in proc.parents()[: chain.index(os.getpid())]:
+                    self.processes.setdefault(parent.pid, parent)
 
     def on_event(self, event: PoolEvent) -> None:
         self.note(event.pid)

@@ -14,6 +14,9 @@ import psutil
 def anyio_backend(request):
     return request.param
 
+def no_children():
+    return psutil.Process().children(recursive=True) == []
+
 def alive(pid):
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -34,7 +37,7 @@ def test_a_pool_survives_a_crash_and_closes_clean(session: pytest.Pytester) -> N
         import signal
         import pytest
         from chaospool.testing import monitor, wait_for
-        from conftest import alive
+        from conftest import alive, no_children
 
         PIDS = []
 
@@ -57,6 +60,7 @@ def test_a_pool_survives_a_crash_and_closes_clean(session: pytest.Pytester) -> N
         def test_nothing_left():
             assert len(PIDS) == 6  # three pids per backend
             assert not [pid for pid in PIDS if alive(pid)]
+            assert no_children()
         """
     )
     session.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=3)
@@ -66,7 +70,7 @@ def test_a_pool_left_open_fails_the_test_and_is_closed(session: pytest.Pytester)
     session.makepyfile(
         """
         import pytest
-        from conftest import alive
+        from conftest import alive, no_children
 
         PIDS = []
 
@@ -79,6 +83,7 @@ def test_a_pool_left_open_fails_the_test_and_is_closed(session: pytest.Pytester)
         def test_closed_afterwards():
             assert len(PIDS) == 4
             assert not [pid for pid in PIDS if alive(pid)]
+            assert no_children()  # the pool's helper processes too
         """
     )
     result = session.runpytest_subprocess("-p", "no:cacheprovider")

@@ -161,7 +161,7 @@ def test_overrides_and_async(fake_engine: pytest.Pytester) -> None:
             assert report.ok
             [(_, options)] = CALLS
             assert options == {"overrides": {"duration": "1s"}}
-            assert chaospool_run.reports[0]["ok"] is True
+            assert chaospool_run.journals[0]["ok"] is True
         """
     )
     fake_engine.runpytest().assert_outcomes(passed=1)
