@@ -48,7 +48,11 @@ section>h2:first-child{margin-top:0}
 table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 th{background:#f0f3f7;font-weight:600}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.records{width:auto;font-size:12px}
+table.records th{background:#f6f8fa;font-weight:500}
+table.records td,table.records th{padding:1px 5px}
+section{overflow-x:auto}
 tr.fail td{background:#fdeced}
 .pass{color:var(--ok);font-weight:700}.fail-txt{color:var(--bad);font-weight:700}
 code,pre{font:13px/1.4 ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace}
@@ -58,9 +62,9 @@ pre{background:#f0f3f7;border-radius:6px;padding:10px;overflow:auto;margin:0}
 .chart+.chart{margin-top:6px}
 dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:10px 0 0}
 dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;word-break:break-all}
-table.kv th{background:none;color:var(--muted);font-weight:500;width:1%;
+table.kv>tbody>tr>th{background:none;color:var(--muted);font-weight:500;width:1%;
  white-space:nowrap}
-table.kv td,table.kv th{padding:2px 6px}
+table.kv>tbody>tr>td,table.kv>tbody>tr>th{padding:2px 6px}
 .problems{border:1px solid var(--bad);background:#fdeced;border-radius:6px;padding:8px 14px;
  margin:12px 0 0}.problems ul{margin:4px 0 0;padding-left:20px}
 details summary{cursor:pointer;font-weight:600}
@@ -189,7 +193,29 @@ def _targets(fault: Mapping[str, Any]) -> str:
     )
 
 
+def _cell(value: Any) -> str:
+    return "null" if value is None else str(value)
+
+
+def _records(rows: list[Any]) -> str | None:
+    """A list of flat records (one per worker, say) as a small table; None if it is not one."""
+    if not rows or not all(isinstance(r, Mapping) for r in rows):
+        return None
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    if any(isinstance(v, Mapping | list) for r in rows for v in r.values()):
+        return None
+    # <wbr>: a long key (time_to_replacement) may wrap at its underscores, nowhere else.
+    head = "".join(f"<th>{_e(k).replace('_', '_<wbr>')}</th>" for k in keys)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(_cell(r.get(k)))}</td>" for k in keys) + "</tr>"
+        for r in rows
+    )
+    return f'<table class="records"><tr>{head}</tr>{body}</table>'
+
+
 def _effect_value(value: Any) -> str:
+    if isinstance(value, list) and (table := _records(value)) is not None:
+        return table
     if isinstance(value, Mapping | list):
         return f"<code>{_e(json.dumps(value, sort_keys=True, default=str))}</code>"
     return _e(value)

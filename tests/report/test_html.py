@@ -166,3 +166,16 @@ def test_a_last_bucket_cut_short_is_not_read_as_a_rate_drop(journal: dict[str, A
     journal["elapsed"] = 29.6
     assert _series(journal).throughput[-1] == pytest.approx(
         (journal["timeline"][-1]["succeeded"] + journal["timeline"][-1]["errors"]) / 0.6)
+
+
+def test_evidence_records_become_a_table(journal: dict[str, Any]) -> None:
+    journal["faults"][0]["effect"] = {
+        "replaced": [{"index": 3, "pid": 41021, "replacement_pid": 41377, "exitcode": None}],
+        "nested": {"a": [1, 2]},
+    }
+    doc = render_html(journal)
+    records = re.search(r'<table class="records">.*?</table>', doc, re.S)
+    assert records is not None
+    assert "replacement_<wbr>pid" in records.group(0)
+    assert "<td>41377</td><td>null</td>" in records.group(0)
+    assert "<code>{&quot;a&quot;: [1, 2]}</code>" in doc  # anything else: one line of JSON
