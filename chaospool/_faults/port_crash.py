@@ -103,15 +103,12 @@ async def _await_replacement(
     except (TimeoutError, ChaospoolError) as exc:
         # The pool did not refill the slot (restart intensity exceeded, pool closed): that is
         # the system's behaviour under test, recorded as evidence, not a failure to revert.
-        record.update(replacement_pid=None, time_to_replacement=None,
-                      reason=f"{type(exc).__name__}: {exc}")
-        fresh = None
-    else:
-        record["replacement_pid"] = fresh.pid
-    record.update(_exit_status(log, killed))
-    if fresh is not None:
-        started = _start_time(log, killed.index, fresh.pid)
-        record["time_to_replacement"] = seconds((started or now()) - killed.at)
+        record.update(_exit_status(log, killed), replacement_pid=None,
+                      time_to_replacement=None, reason=f"{type(exc).__name__}: {exc}")
+        return record
+    started = _start_time(log, killed.index, fresh.pid)
+    record.update(_exit_status(log, killed), replacement_pid=fresh.pid,
+                  time_to_replacement=seconds((started or now()) - killed.at))
     return record
 
 

@@ -77,8 +77,8 @@ def resolve_indices(
 
 
 def core_size(pool: Pool) -> int:
-    """The number of core (non-overflow) slots: ``pool.workers`` lists them first, by slot."""
-    return sum(1 for handle in pool.workers if not handle.overflow)
+    """The number of core (non-overflow) slots, as the schedule counts them."""
+    return int(pool.config.size)
 
 
 def resolve(target: TargetSpec, pool: Pool, rng: random.Random) -> list[WorkerHandle]:

@@ -40,7 +40,8 @@ def slow(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
 
 def unslow(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
     rt.set_delay(0.0, 0.0)
-    return {"latency": 0.0}
+    delayed, rt.delayed_replies = rt.delayed_replies, 0
+    return {"latency": 0.0, "delayed": delayed}
 
 
 def leak(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:

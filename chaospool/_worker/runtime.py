@@ -41,6 +41,7 @@ class ControlRuntime:
         self._transport = transport
         self._lock = threading.Lock()
         self._delay: tuple[float, float] = (0.0, 0.0)
+        self.delayed_replies = 0  # replies held back by set_delay (the slow_worker evidence)
         self._unblocked = threading.Event()
         self._unblocked.set()
         self._blocked_until: float | None = None
@@ -108,6 +109,7 @@ class ControlRuntime:
     def send_reply(self, frame: bytes) -> None:
         latency, jitter = self._delay
         if latency or jitter:
+            self.delayed_replies += 1
             time.sleep(max(0.0, latency + random.uniform(-jitter, jitter)))
         self._wait_unblocked()
         for fn in list(self._filters):
