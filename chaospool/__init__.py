@@ -57,21 +57,30 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from chaospool.errors import (
-        ChaospoolError,
-        CheckoutTimeout,
-        CircuitOpen,
-        CommandError,
-        ExperimentError,
-        FaultError,
-        PoolClosed,
-        ProtocolError,
-        QueueFull,
-        RequestTimeout,
-        WorkerCrashed,
-        WorkerStartError,
-    )
-    from chaospool.experiment import Experiment, Report, load_experiment, run, run_async
-    from chaospool.fault import Fault, FaultContext
-    from chaospool.hookspecs import hookimpl, hookspec
-    from chaospool.pool import Pool, PoolEvent, PoolStats, WorkerHandle
+    # `X as X`: an explicit re-export, so mypy --strict users may write chaospool.Fault etc.
+    # (mypy cannot read the computed __all__ above).
+    from chaospool.errors import ChaospoolError as ChaospoolError
+    from chaospool.errors import CheckoutTimeout as CheckoutTimeout
+    from chaospool.errors import CircuitOpen as CircuitOpen
+    from chaospool.errors import CommandError as CommandError
+    from chaospool.errors import ExperimentError as ExperimentError
+    from chaospool.errors import FaultError as FaultError
+    from chaospool.errors import PoolClosed as PoolClosed
+    from chaospool.errors import ProtocolError as ProtocolError
+    from chaospool.errors import QueueFull as QueueFull
+    from chaospool.errors import RequestTimeout as RequestTimeout
+    from chaospool.errors import WorkerCrashed as WorkerCrashed
+    from chaospool.errors import WorkerStartError as WorkerStartError
+    from chaospool.experiment import Experiment as Experiment
+    from chaospool.experiment import Report as Report
+    from chaospool.experiment import load_experiment as load_experiment
+    from chaospool.experiment import run as run
+    from chaospool.experiment import run_async as run_async
+    from chaospool.fault import Fault as Fault
+    from chaospool.fault import FaultContext as FaultContext
+    from chaospool.hookspecs import hookimpl as hookimpl
+    from chaospool.hookspecs import hookspec as hookspec
+    from chaospool.pool import Pool as Pool
+    from chaospool.pool import PoolEvent as PoolEvent
+    from chaospool.pool import PoolStats as PoolStats
+    from chaospool.pool import WorkerHandle as WorkerHandle
