@@ -593,6 +593,8 @@ class Pool:
             reason = await self._serve(w)
         with anyio.CancelScope(shield=True):
             status = await self._reap(w)
+            if w.link is not None:
+                w.link.close()  # a link that never reached _serve still holds its sockets
             self._on_dead(w, status, reason)
 
     async def _handshake(self, w: Worker) -> None:

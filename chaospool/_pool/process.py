@@ -402,6 +402,11 @@ class ProcessBackend:
             os.close(log_w)
         try:
             await event.wait()
+        except BaseException:  # cancelled: our ends close, a forked worker sees EOF and leaves
+            for sock in (data_p, ctl_p):
+                sock.close()
+            os.close(log_r)
+            raise
         finally:
             del self._spawned[token]
         if not pids:

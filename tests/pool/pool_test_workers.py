@@ -86,3 +86,23 @@ def _renamed(args: Any, ctx: Context) -> str:
 def double(args: dict[str, Any], runtime: ControlRuntime) -> dict[str, Any]:
     """A plugin control op: runs on the worker's control thread."""
     return {"double": args.get("x", 0) * 2, "index": runtime.worker_index}
+
+
+@command
+def die_once(args: Any, ctx: Context) -> str:
+    """SIGKILLs its worker the first time (a marker file remembers), answers afterwards."""
+    marker = args["marker"]
+    if not os.path.exists(marker):
+        with open(marker, "w"):
+            pass
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "survived"
+
+
+@command
+def spawn_child(args: Any, ctx: Context) -> int:
+    """Start a grandchild (in this worker's process group) and return its pid."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "60"])
+    return child.pid

@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import pool_test_workers
 import pytest
 
-import pool_test_workers
 from chaospool.errors import (
     CheckoutTimeout,
     CircuitOpen,
@@ -59,7 +59,8 @@ async def test_execute_and_stats() -> None:
         assert (stats.ready_workers, stats.busy_workers, stats.checkouts) == (2, 0, 3)
         assert [w.index for w in pool.workers] == [0, 1]
         assert all(w.state == "ready" for w in pool.workers)
-        assert pool.size == 2 and pool.request_timeout == 30.0
+        assert pool.size == 2
+        assert pool.request_timeout == 30.0
 
 
 async def test_lifo_hands_out_the_last_checked_in_worker() -> None:
@@ -166,7 +167,8 @@ async def test_request_timeout_kills_and_replaces_the_worker() -> None:
         assert replacement.pid != first.pid
         assert await pool.execute("ping") == "pong"
         kinds = [e.kind for e in events]
-        assert "timeout" in kinds and "restart" in kinds
+        assert "timeout" in kinds
+        assert "restart" in kinds
         assert pool.stats().timeouts == 1
 
 
@@ -231,7 +233,8 @@ async def test_max_requests_recycles_without_deadlock() -> None:
         pids = [await pool.execute("echo", i) for i in range(10)]
         assert pids == list(range(10))
         recycles = [e for e in events if e.kind == "recycle"]
-        assert len(recycles) == 3 and recycles[0].data["reason"] == "max_requests"
+        assert len(recycles) == 3
+        assert recycles[0].data["reason"] == "max_requests"
         assert pool.stats().recycles == 3
         assert pool.stats().circuit_open is False  # recycles are not failures
 
@@ -393,7 +396,8 @@ async def test_health_check_finds_a_silent_worker() -> None:
 async def test_handles_refuse_dead_incarnations_and_owns() -> None:
     async with mem_pool(size=1) as pool:
         handle = pool.workers[0]
-        assert handle.pid is not None and pool.owns(handle.pid)
+        assert handle.pid is not None
+        assert pool.owns(handle.pid)
         handle.signal(signal.SIGKILL)
         await wait_for(lambda: handle.state == "dead")
         with pytest.raises(ProcessLookupError):
@@ -401,7 +405,8 @@ async def test_handles_refuse_dead_incarnations_and_owns() -> None:
         with pytest.raises(ProcessLookupError):
             await handle.control("info")
         assert not pool.owns(handle.pid)
-        assert handle.rss() is None and handle.status() is None
+        assert handle.rss() is None
+        assert handle.status() is None
 
 
 async def test_closed_pool_raises_pool_closed() -> None:

@@ -1,0 +1,22 @@
+"""The pool benchmark runs and prints every row (no timing assertions: see benchmarks/)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.performance, pytest.mark.timeout(60)]
+
+BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_pool.py"
+
+
+def test_bench_pool_prints_all_rows() -> None:
+    args = ["--rounds", "1", "--ops", "300", "--clients", "10", "--kills", "3", "--starts", "1"]
+    out = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
+                         timeout=50, check=True).stdout
+    for row in ("chaospool", "ProcessPoolExecutor", "multiprocessing.Pool",
+                "replacement after SIGKILL", "start 16 workers"):
+        assert row in out, out
