@@ -47,7 +47,8 @@ method:
 
 def hiccup(result: pytest.RunResult) -> dict[str, object]:
     assert result.ret == 0, result.stderr.str()
-    [entry] = [f for f in json.loads(result.stdout.str()) if f["name"] == "hiccup"]
+    catalogue: list[dict[str, object]] = json.loads(result.stdout.str())
+    [entry] = [f for f in catalogue if f["name"] == "hiccup"]
     return entry
 
 

@@ -56,6 +56,12 @@ class Pool:
         return SimpleNamespace(index=index, pid=9000 + index)
 
 
+def context(params: Any, targets: list[Handle], pool: Pool) -> FaultContext:
+    """A FaultContext over stand-ins (typed loosely: they mimic WorkerHandle and Pool)."""
+    loose: Any = (targets, pool)
+    return FaultContext(params=params, targets=loose[0], pool=loose[1], rng=random.Random(1))
+
+
 @pytest.fixture
 def byzantine() -> Any:
     pm = plugin_manager([str(ROOT / "plugins" / "byzantine.py")])
@@ -68,12 +74,7 @@ def byzantine() -> Any:
 async def test_byzantine_corrupts_then_settles_each_target(byzantine: Any) -> None:
     liar, quiet = Handle(0, 100, dies=True), Handle(1, 101)
     pool = Pool()
-    ctx = FaultContext(
-        params=byzantine.Params(mode="truncate", count=2),
-        targets=[liar, quiet],
-        pool=pool,  # type: ignore[arg-type]
-        rng=random.Random(1),
-    )
+    ctx = context(byzantine.Params(mode="truncate", count=2), [liar, quiet], pool)
     fault = byzantine()
     await fault.inject(ctx)
     assert liar.calls == [("corrupt", {"mode": "truncate", "count": 2})]
@@ -95,7 +96,7 @@ async def test_byzantine_corrupts_then_settles_each_target(byzantine: Any) -> No
 @pytest.mark.anyio
 async def test_byzantine_worker_dying_during_revert_is_a_replacement(byzantine: Any) -> None:
     handle, pool = Handle(0, 100, dies=True), Pool()  # still "ready" as revert starts
-    ctx = FaultContext(byzantine.Params(), [handle], pool, random.Random(1))  # type: ignore[arg-type]
+    ctx = context(byzantine.Params(), [handle], pool)
     fault = byzantine()
     await fault.inject(ctx)
     await fault.revert(ctx)
@@ -105,7 +106,7 @@ async def test_byzantine_worker_dying_during_revert_is_a_replacement(byzantine: 
 @pytest.mark.anyio
 async def test_byzantine_worker_lying_before_the_ack_is_the_fault_working(byzantine: Any) -> None:
     handle, pool = Handle(0, 100, early=True), Pool()
-    ctx = FaultContext(byzantine.Params(), [handle], pool, random.Random(1))  # type: ignore[arg-type]
+    ctx = context(byzantine.Params(), [handle], pool)
     fault = byzantine()
     await fault.inject(ctx)
     assert ctx.effect["lied_before_ack"] == [100]
@@ -119,7 +120,7 @@ async def test_byzantine_other_inject_errors_propagate(byzantine: Any) -> None:
         async def control(self, op: str, args: Any = None, **options: Any) -> Any:
             raise WorkerCrashed("worker 0 is dead", pid=self.pid)
 
-    ctx = FaultContext(byzantine.Params(), [Refusing(0, 100)], Pool(), random.Random(1))  # type: ignore[arg-type]
+    ctx = context(byzantine.Params(), [Refusing(0, 100)], Pool())
     with pytest.raises(WorkerCrashed):
         await byzantine().inject(ctx)
 
