@@ -93,6 +93,11 @@ class Runner:
         overrides: Mapping[str, Any] | None = None,
     ) -> Report:
         """Run ``experiment`` (a path, a mapping or an Experiment) to completion; its Report."""
+        if _in_event_loop():
+            raise RuntimeError(
+                "chaospool_run(...) starts its own event loop, so it cannot run inside an "
+                "async test: use `await chaospool_run.async_(...)` there"
+            )
         from chaospool.experiment import run
 
         report = run(experiment, **self._options(seed, overrides))
@@ -137,6 +142,16 @@ class Runner:
         if not shown:
             return None
         return "\n\n".join(_describe_run(run, self.nodeid) for run in shown)
+
+
+def _in_event_loop() -> bool:
+    import sniffio
+
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+    return True
 
 
 def _default_seed(request: pytest.FixtureRequest) -> int | None:

@@ -165,3 +165,17 @@ def test_overrides_and_async(fake_engine: pytest.Pytester) -> None:
         """
     )
     fake_engine.runpytest().assert_outcomes(passed=1)
+
+
+def test_sync_call_inside_an_async_test_points_to_async_(fake_engine: pytest.Pytester) -> None:
+    fake_engine.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.anyio
+        async def test_wrong_form(chaospool_run):
+            with pytest.raises(RuntimeError, match="use `await chaospool_run.async_"):
+                chaospool_run({"ok": True})
+        """
+    )
+    fake_engine.runpytest().assert_outcomes(passed=1)
