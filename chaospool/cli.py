@@ -35,7 +35,8 @@ def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str])
     from chaospool._engine.session import load_with_plugins
     from chaospool._plugins import PluginLoadError
 
-    loaded, errors = [], []
+    loaded: list[Any] = []
+    errors: list[str] = []
     for path in paths:
         try:
             loaded.append(load_with_plugins(path, overrides=list(sets), plugins=plugins))

@@ -107,16 +107,32 @@ async def run_experiment(
         async with anyio.create_task_group() as tg:
             if stop is not None:
                 tg.start_soon(_abort_on, stop, state, tg.cancel_scope)
-            await _run_with_pool(state, hooks, on_progress)
+            try:
+                await _run_with_pool(state, hooks, on_progress)
+            except Exception as exc:
+                error = _chaospool_error(exc)
+                if error is None:
+                    raise
+                state.status, state.error = "failed", f"{type(error).__name__}: {error}"
             tg.cancel_scope.cancel()
-    except chaospool.ChaospoolError as exc:
-        state.status, state.error = "failed", f"{type(exc).__name__}: {exc}"
     finally:
         state.ended_at = _now_iso()
         if not state.end:
             state.end = state.clock() if state.t0 else 0.0
         if state.status == "completed" and any(i.error for i in state.injections):
             state.status = "failed"
+
+
+def _chaospool_error(exc: BaseException) -> chaospool.ChaospoolError | None:
+    """The chaospool error inside ``exc`` (task groups wrap errors in exception groups)."""
+    if isinstance(exc, chaospool.ChaospoolError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _chaospool_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 async def _abort_on(stop: anyio.Event, state: RunState, scope: anyio.CancelScope) -> None:

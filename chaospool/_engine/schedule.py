@@ -36,7 +36,9 @@ class ScheduledStep:
 
     def params_dict(self) -> dict[str, Any]:
         params = self.step.params
-        return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
+        if dataclasses.is_dataclass(params) and not isinstance(params, type):
+            return dataclasses.asdict(params)
+        return {}
 
 
 def derive_rng(seed: int, purpose: str) -> random.Random:
