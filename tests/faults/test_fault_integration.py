@@ -368,3 +368,22 @@ async def test_memory_leak_ends_when_max_memory_recycles_the_worker() -> None:
         assert leak["recycled"]["reason"] == "max_memory"
         assert leak["rss_peak"] > 150 * MB
         await wait_for(lambda: gone(victim.pid), timeout=5)
+
+
+async def test_a_cancelled_inject_is_fully_reverted() -> None:
+    """Cancelled at whatever await it reached (as on SIGINT), then reverted shielded as the
+    engine does: no worker is left stopped, and every slot still serves."""
+    async with demo_pool(size=3) as pool:
+        victims = pool.workers
+        ctx = ctx_for(Timeout, pool, victims, duration=5.0)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await Timeout().inject(ctx)
+        assert ctx.state["silenced"]  # it got as far as stopping at least one worker
+        with anyio.CancelScope(shield=True):
+            await Timeout().revert(ctx)
+        assert all(status(v.pid) not in (psutil.STATUS_STOPPED, None) for v in victims)
+        assert [h.pid for h in pool.workers] == [v.pid for v in victims]
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(pool.execute, "ping")
