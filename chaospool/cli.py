@@ -80,10 +80,11 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
     except PluginLoadError as exc:
         _fail_invalid([str(exc)])
     if as_json:
-        click.echo(json.dumps(catalog, indent=2))
+        keys = ("name", "description", "params", "source")
+        click.echo(json.dumps([{k: e[k] for k in keys} for e in catalog], indent=2))
         return
     for entry in catalog:
-        params = ", ".join(f"{k}={v}" for k, v in entry["params"].items()) or "-"
+        params = ", ".join(f"{k}={v}" for k, v in entry["display"].items()) or "-"
         click.echo(f"{entry['name']:<22} {entry['description']}")
         click.echo(f"{'':<22} params: {params}  [{entry['source']}]")
 

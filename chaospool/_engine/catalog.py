@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Sequence
 from typing import Any
 
 from chaospool._plugins import fault_registry, fault_source, plugin_manager
-from chaospool.fault import Fault
+from chaospool._dsl.units import print_duration, print_rate, print_size
+from chaospool.fault import Fault, Unit
 
-__all__ = ("fault_catalog", "param_defaults")
+__all__ = ("display_defaults", "fault_catalog", "param_defaults")
 
 
 def _jsonable(value: Any) -> Any:
@@ -35,6 +37,34 @@ def param_defaults(cls: type[Fault]) -> dict[str, Any]:
     return out
 
 
+def _unit_of(hint: Any) -> str | None:
+    for meta in getattr(hint, "__metadata__", ()):
+        if isinstance(meta, Unit):
+            return meta.kind
+    return None
+
+
+def display_defaults(cls: type[Fault]) -> dict[str, str]:
+    """Defaults as a user writes them in YAML (``200ms``, ``500MB``, ``50MB/s``)."""
+    hints = typing.get_type_hints(cls.Params, include_extras=True)
+    printers = {"duration": print_duration, "size": print_size,
+                "rate": lambda v: print_rate(v, size=True)}
+    required = {f.name for f in dataclasses.fields(cls.Params)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    out: dict[str, str] = {}
+    for name, value in param_defaults(cls).items():
+        printer = printers.get(_unit_of(hints.get(name)) or "")
+        if name in required:
+            out[name] = "(required)"
+        elif value is None:
+            out[name] = "(auto)"
+        elif printer is not None and isinstance(value, int | float):
+            out[name] = printer(value)
+        else:
+            out[name] = str(value)
+    return out
+
+
 def fault_catalog(plugins: Sequence[str] = ()) -> list[dict[str, Any]]:
     pm = plugin_manager(list(plugins))
     registry = fault_registry(pm)
@@ -44,6 +74,7 @@ def fault_catalog(plugins: Sequence[str] = ()) -> list[dict[str, Any]]:
             "description": cls.description(),
             "params": param_defaults(cls),
             "source": fault_source(pm, cls),
+            "display": display_defaults(cls),
         }
         for name, cls in sorted(registry.items())
     ]
