@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from chaospool._plugins import fault_registry, fault_source, plugin_manager
 from chaospool._dsl.units import print_duration, print_rate, print_size
+from chaospool._plugins import fault_registry, fault_source, plugin_manager
 from chaospool.fault import Fault, Unit
 
 __all__ = ("display_defaults", "fault_catalog", "param_defaults")
@@ -37,6 +37,10 @@ def param_defaults(cls: type[Fault]) -> dict[str, Any]:
     return out
 
 
+def _print_byte_rate(value: float) -> str:
+    return print_rate(value, size=True)
+
+
 def _unit_of(hint: Any) -> str | None:
     for meta in getattr(hint, "__metadata__", ()):
         if isinstance(meta, Unit):
@@ -47,8 +51,8 @@ def _unit_of(hint: Any) -> str | None:
 def display_defaults(cls: type[Fault]) -> dict[str, str]:
     """Defaults as a user writes them in YAML (``200ms``, ``500MB``, ``50MB/s``)."""
     hints = typing.get_type_hints(cls.Params, include_extras=True)
-    printers = {"duration": print_duration, "size": print_size,
-                "rate": lambda v: print_rate(v, size=True)}
+    printers: dict[str, Callable[[Any], str]] = {
+        "duration": print_duration, "size": print_size, "rate": _print_byte_rate}
     required = {f.name for f in dataclasses.fields(cls.Params)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     out: dict[str, str] = {}
