@@ -79,3 +79,55 @@ def test_experiments_in_a_users_tests(pytester: pytest.Pytester) -> None:
     journal = json.loads(Path(journal_line.removeprefix("journal: ")).read_text())
     assert journal["ok"] is False
     assert journal["checks"][0]["metric"] == "total"
+
+
+INFO_PLUGIN = '''
+import dataclasses
+from chaospool.fault import Fault
+from chaospool.hookspecs import hookimpl
+
+class Census(Fault):
+    """Asks each target worker for its own pid and RSS (the control surface's info op)."""
+    name = "census"
+
+    @dataclasses.dataclass
+    class Params:
+        pass
+
+    async def inject(self, ctx):
+        ctx.record(seen=[await t.control("info") for t in ctx.targets])
+
+@hookimpl
+def chaospool_register_faults():
+    return [Census]
+'''
+
+
+def test_entry_point_plugin_in_a_users_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = pytester.mkdir("site")
+    (site / "census_faults.py").write_text(INFO_PLUGIN)
+    info = site / "census_dist-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: census-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[chaospool]\ncensus = census_faults\n")
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    pytester.makepyfile(
+        """
+        def test_census(chaospool_run):
+            report = chaospool_run({
+                "version": 1,
+                "duration": "1s",
+                "pool": {"worker": "chaospool.workers.demo", "size": 1},
+                "method": [{"fault": "census", "at": "200ms", "target": {"worker": 0}}],
+            })
+            [fault] = report.to_dict()["faults"]
+            assert fault["error"] is None
+            [target] = fault["targets"]
+            [seen] = fault["effect"]["seen"]
+            assert seen["pid"] == target["pid"]
+            assert seen["rss"] > 0
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
