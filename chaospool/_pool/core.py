@@ -277,7 +277,11 @@ class Pool:
 
     # ------------------------------------------------------------------ request path
     async def _execute_once(
-        self, command: str, raw: msgspec.Raw, session: str | None, timeout: float  # noqa: ASYNC109  reason: per-call deadline, not a scope
+        self,
+        command: str,
+        raw: msgspec.Raw,
+        session: str | None,
+        timeout: float,  # noqa: ASYNC109  reason: per-call deadline, not a scope
     ) -> Any:
         w = self._take_idle(session)
         if w is None:
@@ -389,7 +393,15 @@ class Pool:
         pending = Pending(command, self._flag())
         w.pending[rid] = pending
         state = self._sessions.get(session, p.NIL) if session is not None else p.NIL
-        await self._send(w, p.Request(rid, command, raw, session, state))
+        msg = p.Request(rid, command, raw, session, state)
+        part, link = w.partition, w.link
+        if part is not None and part.to_worker:
+            part.intercept(msg, outgoing=True)
+        elif link is not None:
+            try:  # noqa: SIM105  reason: hot path (see _send)
+                await link.send(msg)
+            except LinkClosed:
+                pass  # the read loop sees the EOF and fails this request
         try:
             if self._loop is not None:
                 pending.deadline = self._loop.time() + timeout

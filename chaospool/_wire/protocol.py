@@ -179,8 +179,12 @@ class FrameBuffer:
     def __init__(self) -> None:
         self._buf = bytearray()
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+    def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
+        if not buf and len(data) >= 4:  # the common case: exactly one whole frame
+            (size,) = HEADER.unpack_from(data, 0)
+            if size == len(data) - 4:
+                return [data[4:]]
         buf += data
         frames: list[bytes] = []
         start = 0

@@ -335,3 +335,15 @@ async def test_a_killed_fork_server_takes_its_workers_and_is_restarted() -> None
         await wait_for(lambda: all(gone(pid) for pid in old if pid is not None))
         assert await pool.execute("ping") == "pong"
         assert pool._backend._proc is not zygote  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_trio_smoke_with_real_workers(anyio_backend: str) -> None:
+    async with proc_pool(size=2, request_timeout=0.3) as pool:
+        assert await pool.execute("ping") == "pong"
+        first = pool.workers[0]
+        first.signal(signal.SIGKILL)
+        await pool.wait_serving(0, not_pid=first.pid)
+        with pytest.raises(RequestTimeout):
+            await pool.execute("hang", {"duration": 30})
+        assert await pool.execute("echo", 1) == 1
