@@ -6,6 +6,7 @@ Everything here reaches the pool only through its public handles (``pool.subscri
 
 from __future__ import annotations
 
+import inspect
 import math
 import signal
 import time
@@ -18,6 +19,7 @@ import psutil
 from chaospool.errors import ChaospoolError, FaultError
 
 if TYPE_CHECKING:
+    from chaospool.fault import FaultContext
     from chaospool.pool import Pool, PoolEvent, WorkerHandle
 
 # How long a fault waits for a target slot to be serving before it acts on it (a slot may be
@@ -218,3 +220,36 @@ async def undo(
         if is_gone(handle):
             return {"worker_gone": True}
         raise
+
+
+async def live_targets(ctx: FaultContext, fault: str) -> list[WorkerHandle]:
+    """The live, pool-owned incarnation of each target slot, in order. A slot that does not
+    serve again in time is skipped (``ctx.state["skipped"]``, recorded as evidence)."""
+    live: list[WorkerHandle] = []
+    skipped: list[int] = ctx.state.setdefault("skipped", [])
+    for target in ctx.targets:
+        handle = await serving(ctx.pool, target)
+        if handle is None:
+            skipped.append(target.index)
+            continue
+        ensure_owned(ctx.pool, handle, fault)
+        live.append(handle)
+    return live
+
+
+async def act_on(
+    ctx: FaultContext, handle: WorkerHandle, action: Callable[..., Any], *args: Any
+) -> tuple[bool, Any]:
+    """``(True, action(*args))`` (awaited if async) on one target, or ``(False, None)`` if the
+    target died before or while it acted -- a race with the pool or an earlier fault: the slot
+    is recorded as skipped, not an error."""
+    try:
+        result = action(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception:
+        if not is_gone(handle):
+            raise
+        ctx.state.setdefault("skipped", []).append(handle.index)
+        return False, None
+    return True, result

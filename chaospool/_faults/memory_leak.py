@@ -10,10 +10,10 @@ from chaospool.fault import Duration, Fault, FaultContext, Rate, Size
 from ._common import (
     EventLog,
     RevertErrors,
+    act_on,
     check_positive,
     close_log,
-    ensure_owned,
-    serving,
+    live_targets,
     step_duration,
     target_record,
     undo,
@@ -52,14 +52,13 @@ class MemoryLeak(Fault):
     async def inject(self, ctx: FaultContext) -> None:
         ctx.state["log"] = EventLog(ctx.pool, ("recycle", "crash"))
         leaking: list[dict[str, Any]] = ctx.state.setdefault("leaking", [])
-        for target in ctx.targets:
-            handle = await serving(ctx.pool, target)
-            if handle is None:
-                continue
-            ensure_owned(ctx.pool, handle, self.name)
+        leak = {"rate": ctx.params.rate, "limit": ctx.params.limit}
+        for handle in await live_targets(ctx, self.name):
+            # before acting: revert must undo even a half-done act
             leaking.append({"handle": handle, **target_record(handle), "rss_start": handle.rss()})
-            await handle.control("leak", {"rate": ctx.params.rate, "limit": ctx.params.limit})
+            await act_on(ctx, handle, handle.control, "leak", leak)
         ctx.record(
+            skipped=ctx.state["skipped"],
             rate=ctx.params.rate,
             limit=ctx.params.limit,
             duration=step_duration(ctx.duration, ctx.params.duration),

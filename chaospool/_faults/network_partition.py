@@ -10,11 +10,11 @@ from chaospool.fault import Duration, Fault, FaultContext
 from ._common import (
     EventLog,
     RevertErrors,
+    act_on,
     check_choice,
     check_positive,
     close_log,
-    ensure_owned,
-    serving,
+    live_targets,
     step_duration,
     target_record,
 )
@@ -52,13 +52,14 @@ class NetworkPartition(Fault):
     async def inject(self, ctx: FaultContext) -> None:
         ctx.state["log"] = EventLog(ctx.pool, ("timeout", "late_reply", "crash", "health_fail"))
         cut: list[tuple[WorkerHandle, Any]] = ctx.state.setdefault("partitions", [])
-        for target in ctx.targets:
-            handle = await serving(ctx.pool, target)
-            if handle is None:
-                continue
-            ensure_owned(ctx.pool, handle, self.name)
-            cut.append((handle, handle.partition(ctx.params.direction, ctx.params.mode)))
+        for handle in await live_targets(ctx, self.name):
+            acted, partition = await act_on(
+                ctx, handle, handle.partition, ctx.params.direction, ctx.params.mode
+            )
+            if acted:
+                cut.append((handle, partition))
         ctx.record(
+            skipped=ctx.state["skipped"],
             direction=ctx.params.direction,
             mode=ctx.params.mode,
             duration=step_duration(ctx.duration, ctx.params.duration),

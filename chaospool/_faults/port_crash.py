@@ -11,13 +11,13 @@ from chaospool.fault import Fault, FaultContext
 from ._common import (
     REPLACE_WAIT,
     EventLog,
+    act_on,
     check_choice,
     close_log,
-    ensure_owned,
+    live_targets,
     now,
     parse_signal,
     seconds,
-    serving,
 )
 
 
@@ -56,24 +56,19 @@ class PortCrash(Fault):
         sig = parse_signal(ctx.params.signal)
         ctx.state["log"] = EventLog(ctx.pool, ("crash", "start", "restart"))
         killed: list[Killed] = ctx.state.setdefault("killed", [])
-        skipped: list[int] = []
-        for target in ctx.targets:
-            handle = await serving(ctx.pool, target)
-            if handle is None:
-                skipped.append(target.index)
-                continue
-            pid = ensure_owned(ctx.pool, handle, self.name)
-            # Recorded before acting: if the act raises half-way, revert still waits for the slot.
-            killed.append(Killed(handle.index, pid, now()))
+        for handle in await live_targets(ctx, self.name):
+            # Recorded before acting: if the act raises half-way, revert still waits for the slot
+            # (a worker that died on its own just before counts too: its slot is refilled alike).
+            killed.append(Killed(handle.index, handle.pid or 0, now()))
             if ctx.params.mode == "kill":
-                handle.signal(sig)
+                await act_on(ctx, handle, handle.signal, sig)
             else:
-                handle.close_channel()
+                await act_on(ctx, handle, handle.close_channel)
         ctx.record(
             mode=ctx.params.mode,
             signal=sig.name if ctx.params.mode == "kill" else None,
             killed=[{"index": k.index, "pid": k.pid} for k in killed],
-            skipped=skipped,
+            skipped=ctx.state["skipped"],
         )
 
     async def revert(self, ctx: FaultContext) -> None:

@@ -15,14 +15,14 @@ from chaospool.fault import Duration, Fault, FaultContext, Size
 from ._common import (
     EventLog,
     RevertErrors,
+    act_on,
     check_choice,
     check_positive,
     close_log,
-    ensure_owned,
+    live_targets,
     now,
     pool_capacity,
     seconds,
-    serving,
     step_duration,
     target_record,
     undo,
@@ -76,14 +76,14 @@ class ResourceExhaustion(Fault):
             await _hold_capacity(ctx, duration)
             return
         applied: list[dict[str, Any]] = ctx.state.setdefault("applied", [])
-        for target in ctx.targets:
-            handle = await serving(ctx.pool, target)
-            if handle is None:
-                continue
-            ensure_owned(ctx.pool, handle, self.name)
-            applied.append({"handle": handle, **target_record(handle)})
-            applied[-1].update(await _EXHAUST[ctx.params.resource](ctx, handle, duration))
-        ctx.record(targets=[_public(a) for a in applied])
+        exhaust = _EXHAUST[ctx.params.resource]
+        for handle in await live_targets(ctx, self.name):
+            entry = {"handle": handle, **target_record(handle)}
+            applied.append(entry)  # before acting: revert must undo even a half-done act
+            acted, evidence = await act_on(ctx, handle, exhaust, ctx, handle, duration)
+            if acted:
+                entry.update(evidence)
+        ctx.record(targets=[_public(a) for a in applied], skipped=ctx.state["skipped"])
 
     async def revert(self, ctx: FaultContext) -> None:
         close_log(ctx.state)

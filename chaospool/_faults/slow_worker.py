@@ -11,11 +11,11 @@ from chaospool.fault import Duration, Fault, FaultContext
 from ._common import (
     EventLog,
     RevertErrors,
+    act_on,
     check_positive,
     close_log,
-    ensure_owned,
+    live_targets,
     seconds,
-    serving,
     step_duration,
     target_record,
     undo,
@@ -52,15 +52,12 @@ class SlowWorker(Fault):
     async def inject(self, ctx: FaultContext) -> None:
         ctx.state["log"] = EventLog(ctx.pool, ("checkout", "checkin", "crash"))
         slowed: list[WorkerHandle] = ctx.state.setdefault("slowed", [])
-        for target in ctx.targets:
-            handle = await serving(ctx.pool, target)
-            if handle is None:
-                continue
-            ensure_owned(ctx.pool, handle, self.name)
-            slowed.append(handle)
-            await handle.control("slow", {"latency": ctx.params.latency,
-                                          "jitter": ctx.params.jitter})
+        delay = {"latency": ctx.params.latency, "jitter": ctx.params.jitter}
+        for handle in await live_targets(ctx, self.name):
+            slowed.append(handle)  # before acting: revert must undo even a half-done act
+            await act_on(ctx, handle, handle.control, "slow", delay)
         ctx.record(
+            skipped=ctx.state["skipped"],
             latency=ctx.params.latency,
             jitter=ctx.params.jitter,
             duration=step_duration(ctx.duration, ctx.params.duration),

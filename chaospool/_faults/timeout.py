@@ -11,11 +11,11 @@ from chaospool.fault import Duration, Fault, FaultContext
 from ._common import (
     EventLog,
     RevertErrors,
+    act_on,
     check_choice,
     check_positive,
     close_log,
-    ensure_owned,
-    serving,
+    live_targets,
     step_duration,
     target_record,
     undo,
@@ -54,22 +54,16 @@ class Timeout(Fault):
         ctx.state["log"] = EventLog(ctx.pool, ("timeout", "crash", "health_fail", "restart"))
         silenced: list[WorkerHandle] = ctx.state.setdefault("silenced", [])
         seen: dict[int, Any] = ctx.state.setdefault("status_seen", {})
-        for target in ctx.targets:
-            handle = await serving(ctx.pool, target)
-            if handle is None:
-                continue
-            ensure_owned(ctx.pool, handle, self.name)
+        for handle in await live_targets(ctx, self.name):
             silenced.append(handle)  # before acting: revert must undo even a half-done act
-            if ctx.params.how == "stop":
-                handle.signal(signal.SIGSTOP)
-                seen[handle.index] = await wait_status(handle, lambda s: s == "stopped")
-            else:
-                await handle.control("block", {"duration": duration})
-                seen[handle.index] = handle.status()
+            acted, _ = await act_on(ctx, handle, _silence, handle, ctx.params.how, duration)
+            if acted:
+                seen[handle.index] = await _status_seen(handle, ctx.params.how)
         ctx.record(
             how=ctx.params.how,
             duration=duration,
             silenced=[target_record(h) for h in silenced],
+            skipped=ctx.state["skipped"],
             status_seen={str(i): s for i, s in seen.items()},
         )
 
@@ -104,6 +98,19 @@ class Timeout(Fault):
             # there is nothing left to resume, and the slot has a new process.
             outcome = {"resumed": False, "status_after": None, "killed_by_pool": True}
         return {**target_record(handle), **outcome}
+
+
+async def _silence(handle: WorkerHandle, how: str, duration: float) -> None:
+    if how == "stop":
+        handle.signal(signal.SIGSTOP)
+    else:
+        await handle.control("block", {"duration": duration})
+
+
+async def _status_seen(handle: WorkerHandle, how: str) -> str | None:
+    if how == "stop":  # the kernel stops it asynchronously: poll until psutil shows it
+        return await wait_status(handle, lambda s: s == "stopped")
+    return handle.status()  # blocked: still running, just silent
 
 
 def _timeouts(log: EventLog | None, resumed: list[dict[str, Any]]) -> dict[str, Any]:

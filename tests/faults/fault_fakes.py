@@ -88,8 +88,11 @@ class FakeHandle:
         self.rss_value = 50_000_000
         self.replies: dict[str, Any] = {}
         self.fail: set[str] = set()  # operations that raise
+        self.vanished = False  # the process died; the pool has not noticed yet
 
     def _refuse_dead(self, op: str) -> None:
+        if self.vanished:
+            raise ProcessLookupError(f"worker {self.pid} has exited")
         if self.state == "dead":
             raise WorkerCrashed(f"worker {self.pid} is dead", pid=self.pid)
         if op in self.fail:
@@ -131,7 +134,7 @@ class FakeHandle:
         return None if self.state == "dead" else self.rss_value
 
     def status(self) -> str | None:
-        if self.state == "dead":
+        if self.state == "dead" or self.vanished:
             return None
         return "stopped" if self.stopped else "sleeping"
 

@@ -217,6 +217,38 @@ async def test_timeout_revert_reports_every_failure_but_resumes_the_rest() -> No
     assert not second.stopped
 
 
+@pytest.mark.parametrize(
+    ("fault", "params"),
+    [(Timeout, {}), (Timeout, {"how": "block"}), (NetworkPartition, {}), (SlowWorker, {}),
+     (MemoryLeak, {}), (ResourceExhaustion, {"resource": "memory"})],
+)
+async def test_a_target_that_dies_as_the_fault_acts_is_skipped_not_an_error(
+    fault: type[Fault], params: dict[str, Any]
+) -> None:
+    pool = FakePool(size=2)
+    dying, healthy = pool.workers
+    dying.vanished = True  # exited; the pool has not reaped it yet
+    ctx = context(fault, pool, [dying, healthy], duration=1.0, **params)
+    await inject_revert(fault(), ctx)
+    await fault().revert(ctx)
+    assert 0 in ctx.state["skipped"]
+    assert healthy.controls or healthy.signals or healthy.partitions
+
+
+async def test_port_crash_on_a_worker_that_already_died_waits_for_its_replacement() -> None:
+    pool = FakePool(size=2)
+    dying = pool.workers[0]
+    dying.vanished = True
+    ctx = context(PortCrash, pool, [dying])
+    fault = PortCrash()
+    await fault.inject(ctx)
+    assert ctx.effect["skipped"] == [0]
+    pool.crash(dying, exitcode=1, sig=None)  # the pool notices and refills the slot
+    await fault.revert(ctx)
+    assert ctx.effect["replaced"][0]["replacement_pid"] == pool.slots[0].pid
+    assert ctx.effect["replaced"][0]["exitcode"] == 1
+
+
 # --- network_partition -------------------------------------------------------------------------
 
 
