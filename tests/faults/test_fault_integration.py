@@ -155,6 +155,26 @@ async def test_timeout_block_answers_nothing_while_the_process_runs() -> None:
         assert await pool.execute("ping") == "pong"
 
 
+async def test_timeout_block_revert_releases_the_held_reply_from_the_same_process() -> None:
+    async with demo_pool(size=1, request_timeout=10.0) as pool:
+        victim = pool.workers[0]
+        ctx = ctx_for(Timeout, pool, [victim], duration=10.0, how="block")
+        await Timeout().inject(ctx)
+        replies: list[Any] = []
+
+        async def caller() -> None:
+            replies.append(await pool.execute("echo", {"token": "held"}))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(caller)
+            await wait_for(lambda: pool.stats().busy_workers == 1, timeout=5)
+            assert replies == []
+            await Timeout().revert(ctx)
+        assert replies == [{"token": "held"}]
+        assert pool.workers[0].pid == victim.pid
+        assert evidence(ctx)["resumed"][0]["resumed"] is True
+
+
 # --- network_partition -------------------------------------------------------------------------
 
 
@@ -340,11 +360,13 @@ async def test_memory_leak_grows_rss_at_a_rate_and_is_released() -> None:
         victim = pool.workers[0]
         proc = psutil.Process(victim.pid)
         start = proc.memory_info().rss
+        threads = (await victim.control("info"))["threads"]
         ctx = ctx_for(MemoryLeak, pool, [victim], rate=200 * MB, limit=80 * MB, duration=5.0)
         await MemoryLeak().inject(ctx)
         await wait_for(lambda: proc.memory_info().rss - start >= 70 * MB, timeout=5)
         await MemoryLeak().revert(ctx)
         await wait_for(lambda: proc.memory_info().rss - start < 20 * MB, timeout=5)
+        assert (await victim.control("info"))["threads"] == threads  # the leak thread ended
         (leak,) = evidence(ctx)["leaks"]
         assert leak["rss_peak"] - leak["rss_start"] >= 70 * MB
         assert leak["leaked"] >= 70 * MB  # what it had allocated when reverted
