@@ -56,6 +56,9 @@ class Link(Protocol):
     async def send(self, msg: p.Message) -> None:
         """Send one message; raises LinkClosed if the channel is gone."""
 
+    def send_nowait(self, msg: p.Message) -> bool:
+        """Send at once if that needs no waiting (True); False: use ``send``."""
+
     async def receive(self) -> list[p.Message]:
         """The next message(s); raises LinkClosed at EOF, MalformedFrame on a bad frame.
 

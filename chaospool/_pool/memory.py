@@ -114,6 +114,13 @@ class MemoryLink:
         self._exited.set()
 
     # -- the Link -----------------------------------------------------------------------
+    def send_nowait(self, msg: p.Message) -> bool:
+        try:
+            self._to_send.send_nowait(p.encode_frame(msg))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            raise LinkClosed("channel closed") from exc
+        return True
+
     async def send(self, msg: p.Message) -> None:
         try:
             self._to_send.send_nowait(p.encode_frame(msg))

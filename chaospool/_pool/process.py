@@ -181,14 +181,19 @@ class ProcessLink:
             loop = asyncio.get_running_loop()
             _, self._proto = await loop.connect_accepted_socket(_FrameProtocol, self._data)
 
-    async def send(self, msg: p.Message) -> None:
+    def send_nowait(self, msg: p.Message) -> bool:
         if self._closed:
             raise LinkClosed("channel closed")
-        if self._proto is not None and not isinstance(msg, p.Ping | p.Control):
-            transport = self._proto.transport
-            if transport is None or transport.is_closing():
-                raise LinkClosed("channel closed")
-            transport.write(p.encode_frame(msg))
+        if self._proto is None or type(msg) is p.Ping or type(msg) is p.Control:
+            return False
+        transport = self._proto.transport
+        if transport is None or transport.is_closing():
+            raise LinkClosed("channel closed")
+        transport.write(p.encode_frame(msg))  # asyncio buffers what the socket cannot take
+        return True
+
+    async def send(self, msg: p.Message) -> None:
+        if self.send_nowait(msg):
             return
         sock = self._ctl if isinstance(msg, p.Ping | p.Control) else self._data
         frame = p.encode_frame(msg)

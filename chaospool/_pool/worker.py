@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from chaospool._pool.flag import Flag
 from chaospool._wire import protocol as p
@@ -21,31 +22,51 @@ DIRECTIONS = ("both", "to_worker", "from_worker")
 MODES = ("drop", "hold")
 
 
-class Pending:
-    """One call in flight on a worker: a command (at most one) or a control op / ping."""
+class Call:
+    """One call: a command (queued, then dispatched to a worker) or a control op / ping.
 
-    __slots__ = ("abandoned", "command", "deadline", "error", "event", "msg", "timed_out")
+    A command waits in the pool's FIFO queue (``worker`` None) until a worker is free; then it
+    is *dispatched* -- registered in that worker's ``pending`` under a fresh request id and
+    sent -- possibly from the reply callback of the previous call, before its caller wakes.
+    """
 
-    def __init__(self, command: str | None, event: Flag) -> None:
+    __slots__ = (
+        "abandoned",
+        "command",
+        "deadline",
+        "error",
+        "event",
+        "msg",
+        "queue_deadline",
+        "raw",
+        "rid",
+        "session",
+        "timed_out",
+        "timeout",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        command: str | None,
+        event: Flag,
+        raw: msgspec.Raw = p.NIL,
+        session: str | None = None,
+        timeout: float = 0.0,
+    ) -> None:
         self.event = event
         self.command = command  # None for a control op
+        self.raw = raw
+        self.session = session
+        self.timeout = timeout
+        self.worker: Worker | None = None
+        self.rid = 0
         self.msg: p.Reply | p.Failure | None = None
         self.error: BaseException | None = None
-        self.abandoned = False
+        self.abandoned = False  # the caller gave up after dispatch: discard the reply
         self.timed_out = False
-        self.deadline = 0.0
-
-
-class Waiter:
-    """A caller queued for a worker (FIFO)."""
-
-    __slots__ = ("deadline", "error", "event", "worker")
-
-    def __init__(self, event: Flag) -> None:
-        self.event = event
-        self.deadline = 0.0
-        self.worker: Worker | None = None
-        self.error: BaseException | None = None
+        self.deadline = 0.0  # request deadline, from dispatch
+        self.queue_deadline = 0.0  # checkout deadline, while queued
 
 
 class Partition:
@@ -99,7 +120,7 @@ class Worker:
         self.pid: int | None = None
         self.state = "starting"  # starting | ready | busy | stopping | dead
         self.requests = 0
-        self.pending: dict[int, Pending] = {}
+        self.pending: dict[int, Call] = {}
         self.sessions: set[str] = set()
         self.partition: Partition | None = None
         self.stop_reason: str | None = None

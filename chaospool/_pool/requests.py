@@ -1,0 +1,302 @@
+"""The request path: checkout, dispatch, replies, check-in.
+
+::
+
+    execute -> an idle worker (the session's last one if idle, else LIFO/FIFO) -> dispatch
+            -> or a FIFO queue entry, dispatched later by whoever frees a worker
+    reply   -> (transport callback) complete the call, check the worker in, dispatch the next
+               queued call at once, then wake the caller
+
+Dispatching the next queued call from the reply callback -- instead of waking its caller to
+send it -- keeps workers busy without any pipelining: a worker still holds exactly one request,
+so a crash fails only that one. Request ids are unique per pool and a reply only completes the
+call registered under its id *on that worker*: a late reply cannot reach another caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, cast
+
+import msgspec
+
+from chaospool._pool.backend import LinkClosed
+from chaospool._pool.state import PoolState
+from chaospool._pool.worker import Call, Worker
+from chaospool._wire import protocol as p
+from chaospool.errors import (
+    CheckoutTimeout,
+    CircuitOpen,
+    CommandError,
+    QueueFull,
+    RequestTimeout,
+)
+
+
+class RequestPath(PoolState):
+    async def _execute_once(
+        self,
+        command: str,
+        raw: msgspec.Raw,
+        session: str | None,
+        timeout: float,  # noqa: ASYNC109  reason: per-call deadline, not a scope
+    ) -> Any:
+        if self._circuit_open:
+            raise CircuitOpen(self._circuit_message())
+        call = Call(command, self._flag(), raw, session, timeout)
+        w = self._take_idle(session) if self._idle else None
+        if w is not None:
+            self._dispatch(w, call)
+        else:
+            self._enqueue(call)
+        try:
+            if self._loop is not None:
+                await call.event.wait()  # the lazy timers set it on a deadline
+            else:
+                await self._wait_with_scopes(call)
+        except BaseException:
+            self._abandon(call)
+            raise
+        return self._result(call)
+
+    def _take_idle(self, session: str | None) -> Worker:
+        idle = self._idle
+        w = self._affinity.get(session) if session is not None else None
+        if w is not None and w.state == "ready":
+            idle.remove(w)  # affinity is a preference: used only when that worker is idle
+        else:
+            w = idle.pop() if self._lifo else idle.popleft()
+        self._checked_out(w)
+        return w
+
+    def _checked_out(self, w: Worker) -> None:
+        w.state = "busy"
+        self._counters.checkouts += 1
+        if self._bus.subscribers:
+            self._bus.emit("checkout", w.index, w.pid)
+
+    def _enqueue(self, call: Call) -> None:
+        waiters = self._waiters
+        if len(waiters) >= self.config.max_queue:
+            self._bus.emit("queue_full", depth=len(waiters))
+            raise QueueFull(f"{len(waiters)} requests already wait for a worker "
+                            f"(max_queue={self.config.max_queue})")
+        call.queue_deadline = self._clock() + self.config.checkout_timeout
+        waiters.append(call)
+        if len(waiters) > self._counters.max_queue_depth:
+            self._counters.max_queue_depth = len(waiters)
+        self._arm_queue()
+        self._grow()
+
+    async def _wait_with_scopes(self, call: Call) -> None:
+        """The waits of a call on backends without lazy timers (trio): anyio scopes."""
+        while not call.event.is_set():
+            if call.worker is None:
+                left = call.queue_deadline - self._clock()
+                if not await call.event.wait(max(0.0, left)) and call.worker is None:
+                    self._leave_queue(call)
+                    call.timed_out = True
+                    return
+            elif not await call.event.wait(max(0.0, call.deadline - self._clock())):
+                self._time_out(call)
+
+    def _abandon(self, call: Call) -> None:
+        """The caller gave up: a queued call leaves the queue; a dispatched one is abandoned
+        (its worker stays busy until the reply comes -- then it is checked in -- or until its
+        deadline -- then it is killed), never handed to anyone else meanwhile."""
+        if call.worker is None:
+            self._leave_queue(call)
+        elif not call.event.is_set():
+            call.abandoned = True
+
+    def _result(self, call: Call) -> Any:
+        if call.error is not None:
+            raise call.error
+        w = call.worker
+        if call.timed_out:
+            if w is None:
+                self._bus.emit("checkout_timeout", timeout=self.config.checkout_timeout)
+                raise CheckoutTimeout(f"no worker became free within "
+                                      f"{self.config.checkout_timeout}s")
+            raise RequestTimeout(f"{w.describe()} did not answer {call.command!r} within "
+                                 f"{call.timeout}s; it was killed and will be replaced")
+        msg = call.msg
+        if type(msg) is p.Reply:
+            return p.decode_value(msg.value)
+        assert isinstance(msg, p.Failure)
+        raise CommandError(msg.error_type, msg.message, msg.traceback)
+
+    # -- deadlines (asyncio: lazy loop timers) ------------------------------------------
+    def _arm_queue(self) -> None:
+        if self._queue_timer is None and self._waiters and self._loop is not None:
+            deadline = self._waiters[0].queue_deadline
+            self._queue_timer = self._loop.call_at(deadline, self._expire_queue)
+
+    def _expire_queue(self) -> None:
+        """Time out every queued call past its deadline. FIFO with one checkout_timeout: the
+        head is always the oldest, so one timer for the head covers the whole queue."""
+        self._queue_timer = None
+        now = self._clock()
+        waiters = self._waiters
+        while waiters and waiters[0].queue_deadline <= now:
+            call = waiters.popleft()
+            call.timed_out = True
+            call.event.set()
+        self._arm_queue()
+
+    def _arm_worker(self, w: Worker, deadline: float) -> None:
+        timer = w.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            assert self._loop is not None
+            w.timer = self._loop.call_at(deadline, self._expire_worker, w)
+
+    def _expire_worker(self, w: Worker) -> None:
+        """A worker's timer fired: time out its overdue command, re-arm for the next one."""
+        w.timer = None
+        now = self._clock()
+        for call in list(w.pending.values()):
+            if call.command is None or call.event.is_set():
+                continue
+            if call.deadline <= now:
+                self._time_out(call)
+            else:
+                self._arm_worker(w, call.deadline)
+
+    def _time_out(self, call: Call) -> None:
+        """A dispatched call passed its deadline: its worker is killed, never checked back in."""
+        w = call.worker
+        assert w is not None
+        w.pending.pop(call.rid, None)
+        call.timed_out = True
+        call.event.set()
+        self._counters.timeouts += 1
+        self._bus.emit("timeout", w.index, w.pid, command=call.command, timeout=call.timeout)
+        self._kill(w, "timeout")
+
+    def _leave_queue(self, call: Call) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(call)
+
+    # -- dispatch and replies -----------------------------------------------------------
+    def _dispatch(self, w: Worker, call: Call) -> None:
+        """Send ``call`` to the (checked-out) worker ``w`` now."""
+        rid = call.rid = next(self._ids)
+        call.worker = w
+        w.pending[rid] = call
+        call.deadline = self._clock() + call.timeout
+        if self._loop is not None:
+            self._arm_worker(w, call.deadline)
+        session = call.session
+        state = self._sessions.get(session, p.NIL) if session is not None else p.NIL
+        self._send_now(w, p.Request(rid, call.command or "", call.raw, session, state))
+
+    def _send_now(self, w: Worker, msg: p.Message) -> None:
+        part, link = w.partition, w.link
+        if part is not None and part.to_worker:
+            part.intercept(msg, outgoing=True)
+            return
+        if link is None:
+            return
+        try:
+            if link.send_nowait(msg):
+                return
+        except LinkClosed:
+            return  # the read loop sees the EOF and fails this request
+        assert self._tg is not None
+        self._tg.start_soon(self._send_link, w, msg)
+
+    async def _send_link(self, w: Worker, msg: p.Message) -> None:
+        if w.link is not None:
+            with contextlib.suppress(LinkClosed):
+                await w.link.send(msg)
+
+    async def _send(self, w: Worker, msg: p.Message) -> None:
+        part = w.partition
+        if part is not None and part.to_worker:
+            part.intercept(msg, outgoing=True)
+            return
+        await self._send_link(w, msg)
+
+    def _deliver(self, w: Worker, msg: p.Message) -> bool:
+        """Complete the call ``msg`` answers; False if nobody waits for it any more."""
+        kind = type(msg)
+        if kind is p.Reply or kind is p.Failure:
+            reply = cast("p.Reply | p.Failure", msg)
+            call = w.pending.pop(reply.id, None)
+            if call is None or call.abandoned:
+                self._late_reply(w, reply)
+                if call is not None and call.command is not None:
+                    self._checkin(w)
+                return False
+            call.msg = reply
+            if call.command is not None:
+                if call.session is not None and kind is p.Reply:
+                    self._keep_session(call.session, cast("p.Reply", reply), w)
+                self._checkin(w)  # may dispatch the next queued call right now
+            call.event.set()
+        elif kind is p.Pong and w.ping_id == cast("p.Pong", msg).id:
+            w.ping_id = None
+        return True
+
+    def _keep_session(self, session: str, msg: p.Reply, w: Worker) -> None:
+        if msg.session != p.NIL:
+            self._sessions[session] = msg.session
+        old = self._affinity.get(session)
+        if old is not w:
+            if old is not None:
+                old.sessions.discard(session)
+            self._affinity[session] = w
+            w.sessions.add(session)
+
+    def _late_reply(self, w: Worker, msg: p.Reply | p.Failure) -> None:
+        self.late_replies += 1
+        self._bus.emit("late_reply", w.index, w.pid, id=msg.id)
+
+    # -- check-in ---------------------------------------------------------------------
+    def _checkin(self, w: Worker) -> None:
+        w.requests += 1
+        if w.state != "busy":
+            return  # it is being stopped or is dead already
+        self._counters.checkins += 1
+        if self._bus.subscribers:
+            self._bus.emit("checkin", w.index, w.pid)
+        cfg = self.config
+        if cfg.max_requests is not None and w.requests >= cfg.max_requests:
+            self._recycle(w, "max_requests", None)
+        elif cfg.max_memory is None or self._memory_ok(w):
+            self._make_available(w)
+
+    def _rss(self, w: Worker) -> int | None:
+        proc = self._psproc(w)
+        try:
+            return None if proc is None else int(proc.memory_info().rss)
+        except Exception:
+            return None
+
+    def _memory_ok(self, w: Worker) -> bool:
+        rss = self._rss(w)
+        limit = self.config.max_memory
+        if rss is not None and limit is not None and rss > limit:
+            self._recycle(w, "max_memory", rss)
+            return False
+        return True
+
+    def _make_available(self, w: Worker) -> None:
+        """Dispatch the first queued call to ``w``, else put it back in the idle set."""
+        if w.state not in ("ready", "busy"):
+            return
+        if self._waiters and not self._circuit_open:
+            self._checked_out(w)
+            self._dispatch(w, self._waiters.popleft())
+            return
+        w.state = "ready"
+        w.idle_since = self._clock()
+        self._idle.append(w)
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        waiters, self._waiters = self._waiters, type(self._waiters)()
+        for call in waiters:
+            call.error = error
+            call.event.set()

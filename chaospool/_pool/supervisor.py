@@ -1,0 +1,342 @@
+"""Supervision: worker incarnations, deaths, restarts, restart intensity, heartbeats.
+
+Each incarnation is one task in the pool's task group: handshake, serve (until EOF), reap,
+then the supervisor decides. Crashes, protocol errors, request timeouts, failed health checks
+and failed starts count toward restart intensity (``max_restarts`` within ``within`` seconds,
+as in OTP); recycling and overflow retirement do not. Beyond the intensity the circuit opens:
+``execute`` raises ``CircuitOpen`` at once. After ``within`` seconds it half-opens: the empty
+slots are refilled; the first handshake closes it, any failure before that reopens it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal as _signal
+from typing import Any
+
+import anyio
+
+from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame
+from chaospool._pool.state import PoolState
+from chaospool._pool.worker import Worker
+from chaospool._wire import protocol as p
+from chaospool.errors import (
+    ChaospoolError,
+    CircuitOpen,
+    PoolClosed,
+    ProtocolError,
+    WorkerCrashed,
+    WorkerStartError,
+)
+
+_FAILURES = ("crash", "protocol", "health", "timeout", "start")  # count towards intensity
+
+
+class Supervisor(PoolState):
+    def _launch(self, index: int) -> Worker:
+        w = Worker(index, overflow=index >= self.config.size)
+        self._slots[index] = w
+        self._starting += 1
+        assert self._tg is not None
+        self._tg.start_soon(self._incarnation, w)
+        return w
+
+    async def _incarnation(self, w: Worker) -> None:
+        reason = "start"
+        try:
+            with w.scope:
+                await self._handshake(w)
+            if w.scope.cancelled_caught:
+                w.start_error = PoolClosed("the pool closed while the worker started")
+        except Exception as exc:
+            w.start_error = exc
+        finally:
+            self._starting -= 1
+            w.started.set()
+        if w.start_error is not None:
+            self._signal(w, _signal.SIGKILL)  # whatever got started must not linger
+        if w.start_error is None:
+            self._on_ready(w)
+            reason = await self._serve(w)
+        with anyio.CancelScope(shield=True):
+            status = await self._reap(w)
+            if w.link is not None:
+                w.link.close()  # a link that never reached _serve still holds its sockets
+            self._on_dead(w, status, reason)
+
+    async def _handshake(self, w: Worker) -> None:
+        with anyio.fail_after(self.config.start_timeout):
+            link = await self._backend.spawn(w.index)
+            w.link, w.pid = link, link.pid
+            try:
+                msgs = await link.receive()
+            except (LinkClosed, MalformedFrame) as exc:
+                status = await link.wait()
+                raise self._start_error(w, f"{status.describe()} during start-up", status) \
+                    from exc
+        hello = msgs[0]
+        if not isinstance(hello, p.Hello) or hello.version != p.PROTOCOL_VERSION:
+            link.signal(_signal.SIGKILL)
+            raise self._start_error(w, f"bad handshake {hello!r}", None)
+        if len(msgs) > 1:
+            raise self._start_error(w, "unexpected messages before the first request", None)
+
+    def _start_error(self, w: Worker, what: str, status: ExitStatus | None) -> WorkerStartError:
+        tail = "\n".join(w.log_tail())
+        return WorkerStartError(
+            f"{w.describe()} failed to start: {what}" + (f"\n--- worker log ---\n{tail}"
+                                                          if tail else ""),
+            pid=w.pid, exitcode=status.exitcode if status else None,
+            signal=status.signal if status else None,
+        )
+
+    def _on_ready(self, w: Worker) -> None:
+        if self._closed:
+            self._stop(w, "close")
+            return
+        w.state = "ready"
+        w.last_ping = self._clock()
+        self._half_open = False  # a replacement got through: the circuit is closed again
+        self._bus.emit("start", w.index, w.pid)
+        watchers, self._slot_watchers = self._slot_watchers, []
+        for event in watchers:
+            event.set()
+        self._make_available(w)
+
+    async def _serve(self, w: Worker) -> str:
+        link = w.link
+        assert link is not None
+
+        def deliver(msgs: list[p.Message]) -> None:
+            part = w.partition
+            for msg in msgs:
+                if part is not None and part.from_worker:
+                    part.intercept(msg, outgoing=False)
+                else:
+                    self._deliver(w, msg)
+
+        try:
+            await link.serve(deliver)
+            return w.stop_reason or "crash"
+        except MalformedFrame as exc:
+            w.protocol_error = str(exc)
+            self._kill(w, "protocol")
+            return "protocol"
+        finally:
+            link.close()
+
+    async def _reap(self, w: Worker) -> ExitStatus:
+        link = w.link
+        if link is None:
+            return ExitStatus(None, None)
+        with anyio.move_on_after(self.config.stop_grace + 0.5):
+            return await link.wait()
+        self._signal(w, _signal.SIGKILL)
+        with anyio.move_on_after(10.0):
+            return await link.wait()
+        return ExitStatus(None, None)
+
+    def _on_dead(self, w: Worker, status: ExitStatus, reason: str) -> None:
+        w.state = "dead"
+        w.exit = status
+        if w in self._idle:
+            self._idle.remove(w)
+        if self._slots[w.index] is w:
+            self._slots[w.index] = None
+        self._handles.pop(id(w), None)
+        for session in w.sessions:  # affinity to a dead worker is dropped at once
+            if self._affinity.get(session) is w:
+                del self._affinity[session]
+        self._fail_pending(w, status, reason)
+        if reason in ("crash", "protocol"):
+            self._counters.crashes += 1
+            self._bus.emit("crash", w.index, w.pid, exitcode=status.exitcode,
+                           signal=status.signal, reason=reason)
+        w.done.set()
+        if not self._closed and reason != "retire":
+            self._after_death(w, reason)
+
+    def _fail_pending(self, w: Worker, status: ExitStatus, reason: str) -> None:
+        pending, w.pending = w.pending, {}
+        for call in pending.values():
+            if call.event.is_set():
+                continue
+            call.error = self._death_error(w, status, reason, call.command)
+            call.event.set()
+
+    def _death_error(
+        self, w: Worker, status: ExitStatus, reason: str, command: str | None
+    ) -> ChaospoolError:
+        if self._closed:
+            return PoolClosed("the pool closed while the request ran")
+        what = f"{command!r}" if command is not None else "a control op"
+        kw: dict[str, Any] = {"pid": w.pid, "exitcode": status.exitcode, "signal": status.signal}
+        tail = "; ".join(w.log_tail(3))
+        log = f" (last log lines: {tail})" if tail else ""
+        if reason == "protocol":
+            return ProtocolError(f"{w.describe()} sent a malformed frame while running {what}: "
+                                 f"{w.protocol_error}; it was killed and will be replaced", **kw)
+        cause = {"health": "failed its health check", "timeout": "was killed after a timeout",
+                 "recycle": "was recycled", "close": "was closed"}.get(reason)
+        return WorkerCrashed(f"{w.describe()} {cause or status.describe()} while running "
+                             f"{what}{log}", **kw)
+
+    def _after_death(self, w: Worker, reason: str) -> None:
+        failure = reason in _FAILURES
+        if failure and self._count_failure():
+            return
+        if w.overflow:
+            self._grow()  # an overflow slot is refilled only on demand
+            return
+        if self._circuit_open:
+            return
+        self._counters.restarts += 1
+        self._bus.emit("restart", w.index, None, replaces=w.pid, reason=reason)
+        if reason == "start":
+            # a worker that cannot start is retried after a pause, not in a tight loop
+            assert self._tg is not None
+            self._tg.start_soon(self._relaunch_later, w.index, 0.05)
+        else:
+            self._launch(w.index)
+
+    async def _relaunch_later(self, index: int, delay: float) -> None:
+        await anyio.sleep(delay)
+        if not self._closed and not self._circuit_open and self._slots[index] is None:
+            self._launch(index)
+
+    def _count_failure(self) -> bool:
+        """Record one failure; open the circuit (and say so) when intensity is exceeded."""
+        now = self._clock()
+        failures = self._failures
+        failures.append(now)
+        while failures and now - failures[0] > self.config.restart_within:
+            failures.popleft()
+        if len(failures) <= self.config.max_restarts and not self._half_open:
+            return False
+        if not self._circuit_open:
+            self._circuit_open = True
+            self._circuit_opened_at = now
+            self._bus.emit("circuit_open", failures=len(failures),
+                           within=self.config.restart_within)
+            self._fail_waiters(CircuitOpen(self._circuit_message()))
+        return True
+
+    def _circuit_message(self) -> str:
+        cfg = self.config
+        left = max(0.0, self._circuit_opened_at + cfg.restart_within - self._clock())
+        return (f"circuit open: more than max_restarts={cfg.max_restarts} worker failures "
+                f"within {cfg.restart_within}s; the pool stopped restarting workers and "
+                f"retries one (half-open) in {left:.1f}s")
+
+    def _half_open_circuit(self) -> None:
+        self._circuit_open = False
+        self._half_open = True  # the next failure reopens at once; the next start closes it
+        self._failures.clear()
+        self._bus.emit("circuit_half_open")
+        for index in range(self.config.size):
+            if self._slots[index] is None:
+                self._counters.restarts += 1
+                self._bus.emit("restart", index, None, reason="half_open")
+                self._launch(index)
+
+    def _grow(self) -> None:
+        """Start workers for waiters no starting worker will serve (lazy and overflow slots)."""
+        need = len(self._waiters) - self._starting
+        for index, w in enumerate(self._slots):
+            if need <= 0 or self._closed or self._circuit_open:
+                return
+            if w is None:
+                self._launch(index)
+                need -= 1
+
+    def _recycle(self, w: Worker, reason: str, rss: int | None) -> None:
+        self._counters.recycles += 1
+        self._bus.emit("recycle", w.index, w.pid, reason=reason, rss=rss)
+        self._stop(w, "recycle")
+
+    def _stop(self, w: Worker, reason: str) -> None:
+        """SIGTERM now, SIGKILL after the grace period if it is still there."""
+        if w.state in ("stopping", "dead"):
+            return
+        if w.stop_reason is None:
+            w.stop_reason = reason
+        if w.state == "starting":
+            w.scope.cancel()  # the handshake gives up; the incarnation reaps what it started
+            return
+        w.state = "stopping"
+        if w in self._idle:
+            self._idle.remove(w)
+        if w.link is not None:
+            self._signal(w, _signal.SIGTERM)
+            self._signal(w, _signal.SIGCONT)  # a stopped worker must see its SIGTERM
+        assert self._tg is not None
+        self._tg.start_soon(self._kill_after, w, self.config.stop_grace)
+
+    async def _kill_after(self, w: Worker, grace: float) -> None:
+        with anyio.move_on_after(grace):
+            await w.done.wait()
+        if not w.done.is_set():
+            self._signal(w, _signal.SIGKILL)
+
+    def _kill(self, w: Worker, reason: str) -> None:
+        if w.state == "dead":
+            return
+        if w.stop_reason is None:
+            w.stop_reason = reason
+        w.state = "stopping"
+        if w in self._idle:
+            self._idle.remove(w)
+        self._signal(w, _signal.SIGKILL)
+
+    def _signal(self, w: Worker, sig: int) -> None:
+        if w.link is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                w.link.signal(sig)
+
+    async def _supervise(self) -> None:
+        """One periodic tick: heartbeats, overflow retirement, abandoned calls, half-open."""
+        cfg = self.config
+        periods = [x for x in (cfg.health_interval, cfg.health_timeout) if x > 0]
+        if cfg.max_overflow:
+            periods.append(cfg.overflow_idle or 0.05)
+        tick = min(max(min(periods, default=1.0) / 4, 0.005), 0.25)
+        while not self._closed:
+            await anyio.sleep(tick)
+            now = self._clock()
+            if self._circuit_open and now - self._circuit_opened_at >= cfg.restart_within:
+                self._half_open_circuit()
+            for w in list(self._slots):
+                if w is not None and w.alive:
+                    await self._check(w, now)
+
+    async def _check(self, w: Worker, now: float) -> None:
+        cfg = self.config
+        if w.overflow and w.state == "ready" and now - w.idle_since >= cfg.overflow_idle:
+            self._bus.emit("retire", w.index, w.pid, idle=now - w.idle_since)
+            self._stop(w, "retire")
+            return
+        for call in list(w.pending.values()):
+            if call.abandoned and now > call.deadline:
+                self._time_out(call)  # its caller gave up and the worker still has no answer
+                return
+        if cfg.health_interval <= 0:
+            return
+        if w.ping_id is not None:
+            if now - w.ping_sent > cfg.health_timeout:
+                self._bus.emit("health_fail", w.index, w.pid, timeout=cfg.health_timeout)
+                self._kill(w, "health")
+        elif now - w.last_ping >= cfg.health_interval:
+            if w.state == "ready" and cfg.max_memory is not None and not self._memory_ok_idle(w):
+                return
+            w.ping_id = next(self._ids)
+            w.ping_sent = w.last_ping = now
+            await self._send(w, p.Ping(w.ping_id))
+
+    def _memory_ok_idle(self, w: Worker) -> bool:
+        """An idle worker above ``max_memory`` (a leak between requests) is recycled too."""
+        rss = self._rss(w)
+        limit = self.config.max_memory
+        if rss is None or limit is None or rss <= limit:
+            return True
+        self._recycle(w, "max_memory", rss)
+        return False
