@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,8 @@ import anyio
 import pool_test_workers
 import pytest
 
+from chaospool._pool.backend import ExitStatus, LinkClosed
+from chaospool._pool.memory import MemoryBackend
 from chaospool.errors import (
     CheckoutTimeout,
     CircuitOpen,
@@ -439,3 +442,70 @@ async def test_trio_smoke(anyio_backend: str) -> None:
         with pytest.raises(RequestTimeout):
             await pool.execute("hang", {"duration": 10})
         await pool.wait_serving(0)
+
+
+class _DiesAtStart:
+    """A Link whose worker exits (code 3) before its Hello: the start-up failure case."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.log: deque[str] = deque(["about to die"], maxlen=50)
+
+    async def send(self, msg: Any) -> None:
+        raise LinkClosed("gone")
+
+    def send_nowait(self, msg: Any) -> bool:
+        raise LinkClosed("gone")
+
+    async def receive(self) -> list[Any]:
+        raise LinkClosed("EOF")
+
+    async def serve(self, deliver: Any) -> None:
+        return None
+
+    def signal(self, sig: int) -> None:
+        raise ProcessLookupError(sig)
+
+    def close(self) -> None:
+        return None
+
+    async def wait(self) -> ExitStatus:
+        return ExitStatus(3, None)
+
+    def exit_status(self) -> ExitStatus | None:
+        return ExitStatus(3, None)
+
+
+class FlakyBackend(MemoryBackend):
+    """Real fake workers for the first ``good`` spawns, then workers that die at start-up."""
+
+    def __init__(self, worker: str, good: int) -> None:
+        super().__init__(worker)
+        self.good = good
+
+    async def spawn(self, index: int) -> Any:
+        if self.good > 0:
+            self.good -= 1
+            return await super().spawn(index)
+        return _DiesAtStart(2_000_000_000 + index)
+
+
+async def test_a_worker_that_exits_during_startup_fails_the_pool_start() -> None:
+    with pytest.raises(WorkerStartError, match="exited with code 3 during start-up") as info:
+        async with Pool(WORKER, size=2, backend=FlakyBackend(WORKER, good=1),
+                        health_check=False):
+            pass
+    assert info.value.exitcode == 3
+    assert "about to die" in str(info.value)  # the worker's last log lines come along
+
+
+async def test_replacements_that_cannot_start_open_the_circuit() -> None:
+    backend = FlakyBackend(WORKER, good=1)
+    async with Pool(WORKER, size=1, backend=backend, health_check=False,
+                    restart={"max_restarts": 3, "within": 30}) as pool:
+        events = record(pool)
+        pool.workers[0].signal(signal.SIGKILL)
+        await wait_for(lambda: pool.stats().circuit_open, timeout=10)
+        with pytest.raises(CircuitOpen):
+            await pool.execute("ping")
+        assert [e.kind for e in events].count("restart") == 3
