@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import anyio
 import psutil
 
-from chaospool.errors import ChaospoolError
+from chaospool.errors import ChaospoolError, CircuitOpen, PoolClosed
 from chaospool.fault import Duration, Fault, FaultContext, Size
 
 from ._common import (
@@ -36,6 +36,7 @@ DEFAULT_MEMORY = 256_000_000  # "256MB", decimal as the DSL parses it
 FD_HEADROOM = 16  # fds left free: "all but 16 of the soft limit"
 # A sleeper's request deadline beyond the sleep itself (it must not be the one that times out).
 SLEEP_GRACE = 5.0
+SLEEPER_BACKOFF = 0.01
 # How fast the memory variant allocates: the whole amount within ~50 ms.
 MEMORY_FILL_TIME = 0.05
 # When the leak is checked, RSS should have grown by at least this share of the amount.
@@ -117,14 +118,14 @@ class _Saturation:
         self.wanted = wanted
         self.max_queue_depth = 0
         self.max_busy = 0
-        self.saturated = anyio.Event()
+        self.saturated_at: float | None = None  # when every held slot was first busy
 
     def on_event(self, event: PoolEvent) -> None:
         stats = self.pool.stats()
         self.max_queue_depth = max(self.max_queue_depth, stats.queue_depth)
         self.max_busy = max(self.max_busy, stats.busy_workers)
-        if stats.busy_workers >= self.wanted:
-            self.saturated.set()
+        if self.saturated_at is None and stats.busy_workers >= self.wanted:
+            self.saturated_at = now()
 
 
 async def _hold_capacity(ctx: FaultContext, duration: float) -> None:
@@ -139,15 +140,13 @@ async def _hold_capacity(ctx: FaultContext, duration: float) -> None:
         async with anyio.create_task_group() as tg:
             for _ in range(slots):
                 tg.start_soon(_sleeper, ctx.pool, deadline, outcomes)
-            with anyio.move_on_after(duration):
-                await watch.saturated.wait()
-            saturated_after = now() - started if watch.saturated.is_set() else None
     finally:
         unsubscribe()
         log.close()
     ctx.record(
         slots_held=slots,
-        saturated_after=None if saturated_after is None else seconds(saturated_after),
+        saturated_after=None if watch.saturated_at is None else seconds(
+            watch.saturated_at - started),
         max_busy_workers=watch.max_busy,
         max_queue_depth=watch.max_queue_depth,
         others_refused={"queue_full": log.count("queue_full"),
@@ -163,8 +162,14 @@ async def _sleeper(pool: Pool, deadline: float, outcomes: dict[str, int]) -> Non
     while (left := deadline - now()) > 0.01:
         try:
             await pool.execute("sleep", {"duration": left}, timeout=left + SLEEP_GRACE)
+        except (PoolClosed, CircuitOpen) as exc:
+            outcomes[exc.kind] = outcomes.get(exc.kind, 0) + 1
+            return  # the pool will not serve again: nothing left to hold
         except ChaospoolError as exc:
             outcomes[exc.kind] = outcomes.get(exc.kind, 0) + 1
+            # Refused at once (queue full) or lost a race: back off a little so that a pool
+            # refusing instantly cannot turn this loop into a busy spin.
+            await anyio.sleep(SLEEPER_BACKOFF)
         else:
             outcomes["ok"] = outcomes.get("ok", 0) + 1
 

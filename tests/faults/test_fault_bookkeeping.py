@@ -24,7 +24,7 @@ from chaospool._faults import (
     Timeout,
 )
 from chaospool._plugins import describe_faults, fault_registry, plugin_manager
-from chaospool.errors import FaultError, QueueFull, RequestTimeout
+from chaospool.errors import FaultError, PoolClosed, QueueFull, RequestTimeout
 from chaospool.fault import Fault, FaultContext
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
@@ -309,6 +309,34 @@ async def test_capacity_holds_every_slot_with_sleep_calls() -> None:
     assert ctx.effect["saturated_after"] is not None
     assert ctx.effect["sleeper_calls"]["ok"] >= 5
     assert all(timeout > args["duration"] for _, args, timeout in pool.calls if timeout)
+
+
+async def test_capacity_stops_holding_when_the_pool_closes() -> None:
+    pool = FakePool(size=2)
+
+    async def closed(command: str, args: Any) -> Any:
+        raise PoolClosed("closed")
+
+    pool.on_execute = closed
+    ctx = context(ResourceExhaustion, pool, [], duration=30.0)
+    with anyio.fail_after(5):
+        await inject_revert(ResourceExhaustion(), ctx)
+    assert ctx.effect["sleeper_calls"] == {"pool_closed": 2}
+
+
+async def test_capacity_sleepers_back_off_when_refused_at_once() -> None:
+    pool = FakePool(size=1)
+    refusals = 0
+
+    async def full(command: str, args: Any) -> Any:
+        nonlocal refusals
+        refusals += 1
+        raise QueueFull("full")
+
+    pool.on_execute = full
+    ctx = context(ResourceExhaustion, pool, [], duration=0.2)
+    await inject_revert(ResourceExhaustion(), ctx)
+    assert 1 < refusals < 1000  # retried through the hold, never a busy spin
 
 
 async def test_cpu_memory_and_fds_use_control_ops_and_undo_them() -> None:
