@@ -20,7 +20,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:
-    from chaospool.pool import WorkerHandle
+    from chaospool.pool import Partition, WorkerHandle
 
 COUNTS = ("dropped", "held", "delivered_late", "late_discarded")
 
@@ -51,7 +51,7 @@ class NetworkPartition(Fault):
 
     async def inject(self, ctx: FaultContext) -> None:
         ctx.state["log"] = EventLog(ctx.pool, ("timeout", "late_reply", "crash", "health_fail"))
-        cut: list[tuple[WorkerHandle, Any]] = ctx.state.setdefault("partitions", [])
+        cut: list[tuple[WorkerHandle, Partition]] = ctx.state.setdefault("partitions", [])
         for handle in await live_targets(ctx, self.name):
             acted, partition = await act_on(
                 ctx, handle, handle.partition, ctx.params.direction, ctx.params.mode
@@ -67,7 +67,7 @@ class NetworkPartition(Fault):
         )
 
     async def revert(self, ctx: FaultContext) -> None:
-        pending: list[tuple[WorkerHandle, Any]] = ctx.state.get("partitions", [])
+        pending: list[tuple[WorkerHandle, Partition]] = ctx.state.get("partitions", [])
         healed: list[dict[str, Any]] = ctx.state.setdefault("healed", [])
         errors = RevertErrors(self.name)
         try:
@@ -85,7 +85,7 @@ class NetworkPartition(Fault):
         errors.raise_if_any()
 
 
-def _counts(partition: Any) -> dict[str, int]:
+def _counts(partition: Partition) -> dict[str, int]:
     counts = dict(partition.counts)
     return {key: int(counts.get(key, 0)) for key in COUNTS}
 

@@ -37,6 +37,8 @@ FD_HEADROOM = 16  # fds left free: "all but 16 of the soft limit"
 # A sleeper's request deadline beyond the sleep itself (it must not be the one that times out).
 SLEEP_GRACE = 5.0
 SLEEPER_BACKOFF = 0.01
+# capacity / cpu amounts are counts (sleepers, busy threads): a size like "256MB" is a mistake.
+MAX_COUNT = 1024
 # How fast the memory variant allocates: the whole amount within ~50 ms.
 MEMORY_FILL_TIME = 0.05
 # When the leak is checked, RSS should have grown by at least this share of the amount.
@@ -69,6 +71,9 @@ class ResourceExhaustion(Fault):
             check_positive("duration", self.duration)
             if self.amount is not None:
                 check_positive("amount", self.amount)
+                if self.resource in ("capacity", "cpu") and self.amount > MAX_COUNT:
+                    raise ValueError(f"amount for {self.resource} counts slots or threads "
+                                     f"(at most {MAX_COUNT}); got {self.amount!r}")
 
     async def inject(self, ctx: FaultContext) -> None:
         duration = step_duration(ctx.duration, ctx.params.duration)

@@ -71,6 +71,7 @@ def test_the_seven_register_through_the_hook_with_contract_defaults() -> None:
      (Timeout, {"how": "pause"}), (Timeout, {"duration": 0}),
      (NetworkPartition, {"direction": "sideways"}), (ResourceExhaustion, {"resource": "disk"}),
      (ResourceExhaustion, {"amount": -1}), (ThunderingHerd, {"requests": 0}),
+     (ResourceExhaustion, {"resource": "cpu", "amount": 256_000_000}),
      (SlowWorker, {"latency": -0.1}), (MemoryLeak, {"rate": 0})],
 )
 def test_bad_params_are_refused(fault: type[Fault], params: dict[str, Any]) -> None:
