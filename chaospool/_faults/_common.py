@@ -7,7 +7,6 @@ Everything here reaches the pool only through its public handles (``pool.subscri
 from __future__ import annotations
 
 import inspect
-import math
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -40,19 +39,6 @@ def now() -> float:
 def seconds(value: float) -> float:
     """A duration for the journal: seconds, rounded to microseconds."""
     return round(value, 6)
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` made of JSON types only (evidence goes straight into the journal)."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return str(value)
 
 
 def target_record(handle: WorkerHandle) -> dict[str, Any]:
@@ -125,16 +111,6 @@ async def wait_status(
             await anyio.sleep(0.005)
             status = handle.status()
     return status
-
-
-def event_record(event: PoolEvent, origin: float) -> dict[str, Any]:
-    return {
-        "kind": event.kind,
-        "t": seconds(event.time - origin),
-        "index": event.index,
-        "pid": event.pid,
-        "data": jsonable(dict(event.data)),
-    }
 
 
 class EventLog:
