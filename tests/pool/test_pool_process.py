@@ -347,3 +347,29 @@ async def test_trio_smoke_with_real_workers(anyio_backend: str) -> None:
         with pytest.raises(RequestTimeout):
             await pool.execute("hang", {"duration": 30})
         assert await pool.execute("echo", 1) == 1
+
+
+async def test_heartbeats_are_answered_while_a_command_runs() -> None:
+    health = {"interval": 0.05, "timeout": 0.3}
+    async with proc_pool(worker="chaospool.workers.demo", size=1, health_check=health) as pool:
+        events = record(pool)
+        # a second of pure-Python CPU work on the command thread: the control thread still
+        # answers every ping (it needs the GIL only briefly, at the switch interval)
+        assert await pool.execute("compute", {"n": 3_000_000}) >= 0
+        assert await pool.execute("sleep", {"duration": 0.5}) == 0.5
+        assert "health_fail" not in [e.kind for e in events]
+        assert pool.stats().restarts == 0
+
+
+async def test_overflow_workers_are_real_and_reaped_when_they_retire() -> None:
+    async with proc_pool(size=1, max_overflow=1, overflow_idle=0.2) as pool:
+        events = record(pool)
+        async with anyio.create_task_group() as tg:
+            for _ in range(2):
+                tg.start_soon(pool.execute, "hang", {"duration": 0.3})
+        assert pool.stats().overflow_workers == 1
+        overflow = pool.workers[1]
+        assert overflow.overflow and overflow.pid is not None
+        await wait_for(lambda: any(e.kind == "retire" for e in events), timeout=5)
+        await wait_for(lambda: [w.index for w in pool.workers] == [0])
+        assert gone(overflow.pid)  # type: ignore[arg-type]  # reaped by the time it is dropped
