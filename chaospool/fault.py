@@ -73,6 +73,15 @@ class Fault:
     class Params:
         pass
 
+    @classmethod
+    def acts_on_pool(cls, params: Any) -> bool:
+        """Whether a step with these ``params`` acts on the pool as a whole (no targets).
+
+        Defaults to ``pool_level``; a fault that is pool-level for some parameters only
+        (``resource_exhaustion`` with ``resource: capacity``) overrides it.
+        """
+        return cls.pool_level
+
     async def inject(self, ctx: FaultContext) -> None:
         raise NotImplementedError
 

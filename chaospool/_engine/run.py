@@ -20,7 +20,12 @@ import anyio
 import chaospool
 from chaospool._dsl.model import Experiment
 from chaospool._engine.faults import Injection, run_injection
-from chaospool._engine.schedule import ScheduledStep, derive_rng, schedule
+from chaospool._engine.schedule import (
+    ScheduledStep,
+    derive_rng,
+    pool_level_predicate,
+    schedule,
+)
 from chaospool.fault import Fault
 from chaospool.pool import Pool
 
@@ -82,9 +87,8 @@ def prepare(
     experiment: Experiment, *, seed: int, registry: dict[str, type[Fault]]
 ) -> RunState:
     """Resolve the schedule (pure) and create the run's state; nothing is started."""
-    pool_level = frozenset(n for n, cls in registry.items() if cls.pool_level)
     state = RunState(experiment, seed)
-    steps = schedule(experiment, seed, pool_level=pool_level)
+    steps = schedule(experiment, seed, acts_on_pool=pool_level_predicate(registry))
     state.injections = build_injections(steps, registry, seed)
     return state
 

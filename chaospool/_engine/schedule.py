@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from chaospool._dsl.model import Experiment, FaultStep, Target
+from chaospool.fault import Fault
 
-__all__ = ("ScheduledStep", "derive_rng", "schedule")
+__all__ = ("ScheduledStep", "derive_rng", "pool_level_predicate", "resolve_slots", "schedule")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,16 @@ class ScheduledStep:
         return {}
 
 
+def pool_level_predicate(registry: Mapping[str, type[Fault]]) -> Callable[[FaultStep], bool]:
+    """``acts_on_pool`` for :func:`schedule`, asking each step's fault class."""
+
+    def acts_on_pool(step: FaultStep) -> bool:
+        cls = registry.get(step.fault)
+        return cls is not None and cls.acts_on_pool(step.params)
+
+    return acts_on_pool
+
+
 def derive_rng(seed: int, purpose: str) -> random.Random:
     """A random stream for one purpose (schedule, probe, a fault), derived from the run's seed.
 
@@ -49,9 +61,14 @@ def derive_rng(seed: int, purpose: str) -> random.Random:
     return random.Random(f"{seed}:{purpose}")
 
 
-def schedule(experiment: Experiment, seed: int, *, pool_level: frozenset[str] = frozenset()
-             ) -> tuple[ScheduledStep, ...]:
-    """Expand repeats, order by time, and draw slot targets with the seed."""
+def schedule(
+    experiment: Experiment,
+    seed: int,
+    *,
+    acts_on_pool: Callable[[FaultStep], bool] = lambda step: False,
+) -> tuple[ScheduledStep, ...]:
+    """Expand repeats, order by time, and draw slot targets with the seed (pool-level steps,
+    as ``acts_on_pool`` says, draw none)."""
     rng = derive_rng(seed, "schedule")
     capacity = experiment.pool.size
     expanded = [
@@ -63,7 +80,7 @@ def schedule(experiment: Experiment, seed: int, *, pool_level: frozenset[str] = 
     expanded.sort(key=lambda item: (item[0], item[1].index, item[2]))
     result = []
     for seq, (at, step, rep) in enumerate(expanded):
-        slots = None if step.fault in pool_level else resolve_slots(step.target, capacity, rng)
+        slots = None if acts_on_pool(step) else resolve_slots(step.target, capacity, rng)
         name = step.name if step.repeat == 1 else f"{step.name}#{rep + 1}"
         result.append(ScheduledStep(at, name, step, rep, slots, seq))
     return tuple(result)

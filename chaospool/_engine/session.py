@@ -20,7 +20,7 @@ from chaospool._dsl import load as dsl_load
 from chaospool._dsl.model import Experiment
 from chaospool._engine.journal import build_journal
 from chaospool._engine.run import Progress, draw_seed, prepare, run_experiment
-from chaospool._engine.schedule import ScheduledStep, schedule
+from chaospool._engine.schedule import ScheduledStep, pool_level_predicate, schedule
 from chaospool._plugins import Hooks, fault_registry, load_plugins, plugin_manager
 from chaospool._report.journal import Report
 from chaospool.fault import Fault
@@ -37,8 +37,8 @@ class Loaded:
     hooks: Hooks
 
     def schedule(self, seed: int) -> tuple[ScheduledStep, ...]:
-        pool_level = frozenset(n for n, c in self.registry.items() if c.pool_level)
-        return schedule(self.experiment, seed, pool_level=pool_level)
+        return schedule(self.experiment, seed,
+                        acts_on_pool=pool_level_predicate(self.registry))
 
 
 def load_with_plugins(

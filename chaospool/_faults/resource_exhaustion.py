@@ -58,6 +58,10 @@ class ResourceExhaustion(Fault):
     hold; per worker CPU seconds, RSS or open fds measured with psutil before, during and after.
     """
 
+    @classmethod
+    def acts_on_pool(cls, params: Any) -> bool:
+        return getattr(params, "resource", None) == "capacity"
+
     name: ClassVar[str] = "resource_exhaustion"
 
     @dataclass
