@@ -98,6 +98,10 @@ class Zygote:
         self.sel.unregister(pidfd)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
+        # what the worker started dies with it: its group outlives it only through its
+        # children (a pgid is never reused while the group has members, so this is ours)
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
         code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
         with contextlib.suppress(OSError):  # the pool is gone; we are about to leave too

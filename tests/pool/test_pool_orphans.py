@@ -66,4 +66,8 @@ def test_sigkilled_parent_leaves_no_worker_alive() -> None:
         helper.wait()
         if helper.stdout is not None:
             helper.stdout.close()
-    wait_for(lambda: all(gone(pid) for pid in everyone), timeout=10)
+    try:
+        wait_for(lambda: all(gone(pid) for pid in everyone), timeout=10)
+    except TimeoutError:
+        alive = {pid: psutil.Process(pid).status() for pid in everyone if not gone(pid)}
+        raise AssertionError(f"still alive: {alive} of {pids}") from None

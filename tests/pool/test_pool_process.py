@@ -369,7 +369,18 @@ async def test_overflow_workers_are_real_and_reaped_when_they_retire() -> None:
                 tg.start_soon(pool.execute, "hang", {"duration": 0.3})
         assert pool.stats().overflow_workers == 1
         overflow = pool.workers[1]
-        assert overflow.overflow and overflow.pid is not None
+        assert overflow.overflow
+        assert overflow.pid is not None
         await wait_for(lambda: any(e.kind == "retire" for e in events), timeout=5)
         await wait_for(lambda: [w.index for w in pool.workers] == [0])
         assert gone(overflow.pid)  # type: ignore[arg-type]  # reaped by the time it is dropped
+
+
+async def test_a_dead_workers_grandchildren_die_with_it() -> None:
+    async with proc_pool(size=1) as pool:
+        first = pool.workers[0]
+        grandchild = await pool.execute("spawn_child")
+        assert os.getpgid(grandchild) == first.pid  # in the worker's own process group
+        os.kill(first.pid, signal.SIGKILL)  # type: ignore[arg-type]  # the worker alone
+        await pool.wait_serving(0, not_pid=first.pid)
+        await wait_for(lambda: gone(grandchild))
