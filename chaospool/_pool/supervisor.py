@@ -65,6 +65,14 @@ class Supervisor(PoolState):
             self._on_dead(w, status, reason)
 
     async def _handshake(self, w: Worker) -> None:
+        try:
+            await self._hello(w)
+        except TimeoutError as exc:
+            raise self._start_error(
+                w, f"no handshake within start_timeout={self.config.start_timeout}s", None
+            ) from exc
+
+    async def _hello(self, w: Worker) -> None:
         with anyio.fail_after(self.config.start_timeout):
             link = await self._backend.spawn(w.index)
             w.link, w.pid = link, link.pid
@@ -91,10 +99,10 @@ class Supervisor(PoolState):
         )
 
     def _on_ready(self, w: Worker) -> None:
-        if self._closed:
-            self._stop(w, "close")
-            return
         w.state = "ready"
+        if self._closed or w.stop_reason is not None:
+            self._stop(w, "close")  # it made it through the handshake as the pool closed
+            return
         w.last_ping = self._clock()
         self._half_open = False  # a replacement got through: the circuit is closed again
         self._bus.emit("start", w.index, w.pid)

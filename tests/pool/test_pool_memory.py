@@ -509,3 +509,37 @@ async def test_replacements_that_cannot_start_open_the_circuit() -> None:
         with pytest.raises(CircuitOpen):
             await pool.execute("ping")
         assert [e.kind for e in events].count("restart") == 3
+
+
+class _NeverSaysHello(_DiesAtStart):
+    """A worker that starts but never answers its handshake (until killed)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(pid)
+        self.killed = anyio.Event()
+
+    async def receive(self) -> list[Any]:
+        await self.killed.wait()
+        raise LinkClosed("EOF")
+
+    def signal(self, sig: int) -> None:
+        self.killed.set()
+
+    async def wait(self) -> ExitStatus:
+        await self.killed.wait()
+        return ExitStatus(None, signal.SIGKILL)
+
+    def exit_status(self) -> ExitStatus | None:
+        return ExitStatus(None, signal.SIGKILL) if self.killed.is_set() else None
+
+
+class SilentBackend(MemoryBackend):
+    async def spawn(self, index: int) -> Any:
+        return _NeverSaysHello(2_100_000_000 + index)
+
+
+async def test_the_handshake_is_bounded_by_start_timeout() -> None:
+    with anyio.fail_after(5), pytest.raises(WorkerStartError, match="no handshake within"):
+        async with Pool(WORKER, size=1, backend=SilentBackend(WORKER), start_timeout=0.2,
+                        health_check=False):
+            pass
