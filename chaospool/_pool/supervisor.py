@@ -132,6 +132,22 @@ class Supervisor(PoolState):
             return "protocol"
         finally:
             link.close()
+            self._link_down(w)
+
+    def _link_down(self, w: Worker) -> None:
+        """The channel is gone: no new call may reach this worker, nor its sessions' calls,
+        even before its exit status is known."""
+        if w.state in ("ready", "busy"):
+            w.state = "stopping"
+        if w in self._idle:
+            self._idle.remove(w)
+        self._drop_affinity(w)
+
+    def _drop_affinity(self, w: Worker) -> None:
+        for session in w.sessions:
+            if self._affinity.get(session) is w:
+                del self._affinity[session]
+        w.sessions.clear()
 
     async def _reap(self, w: Worker) -> ExitStatus:
         link = w.link
@@ -152,9 +168,7 @@ class Supervisor(PoolState):
         if self._slots[w.index] is w:
             self._slots[w.index] = None
         self._handles.pop(id(w), None)
-        for session in w.sessions:  # affinity to a dead worker is dropped at once
-            if self._affinity.get(session) is w:
-                del self._affinity[session]
+        self._drop_affinity(w)
         self._fail_pending(w, status, reason)
         if reason in ("crash", "protocol"):
             self._counters.crashes += 1
