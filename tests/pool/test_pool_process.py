@@ -384,3 +384,16 @@ async def test_a_dead_workers_grandchildren_die_with_it() -> None:
         os.kill(first.pid, signal.SIGKILL)  # type: ignore[arg-type]  # the worker alone
         await pool.wait_serving(0, not_pid=first.pid)
         await wait_for(lambda: gone(grandchild))
+
+
+async def test_killing_an_idle_worker_of_an_idle_pool() -> None:
+    async with proc_pool(size=2) as pool:
+        events = record(pool)
+        idle = pool.workers[0]
+        idle.signal(signal.SIGKILL)
+        await wait_for(lambda: idle.state in ("stopping", "dead"))
+        assert [await pool.execute("ping") for _ in range(10)] == ["pong"] * 10
+        await pool.wait_serving(0, not_pid=idle.pid)
+        await wait_for(lambda: pool.stats().ready_workers == 2)
+        assert [e.kind for e in events].count("crash") == 1
+        assert pool.stats().errors == 0
