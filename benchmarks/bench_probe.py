@@ -128,6 +128,7 @@ def time_summary(probe: Probe, seconds: float) -> None:
 async def main(args: argparse.Namespace) -> None:
     r = await compare(InstantPool(), args.clients, args.seconds, args.rounds, sessions=50)
     report(f"1. probe vs bare loop, instant pool, {args.clients} clients", r)
+    probe_cost = 1 / r["probe"] - 1 / r["direct"]
     print(f"  probe max rate: {r['probe']:,.0f} ops/s (target >= 10,000)")
     time_summary(r["probe_obj"], args.seconds)
     try:
@@ -139,7 +140,13 @@ async def main(args: argparse.Namespace) -> None:
         r = await compare(pool, args.clients, args.seconds, args.rounds)
     report(f"2. pool noop throughput ({args.backend} backend, size {args.size}), "
            f"{args.clients} clients", r)
-    print(f"  target < 5 % -> {'met' if r['overhead_pct'] < 5 else 'NOT met'}")
+    # The direct comparison drowns in a shared machine's noise; the probe's own cost per
+    # operation (part 1) over the pool's cost per operation is the steadier estimate.
+    estimate = 100 * probe_cost * r["direct"]
+    print(f"  estimate from the probe's own cost: {estimate:.1f} % "
+          f"({probe_cost * 1e6:.2f} µs of {1e6 / r['direct']:.1f} µs per operation)")
+    verdict = "met" if max(r["overhead_pct"], estimate) < 5 else "NOT met"
+    print(f"  target < 5 % -> {verdict}")
 
 
 if __name__ == "__main__":
