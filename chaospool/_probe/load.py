@@ -23,6 +23,7 @@ aborted run) cuts them off; those are counted in ``recorder.cancelled`` and have
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from bisect import bisect_right
@@ -120,7 +121,7 @@ class Probe:
         self._random = rng.random
         self._clock = clock
         self._entries = [(e.command, e.args, e.command == "echo") for e in load.mix]
-        self._cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
+        self._cumulative = list(itertools.accumulate(weights))
         self._total_weight = self._cumulative[-1]
         self._sessions = tuple(f"s{i}" for i in range(load.sessions or 0))
         self._retries = max(0, int(load.retries))
