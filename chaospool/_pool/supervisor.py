@@ -84,8 +84,9 @@ class Supervisor(PoolState):
                     from exc
         hello = msgs[0]
         if not isinstance(hello, p.Hello) or hello.version != p.PROTOCOL_VERSION:
-            link.signal(_signal.SIGKILL)
-            raise self._start_error(w, f"bad handshake {hello!r}", None)
+            got = f"protocol version {hello.version}" if isinstance(hello, p.Hello) else hello
+            raise self._start_error(w, f"bad handshake: {got} (this pool speaks "
+                                    f"version {p.PROTOCOL_VERSION})", None)
         if len(msgs) > 1:
             raise self._start_error(w, "unexpected messages before the first request", None)
 

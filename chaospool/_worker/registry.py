@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -15,6 +16,9 @@ _COMMANDS: dict[str, dict[str, Handler]] = {}
 
 
 def _register(fn: F, name: str | None) -> F:
+    if inspect.iscoroutinefunction(fn):
+        raise TypeError(f"@command {fn.__qualname__}: handlers run in a worker thread and must "
+                        "be plain functions, not async def")
     _COMMANDS.setdefault(fn.__module__, {})[name or fn.__name__] = fn
     return fn
 

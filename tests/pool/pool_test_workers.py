@@ -106,3 +106,10 @@ def spawn_child(args: Any, ctx: Context) -> int:
 
     child = subprocess.Popen(["sleep", "60"])
     return child.pid
+
+
+def _hello(args: Any, ctx: Context) -> str:
+    return f"hello {args}"
+
+
+COMMANDS = {"hello": _hello, "ping": ping}  # for the "module:object" form

@@ -14,6 +14,7 @@ import pytest
 
 from chaospool._pool.backend import ExitStatus, LinkClosed
 from chaospool._pool.memory import MemoryBackend
+from chaospool._wire.protocol import Hello
 from chaospool.errors import (
     CheckoutTimeout,
     CircuitOpen,
@@ -43,7 +44,8 @@ def _release_hanging_handlers() -> Iterator[None]:
 @asynccontextmanager
 async def mem_pool(**kw: Any) -> AsyncIterator[Pool]:
     kw.setdefault("health_check", False)
-    async with Pool(WORKER, backend="memory", **kw) as pool:
+    kw.setdefault("worker", WORKER)
+    async with Pool(backend="memory", **kw) as pool:
         yield pool
 
 
@@ -543,3 +545,26 @@ async def test_the_handshake_is_bounded_by_start_timeout() -> None:
         async with Pool(WORKER, size=1, backend=SilentBackend(WORKER), start_timeout=0.2,
                         health_check=False):
             pass
+
+
+class _SpeaksAnotherVersion(_NeverSaysHello):
+    async def receive(self) -> list[Any]:
+        return [Hello(99, self.pid, ["ping"])]
+
+
+class OtherVersionBackend(MemoryBackend):
+    async def spawn(self, index: int) -> Any:
+        return _SpeaksAnotherVersion(2_200_000_000 + index)
+
+
+async def test_a_protocol_version_mismatch_is_a_worker_start_error() -> None:
+    with anyio.fail_after(5), pytest.raises(WorkerStartError, match="protocol version 99"):
+        async with Pool(WORKER, size=1, backend=OtherVersionBackend(WORKER),
+                        health_check=False):
+            pass
+
+
+async def test_module_object_worker_spec() -> None:
+    async with mem_pool(worker="pool_test_workers:COMMANDS", size=1) as pool:
+        assert await pool.execute("hello", "you") == "hello you"
+        assert sorted(pool.commands) == ["hello", "ping"]

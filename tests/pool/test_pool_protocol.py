@@ -1,0 +1,70 @@
+"""The wire protocol, the pool's option parsing and command registration (pure units)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from chaospool._pool.config import parse_size
+from chaospool._wire import protocol as p
+from chaospool._worker.registry import command, load_commands
+
+pytestmark = pytest.mark.unit
+
+
+def test_frames_round_trip_in_any_chunking() -> None:
+    msgs: list[p.Message] = [
+        p.Request(1, "echo", p.encode_value({"x": [1, 2]}), "s", p.encode_value({"n": 1})),
+        p.Reply(1, p.encode_value("pong")),
+        p.Failure(2, "ValueError", "boom", "tb"),
+        p.Ping(3),
+        p.Hello(p.PROTOCOL_VERSION, 42, ["ping"]),
+    ]
+    stream = b"".join(p.encode_frame(m) for m in msgs)
+    for step in (1, 3, 7, len(stream)):
+        buf = p.FrameBuffer()
+        chunks = [stream[i : i + step] for i in range(0, len(stream), step)]
+        got = [p.decode(f) for chunk in chunks for f in buf.feed(chunk)]
+        assert [type(m) for m in got] == [type(m) for m in msgs]
+        assert p.decode_value(got[0].args) == {"x": [1, 2]}  # type: ignore[union-attr]
+        assert got[1].session == p.NIL  # type: ignore[union-attr]
+
+
+def test_an_impossible_frame_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="exceeds"):
+        p.FrameBuffer().feed(p.HEADER.pack(p.MAX_FRAME + 1) + b"x")
+
+
+def test_garbage_does_not_decode() -> None:
+    with pytest.raises(msgspec.DecodeError):
+        p.decode(b"\xc1\x00\x01")
+    truncated = p.encode_frame(p.Reply(1, p.encode_value("x" * 50)))[4:30]
+    with pytest.raises(msgspec.DecodeError):
+        p.decode(truncated)
+
+
+def test_sizes() -> None:
+    assert parse_size("300MB") == 300 * 2**20
+    assert parse_size("1.5GiB") == int(1.5 * 2**30)
+    assert parse_size(4096) == 4096
+    assert parse_size(None) is None
+    for bad in ("lots", -1, True):
+        with pytest.raises(ValueError, match="size"):
+            parse_size(bad)  # type: ignore[arg-type]
+
+
+def test_module_object_form_and_missing_commands() -> None:
+    commands = load_commands("pool_test_workers:COMMANDS")
+    assert sorted(commands) == ["hello", "ping"]
+    with pytest.raises(LookupError, match="registers no @command"):
+        load_commands("chaospool.worker")
+
+
+def test_async_handlers_are_refused_at_registration() -> None:
+    async def handler(args: Any, ctx: Any) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="not async def"):
+        command(handler)
