@@ -1,8 +1,8 @@
 """From recorded outcomes to the journal's ``metrics``, ``phases`` and ``timeline``.
 
-Everything is computed here, once, after the run: one pass over the recorder's arrays fills a
-tally per phase (by the operation's *start*) and per timeline bucket (by its *end*), each with
-its own HdrHistogram of latencies in microseconds. Percentiles come from those histograms; the
+Everything is computed here, once, after the run: a column-wise pass over the recorder's arrays
+fills a tally per phase (by the operation's *start*) and per timeline bucket (by its *end*), each
+with its own HdrHistogram of latencies in microseconds. Percentiles come from those histograms; the
 mean and the maximum are exact.
 
 Empty sets: a phase or bucket without operations has ``success_rate``, ``error_rate`` and every
