@@ -348,8 +348,9 @@ class MixEntry:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """The ``load:`` section. ``rate`` not None means open loop (``clients`` then caps the
-    concurrency); otherwise ``clients`` closed-loop clients."""
+    """The ``load:`` section. ``rate`` not None means open loop (``clients`` is then unused;
+    the probe caps operations in flight and counts launches it sheds); otherwise ``clients``
+    closed-loop clients."""
 
     clients: int
     rate: float | None
