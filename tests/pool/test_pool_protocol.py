@@ -68,3 +68,21 @@ def test_async_handlers_are_refused_at_registration() -> None:
 
     with pytest.raises(TypeError, match="not async def"):
         command(handler)
+
+
+@pytest.mark.parametrize("module", ["chaospool.pool", "chaospool.worker", "chaospool.workers.demo"])
+def test_public_names_resolve(module: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    names = getattr(mod, "__all__", ())
+    assert isinstance(names, tuple)
+    for name in names:
+        assert getattr(mod, name) is not None
+
+
+def test_demo_worker_has_the_contract_commands() -> None:
+    commands = load_commands("chaospool.workers.demo")
+    assert sorted(commands) == sorted(
+        ["ping", "echo", "sleep", "compute", "alloc", "create_program", "list_programs",
+         "execute"])
