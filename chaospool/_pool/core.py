@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 import msgspec
 
 from chaospool._pool.backend import Backend
@@ -97,7 +98,8 @@ class Pool(RequestPath, Supervisor):
             raise RuntimeError("a Pool can be entered only once")
         self._opened = True
         self._stack = AsyncExitStack()
-        self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        outer = await self._stack.enter_async_context(anyio.create_task_group())
+        self._tg = await outer.start(self._host)
         self._flag = flag_factory()
         if self._flag is AsyncioFlag:
             self._loop = asyncio.get_running_loop()
@@ -119,6 +121,21 @@ class Pool(RequestPath, Supervisor):
         errors = [w.start_error for w in workers if w.start_error is not None]
         if errors:
             raise errors[0]
+
+    async def _host(
+        self, *, task_status: anyio.abc.TaskStatus[anyio.abc.TaskGroup] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Own the pool's background tasks (readers, reapers, supervisor) under a shield.
+
+        Why: if they lived in a task group entered by ``__aenter__``, a cancellation of the
+        caller's scope (a timeout around ``async with Pool``, an aborted run) would cancel them
+        too, and teardown would wait forever for exits nobody reports. Here only ``_teardown``
+        ends them, after every worker is reaped; the caller's body stays cancellable.
+        """
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                task_status.started(tg)
+                await anyio.sleep_forever()  # cancelled by _teardown via tg.cancel_scope
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._teardown()
