@@ -23,7 +23,7 @@ def _no_leftover_processes() -> Iterator[None]:
     # Give processes already signalled a brief chance to finish exiting (not a sync sleep:
     # psutil.wait_procs returns as soon as they are gone).
     new = [psutil.Process(pid) for pid in _children() - before if psutil.pid_exists(pid)]
-    gone, alive = psutil.wait_procs(new, timeout=3.0)
+    _gone, alive = psutil.wait_procs(new, timeout=3.0)
     for p in alive:
         p.kill()
     assert not alive, f"test left child processes alive: {[p.pid for p in alive]}"
