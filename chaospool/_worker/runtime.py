@@ -211,6 +211,8 @@ class WorkerCore:
             except _ENCODE_ERRORS as exc:
                 text = f"the session state set by {msg.command!r} cannot be serialised: {exc}"
                 return p.encode_frame(p.Failure(msg.id, "UnserialisableSession", text))
+            if session == msg.session:
+                session = p.NIL  # only read: the pool's copy stands, and the reply stays small
         return p.encode_frame(p.Reply(msg.id, value, session))
 
     def handle_control(self, msg: p.Message) -> None:
