@@ -88,7 +88,16 @@ class Fault:
     async def revert(self, ctx: FaultContext) -> None:
         return None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        text = cls.__dict__.get("description")
+        if isinstance(text, str):
+            # a plugin may well write ``description = "..."``: keep it callable like the default
+            cls.description = classmethod(lambda _cls: text)  # type: ignore[method-assign,assignment]
+
     @classmethod
     def description(cls) -> str:
+        """One line for ``chaospool faults``: a ``description`` string the subclass sets, else
+        its docstring's first line, else its name."""
         doc = (cls.__doc__ or "").strip()
         return doc.splitlines()[0] if doc else cls.name

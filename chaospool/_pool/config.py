@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-
 
 def parse_size(value: int | float | str | None) -> int | None:
-    """Bytes from ``300MB``, ``1.5GiB``, ``4096`` or None. KB/MB/GB are powers of 1024 here
-    too (what memory limits conventionally mean); the ``i`` forms are accepted alike."""
+    """Bytes from ``300MB`` (10^6, as in the DSL), ``1.5GiB``, ``4096`` or None.
+
+    The DSL's own parser, so ``Pool(max_memory="300MB")`` and ``max_memory: 300MB`` in an
+    experiment mean the same number of bytes.
+    """
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise ValueError(f"not a size: {value!r}")
-    if isinstance(value, int | float):
-        if value < 0 or not math.isfinite(value):
-            raise ValueError(f"a size must be a finite number >= 0, not {value!r}")
-        return int(value)
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f"not a size: {value!r} (try 300MB or a number of bytes)")
-    number, unit = match.groups()
-    prefix = (unit or "b").lower()[0]
-    power = 0 if prefix == "b" else "kmgt".index(prefix) + 1
-    return int(float(number) * 1024**power)
+    # imported here: the DSL package is heavy (yaml, the loader) and only a size needs it
+    from chaospool._dsl import units
+
+    return units.parse_size(value)
 
 
 def _positive(name: str, value: float, *, zero_ok: bool = False) -> float:
@@ -99,5 +90,8 @@ def build_config(worker: str, **kw: Any) -> PoolConfig:
             raise ValueError(f"unknown health_check keys {sorted(unknown)}; use interval, timeout")
         kw["health_interval"] = float(health.get("interval", 1.0))
         kw["health_timeout"] = float(health.get("timeout", 1.0))
-    kw["max_memory"] = parse_size(kw.get("max_memory"))
+    try:
+        kw["max_memory"] = parse_size(kw.get("max_memory"))
+    except ValueError as exc:
+        raise ValueError(f"max_memory: {exc}") from None
     return PoolConfig(worker=worker, **kw)

@@ -32,6 +32,10 @@ from chaospool.errors import (
 _FAILURES = ("crash", "protocol", "health", "timeout", "start")  # count towards intensity
 
 
+def _clip(line: str, limit: int = 200) -> str:
+    return line if len(line) <= limit else f"{line[:limit]}... ({len(line)} chars)"
+
+
 class Supervisor(PoolState):
     def _launch(self, index: int) -> Worker:
         w = Worker(index, overflow=index >= self.config.size)
@@ -194,7 +198,8 @@ class Supervisor(PoolState):
             return PoolClosed("the pool closed while the request ran")
         what = f"{command!r}" if command is not None else "a control op"
         kw: dict[str, Any] = {"pid": w.pid, "exitcode": status.exitcode, "signal": status.signal}
-        tail = "; ".join(w.log_tail(3))
+        # a worker may print one huge line: keep the message readable
+        tail = "; ".join(_clip(line) for line in w.log_tail(3))
         log = f" (last log lines: {tail})" if tail else ""
         if reason == "protocol":
             return ProtocolError(f"{w.describe()} sent a malformed frame while running {what}: "

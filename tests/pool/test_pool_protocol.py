@@ -46,7 +46,8 @@ def test_garbage_does_not_decode() -> None:
 
 
 def test_sizes() -> None:
-    assert parse_size("300MB") == 300 * 2**20
+    assert parse_size("300MB") == 300 * 10**6  # MB as in the DSL
+    assert parse_size("300MiB") == 300 * 2**20
     assert parse_size("1.5GiB") == int(1.5 * 2**30)
     assert parse_size(4096) == 4096
     assert parse_size(None) is None
