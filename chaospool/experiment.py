@@ -6,6 +6,7 @@ already inside anyio/asyncio. Both take a path to a YAML file or a mapping of th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any
@@ -58,14 +59,8 @@ def run(
     journal: str | PathLike[str] | None = None,
 ) -> Report:
     """Synchronous :func:`run_async` (runs its own event loop; not for use inside one)."""
-    loaded = _load(source, overrides, plugins)
-
-    async def main() -> Report:
-        from chaospool._engine.session import run_loaded
-
-        return await run_loaded(loaded, seed=seed, journal_path=journal)
-
-    return anyio.run(main)
+    return anyio.run(functools.partial(
+        run_async, source, seed=seed, overrides=overrides, plugins=plugins, journal=journal))
 
 
 def _load(source: Source | Experiment, overrides: Overrides, plugins: Sequence[str]) -> Any:
