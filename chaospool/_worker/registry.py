@@ -38,16 +38,28 @@ def command(arg: Any = None, /) -> Any:
     return decorate
 
 
+def _held_by(module: Any) -> dict[str, Handler]:
+    """The handlers a module registered, plus those it imported from elsewhere: a worker
+    module that does ``from myapp.handlers import *`` holds those handlers too."""
+    commands = dict(_COMMANDS.get(module.__name__, {}))
+    registered = {id(fn): name for handlers in _COMMANDS.values() for name, fn in handlers.items()}
+    for value in vars(module).values():
+        name = registered.get(id(value))
+        if name is not None:
+            commands.setdefault(name, value)
+    return commands
+
+
 def load_commands(spec: str) -> dict[str, Handler]:
     """Import ``module`` (or ``module:object``) and return its commands by name.
 
-    ``module`` gives the handlers that module registered with ``@command``; ``module:object``
-    names a mapping of name -> handler (or a callable returning one).
+    ``module`` gives the ``@command`` handlers that module holds (its own and those it
+    imported); ``module:object`` names a mapping of name -> handler (or a callable returning one).
     """
     module_name, _, attr = spec.partition(":")
     module = importlib.import_module(module_name)
     if not attr:
-        commands = dict(_COMMANDS.get(module.__name__, {}))
+        commands = _held_by(module)
         if not commands:
             raise LookupError(f"worker module {module_name!r} registers no @command handlers")
         return commands

@@ -273,6 +273,27 @@ async def test_user_worker_with_parent_path_env_and_prints(user_worker: str) -> 
 
 @pytest.mark.integration
 @pytest.mark.timeout(30)
+@pytest.mark.anyio
+async def test_worker_module_holding_imported_handlers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """regression: a worker module that imports its ``@command`` handlers from another module
+    (``from myapp.handlers import *``) was refused as registering no handlers."""
+    package = tmp_path / "acceptance_app"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "handlers.py").write_text(
+        "from chaospool.worker import command\n\n@command\ndef hello(args, ctx):\n"
+        "    return 'hello'\n"
+    )
+    (package / "worker.py").write_text("from acceptance_app.handlers import hello  # noqa\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    async with chaospool.Pool(worker="acceptance_app.worker", size=1) as pool:
+        assert await pool.execute("hello") == "hello"
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(30)
 def test_parent_sigkill_leaves_no_worker(tmp_path: Path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent(f"""
