@@ -8,6 +8,7 @@ interrupted by SIGINT/SIGTERM after every fault was reverted and the journal wri
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,21 @@ __all__ = ("main",)
 
 EXIT_OK, EXIT_DEVIATED, EXIT_INVALID, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_JOURNAL = "chaospool-journal.json"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGINT/SIGTERM that arrived while no run's own signal watcher was listening (loading, the
+# pool's first moments, between experiments): the next run starts already stopped, so the
+# command still ends with an aborted journal and exit 130 -- not "Aborted!" (1) or death (143).
+_early_signals: list[int] = []
+
+
+def _note_early_signal(signum: int, _frame: object) -> None:
+    _early_signals.append(signum)
+
+
+def _catch_early_signals() -> None:
+    # again before each run: anyio's signal receiver restores the defaults, not these
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _note_early_signal)
 
 
 def _fail_invalid(lines: Sequence[str]) -> NoReturn:
@@ -53,6 +69,19 @@ def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str])
 @click.version_option(chaospool.__version__, prog_name="chaospool")
 def main() -> None:
     """Chaos experiments for Python worker pools."""
+    _import_from_cwd()
+
+
+def _import_from_cwd() -> None:
+    """Make the current directory importable, as ``python -m`` and pytest do.
+
+    The console script's ``sys.path`` starts with its own bin directory, so a worker module
+    (``pool.worker``) or a ``--plugin`` module next to the user's experiments would import
+    with ``python -m chaospool`` and fail with ``chaospool``. Workers inherit this path.
+    """
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 @main.command()
@@ -134,6 +163,8 @@ def run(
     """Run experiments, one after another."""
     from chaospool._engine.outputs import print_schedule
 
+    if not dry_run:
+        _catch_early_signals()
     for path in experiments:
         if not Path(path).is_file():
             _fail_invalid([f"{path}:1:1: no such file"])
@@ -143,7 +174,14 @@ def run(
             print_schedule(item, seed)
         return
     outs = _OutputPaths(journal_path, html_path, junit_path, multiple=len(loaded) > 1)
-    codes = [_run_one(item, seed, outs, quiet, verbose) for item in loaded]
+    codes: list[int] = []
+    for item in loaded:
+        codes.append(_run_one(item, seed, outs, quiet, verbose))
+        if codes[-1] == EXIT_INTERRUPTED:
+            break  # an interrupt stops the whole command, not just the running experiment
+    if outs.stdout_journals:
+        # several journals on stdout: one JSON array, so that stdout stays one JSON document
+        click.echo(json.dumps(outs.stdout_journals, indent=2, allow_nan=False))
     sys.exit(_combine(codes))
 
 
@@ -152,6 +190,7 @@ class _OutputPaths:
 
     def __init__(self, journal: str, html: str | None, junit: str | None, *, multiple: bool):
         self.journal, self.html, self.junit, self.multiple = journal, html, junit, multiple
+        self.stdout_journals: list[dict[str, Any]] = []
 
     def _for(self, path: str | None, stem: str) -> str | None:
         if path is None or path == "-" or not self.multiple:
@@ -188,19 +227,25 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
 
     stem = Path(item.experiment.path or "experiment").stem
     journal_path, html_path, junit_path = outs.resolve(stem)
+    collect = journal_path == "-" and outs.multiple  # printed together once all have run
 
     async def main() -> Any:
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, quiet)
             with live_progress(item, enabled=not quiet) as live:
-                report = await run_loaded(item, seed=seed, journal_path=journal_path,
+                report = await run_loaded(item, seed=seed,
+                                          journal_path=None if collect else journal_path,
                                           stop=stop, on_progress=feed(live))
             tg.cancel_scope.cancel()
         return report
 
+    _catch_early_signals()
     report = anyio.run(main)
+    _catch_early_signals()
     journal = report.to_dict()
+    if collect:
+        outs.stdout_journals.append(journal)
     write_reports(journal, html=html_path, junit=junit_path)
     print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
     return _exit_code(journal)
@@ -209,12 +254,17 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
 async def _watch_signals(stop: Any, quiet: bool) -> None:
     import anyio
 
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+        if _early_signals:
+            _stopping(signal.Signals(_early_signals[-1]).name, stop, quiet)
         async for signum in signals:
-            if not stop.is_set() and not quiet:
-                name = signal.Signals(signum).name
-                click.echo(f"\n{name}: reverting every fault and stopping the pool...", err=True)
-            stop.set()
+            _stopping(signal.Signals(signum).name, stop, quiet)
+
+
+def _stopping(name: str, stop: Any, quiet: bool) -> None:
+    if not stop.is_set() and not quiet:
+        click.echo(f"\n{name}: reverting every fault and stopping the pool...", err=True)
+    stop.set()
 
 
 if __name__ == "__main__":  # pragma: no cover

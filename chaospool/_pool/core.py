@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import msgspec
 
 from chaospool._pool.backend import Backend
@@ -196,6 +197,10 @@ class Pool(RequestPath, Supervisor):
                 await anyio.sleep(min(0.005 * 2**attempt, 0.1))
             except ChaospoolError:
                 self._counters.errors += 1
+                # QueueFull and CircuitOpen are raised before any await: yield once anyway, or
+                # a caller that retries in a loop starves the event loop -- and with it the
+                # workers whose replies would free the queue.
+                await anyio.lowlevel.checkpoint()
                 raise
 
     def stats(self) -> PoolStats:

@@ -140,7 +140,8 @@ def _failed_only(journal: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
-                       verbose: bool = False, journal_path: str | None = None) -> RenderableType:
+                       verbose: bool = False, journal_path: str | None = None,
+                       footer: bool = True) -> RenderableType:
     """The summary as one rich renderable (see :func:`render_summary`)."""
     parts: list[RenderableType] = [_headline(journal)]
     if quiet:
@@ -157,7 +158,8 @@ def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
         parts.append(_faults_table(journal))
         if verbose:
             parts.append(_evidence(journal))
-    parts.append(_footer(journal, journal_path))
+    if footer:
+        parts.append(_footer(journal, journal_path))
     # A blank line between blocks: the tables have no outer edges.
     spaced: list[RenderableType] = []
     for part in parts:
@@ -173,9 +175,13 @@ def render_summary(journal: Mapping[str, Any], console: Console | None = None, *
     ``quiet``: the verdict and any failed check only. ``verbose``: adds errors by kind and each
     fault's evidence. ``journal_path``: named in the footer.
     """
-    renderable = summary_renderable(journal, quiet=quiet, verbose=verbose,
-                                    journal_path=journal_path)
-    (console or Console()).print(renderable)
+    console = console or Console()
+    console.print(summary_renderable(journal, quiet=quiet, verbose=verbose,
+                                     journal_path=journal_path, footer=False))
+    if not quiet:
+        # soft wrap: never folded or cropped, so the reproduce command copies intact from a log
+        console.print()
+        console.print(_footer(journal, journal_path), soft_wrap=True)
 
 
 def summary_text(journal: Mapping[str, Any], width: int = 100, **options: Any) -> str:
