@@ -71,7 +71,7 @@ import chaospool
 
 
 class Freeze(chaospool.Fault):
-    name = "freeze"
+    name = "acceptance_freeze"  # the contract's "freeze", renamed: an installed one may exist
     description = "SIGSTOP the targets; SIGCONT them on revert"
 
     @dataclasses.dataclass
@@ -93,7 +93,7 @@ class Freeze(chaospool.Fault):
 
 class Mark(chaospool.Fault):
     """No duration in Params: reverted right after inject."""
-    name = "mark"
+    name = "acceptance_mark"
 
     @dataclasses.dataclass
     class Params:
@@ -108,7 +108,7 @@ class Mark(chaospool.Fault):
 
 class Explode(chaospool.Fault):
     """Raises in inject or in revert."""
-    name = "explode"
+    name = "acceptance_explode"
 
     @dataclasses.dataclass
     class Params:
@@ -420,9 +420,10 @@ def test_a_fault_may_set_its_description_as_a_string(freeze_plugin: Path) -> Non
     out = subprocess.run([CLI, "faults", "--json", "--plugin", str(freeze_plugin)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     listed = {f["name"]: f for f in json.loads(out)}
-    assert listed["freeze"]["description"] == "SIGSTOP the targets; SIGCONT them on revert"
-    assert listed["freeze"]["params"] == {"duration": 1.0}
-    assert listed["mark"]["description"] == "No duration in Params: reverted right after inject."
+    freeze, mark = listed["acceptance_freeze"], listed["acceptance_mark"]
+    assert freeze["description"] == "SIGSTOP the targets; SIGCONT them on revert"
+    assert freeze["params"] == {"duration": 1.0}
+    assert mark["description"] == "No duration in Params: reverted right after inject."
 
 
 @pytest.mark.system
@@ -432,12 +433,13 @@ def test_plugin_faults_revert_timing_and_failures(freeze_plugin: Path) -> None:
         duration="1500ms", plugins=[str(freeze_plugin)],
         pool={"worker": DEMO, "size": 2, "request_timeout": 5},
         method=[
-            {"fault": "freeze", "name": "default", "at": "100ms", "target": {"worker": 1}},
-            {"fault": "freeze", "name": "short", "at": "100ms", "duration": "300ms",
+            {"fault": "acceptance_freeze", "name": "default", "at": "100ms",
+             "target": {"worker": 1}},
+            {"fault": "acceptance_freeze", "name": "short", "at": "100ms", "duration": "300ms",
              "target": {"worker": 0}},
-            {"fault": "mark", "name": "mark", "at": "200ms", "note": "n"},
-            {"fault": "explode", "name": "explode", "at": "200ms"},
-            {"fault": "explode", "name": "late", "at": "200ms", "where": "revert"},
+            {"fault": "acceptance_mark", "name": "mark", "at": "200ms", "note": "n"},
+            {"fault": "acceptance_explode", "name": "explode", "at": "200ms"},
+            {"fault": "acceptance_explode", "name": "late", "at": "200ms", "where": "revert"},
         ],
     ))
     faults = {f.name: f for f in report.faults}
@@ -459,7 +461,8 @@ def test_plugin_faults_revert_timing_and_failures(freeze_plugin: Path) -> None:
 def test_plugin_params_validated_with_did_you_mean(freeze_plugin: Path) -> None:
     with pytest.raises(chaospool.ExperimentError, match=r"did you mean 'note'"):
         chaospool.load_experiment(_experiment(
-            plugins=[str(freeze_plugin)], method=[{"fault": "mark", "at": "1ms", "nte": "x"}]
+            plugins=[str(freeze_plugin)],
+            method=[{"fault": "acceptance_mark", "at": "1ms", "nte": "x"}],
         ))
 
 
@@ -469,14 +472,14 @@ def test_plugin_from_an_entry_point_and_exit_3(tmp_path: Path, freeze_plugin: Pa
     dist = tmp_path / "freeze_plugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: freeze-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[chaospool]\nfreeze = freeze_plugin\n")
+    (dist / "entry_points.txt").write_text("[chaospool]\nacceptance = freeze_plugin\n")
     (tmp_path / "exp.yaml").write_text(textwrap.dedent(f"""
         version: 1
         duration: 800ms
         pool: {{worker: {DEMO}, size: 2}}
         method:
-          - {{fault: freeze, at: 100ms, duration: 200ms, target: {{worker: 0}}}}
-          - {{fault: explode, at: 100ms, target: {{worker: 1}}}}
+          - {{fault: acceptance_freeze, at: 100ms, duration: 200ms, target: {{worker: 0}}}}
+          - {{fault: acceptance_explode, at: 100ms, target: {{worker: 1}}}}
     """))
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     done = subprocess.run([CLI, "run", "exp.yaml", "--quiet", "--journal", "j.json"],
