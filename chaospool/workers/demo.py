@@ -45,9 +45,9 @@ def compute(args: Any, ctx: Context) -> int:
 
 @command
 def alloc(args: Any, ctx: Context) -> dict[str, int]:
-    mb = float((args or {}).get("mb", 1))
-    _kept.append(b"\x01" * int(mb * 1024 * 1024))  # written bytes: resident, not just reserved
-    return {"kept_mb": round(sum(len(b) for b in _kept) / 2**20)}
+    mb = float((args or {}).get("mb", 1))  # MB = 10^6 bytes, as max_memory: 300MB means
+    _kept.append(b"\x01" * int(mb * 10**6))  # written bytes: resident, not just reserved
+    return {"kept_mb": round(sum(len(b) for b in _kept) / 10**6)}
 
 
 @command

@@ -231,6 +231,22 @@ async def test_demo_worker_commands() -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(30)
 @pytest.mark.anyio
+async def test_demo_alloc_megabytes_are_the_dsl_megabytes() -> None:
+    """regression: ``alloc {mb}`` kept MiB while ``max_memory: 300MB`` counts 10^6 bytes."""
+    async with chaospool.Pool(worker=DEMO, size=1) as pool:
+        worker = pool.workers[0]
+        await pool.execute("alloc", {"mb": 1})  # the first call also warms the allocator up
+        before = worker.rss()
+        assert await pool.execute("alloc", {"mb": 20}) == {"kept_mb": 21}
+        after = worker.rss()
+    assert before is not None
+    assert after is not None
+    assert 19.5e6 < after - before < 20.5e6  # 20 MiB would be 20.97e6
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(30)
+@pytest.mark.anyio
 async def test_timed_out_worker_is_replaced_and_sessions_survive_crashes() -> None:
     async with chaospool.Pool(worker=DEMO, size=1, request_timeout=0.3) as pool:
         created = await pool.execute("create_program", {"signature": {}}, session="s")
