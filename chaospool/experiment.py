@@ -12,6 +12,7 @@ from os import PathLike
 from typing import Any
 
 import anyio
+import sniffio
 
 from chaospool._dsl.model import Experiment
 from chaospool._report.journal import Report
@@ -59,8 +60,21 @@ def run(
     journal: str | PathLike[str] | None = None,
 ) -> Report:
     """Synchronous :func:`run_async` (runs its own event loop; not for use inside one)."""
+    _refuse_inside_event_loop()
     return anyio.run(functools.partial(
         run_async, source, seed=seed, overrides=overrides, plugins=plugins, journal=journal))
+
+
+def _refuse_inside_event_loop() -> None:
+    """Say what to do instead of anyio's bare "Already running asyncio in this thread"."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return
+    raise RuntimeError(
+        f"chaospool.run() starts its own event loop, so it cannot run inside {library} code: "
+        "use `await chaospool.run_async(...)` there"
+    )
 
 
 def _load(source: Source | Experiment, overrides: Overrides, plugins: Sequence[str]) -> Any:

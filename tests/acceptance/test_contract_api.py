@@ -397,6 +397,14 @@ async def test_run_async_report_and_assert_ok(anyio_backend: str) -> None:
 
 
 @pytest.mark.unit
+@pytest.mark.anyio
+async def test_sync_run_inside_an_event_loop_says_what_to_use() -> None:
+    """regression: anyio's bare "Already running asyncio in this thread" told users nothing."""
+    with pytest.raises(RuntimeError, match=r"await chaospool\.run_async"):
+        chaospool.run(_experiment())
+
+
+@pytest.mark.unit
 def test_load_experiment_errors_are_located(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("version: 1\npool:\n  worker: chaospool.workers.demo\n  sise: 4\n")
