@@ -462,6 +462,7 @@ def test_plugin_faults_revert_timing_and_failures(freeze_plugin: Path) -> None:
             {"fault": "acceptance_freeze", "name": "short", "at": "100ms", "duration": "300ms",
              "target": {"worker": 0}},
             {"fault": "acceptance_mark", "name": "mark", "at": "200ms", "note": "n"},
+            {"fault": "acceptance_mark", "name": "mark-300", "at": "200ms", "duration": "300ms"},
             {"fault": "acceptance_explode", "name": "explode", "at": "200ms"},
             {"fault": "acceptance_explode", "name": "late", "at": "200ms", "where": "revert"},
         ],
@@ -475,6 +476,8 @@ def test_plugin_faults_revert_timing_and_failures(freeze_plugin: Path) -> None:
     assert short.effect["duration"] == pytest.approx(0.3)
     assert mark.effect == {"note": "n", "reverted": True}
     assert mark.reverted_at - mark.injected_at < 0.2
+    held = faults["mark-300"]  # a step's duration holds a fault whose Params have none
+    assert held.reverted_at - held.injected_at == pytest.approx(0.3, abs=0.2)
     assert faults["explode"].error == "RuntimeError: inject went wrong"
     assert faults["late"].error == "ValueError: revert went wrong"
     assert report.to_dict()["status"] == "failed"
