@@ -191,7 +191,7 @@ async def test_pool_as_the_contract_shows_it(anyio_backend: str) -> None:
         # the fifth concurrent call gets the overflow worker, listed after the slots
         async with anyio.create_task_group() as tg:
             for _ in range(5):
-                tg.start_soon(pool.execute, "sleep", {"duration": 0.3})
+                tg.start_soon(pool.execute, "sleep", {"duration": 1.5})  # outlasts a start
             await wait_for(lambda: pool.stats().busy_workers == 5, timeout=10)
             assert [w.index for w in pool.workers] == [0, 1, 2, 3, 4]
             assert pool.stats().overflow_workers == 1
@@ -469,15 +469,16 @@ def test_plugin_faults_revert_timing_and_failures(freeze_plugin: Path) -> None:
     ))
     faults = {f.name: f for f in report.faults}
     default, short, mark = faults["default"], faults["short"], faults["mark"]
-    assert default.reverted_at - default.injected_at == pytest.approx(1.0, abs=0.3)
-    assert short.reverted_at - short.injected_at == pytest.approx(0.3, abs=0.2)
+    # held for the duration, give or take scheduling on a busy machine (lower bound strict)
+    assert 0.95 <= default.reverted_at - default.injected_at < 1.5
+    assert 0.28 <= short.reverted_at - short.injected_at < 0.8
     assert default.effect["frozen"] == [{"index": 1, "pid": default.targets[0].pid}]
     assert default.effect["thawed"] == 1
     assert short.effect["duration"] == pytest.approx(0.3)
     assert mark.effect == {"note": "n", "reverted": True}
     assert mark.reverted_at - mark.injected_at < 0.2
     held = faults["mark-300"]  # a step's duration holds a fault whose Params have none
-    assert held.reverted_at - held.injected_at == pytest.approx(0.3, abs=0.2)
+    assert 0.28 <= held.reverted_at - held.injected_at < 0.8
     assert faults["explode"].error == "RuntimeError: inject went wrong"
     assert faults["late"].error == "ValueError: revert went wrong"
     assert report.to_dict()["status"] == "failed"
