@@ -55,7 +55,8 @@ async def test_crash_storm_under_load() -> None:
                 await anyio.sleep(0.025)  # the storm's pace (a workload shape, not a sync)
             stop.set()
         await wait_for(lambda: pool.stats().ready_workers == 8, timeout=10)
-        assert pool.stats().restarts >= len(killed)
+        # a worker killed but not yet seen dead 25 ms later may be drawn and killed again
+        assert pool.stats().restarts >= len(set(killed))
     assert set(outcomes) <= {"ok", "worker_crashed"}, outcomes
     assert outcomes["ok"] > 10 * outcomes["worker_crashed"]
     await wait_for(lambda: all(gone(pid) for pid in killed), timeout=5)
