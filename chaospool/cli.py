@@ -191,6 +191,7 @@ class _OutputPaths:
     def __init__(self, journal: str, html: str | None, junit: str | None, *, multiple: bool):
         self.journal, self.html, self.junit, self.multiple = journal, html, junit, multiple
         self.stdout_journals: list[dict[str, Any]] = []
+        self._used: set[str] = set()
 
     def _for(self, path: str | None, stem: str) -> str | None:
         if path is None or path == "-" or not self.multiple:
@@ -199,6 +200,13 @@ class _OutputPaths:
         return str(p.with_name(f"{p.stem}.{stem}{p.suffix}"))
 
     def resolve(self, stem: str) -> tuple[str | None, str | None, str | None]:
+        # a/x.yaml and b/x.yaml (or x.yaml twice) must not overwrite each other's files
+        unique, n = stem, 1
+        while unique in self._used:
+            n += 1
+            unique = f"{stem}-{n}"
+        self._used.add(unique)
+        stem = unique
         return (self._for(self.journal, stem), self._for(self.html, stem),
                 self._for(self.junit, stem))
 

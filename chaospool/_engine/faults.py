@@ -18,11 +18,16 @@ from chaospool._engine.schedule import ScheduledStep, derive_rng
 from chaospool.fault import Fault, FaultContext
 from chaospool.pool import Pool, WorkerHandle
 
-__all__ = ("Injection", "run_injection")
+__all__ = ("Injection", "run_injection", "wind_down")
 
 # A revert that takes longer than this is abandoned with an error rather than hanging the run
 # (and its SIGINT exit) forever; port_crash's revert waits for replacements, which take ms.
 REVERT_TIMEOUT = 30.0
+# Once the run ends (its duration, or an interrupt) a revert still running -- or starting now --
+# gets this much longer, then is cut short: a revert that waits (port_crash waiting through an
+# open circuit for its slot to serve again) must neither stretch the run past its duration nor
+# the 10 s an interrupt may take (CONTRACT §2). The cut is evidence, not an error.
+WIND_DOWN_GRACE = 2.0
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Injection:
     reverted_at: float | None = None
     error: str | None = None
     done: anyio.Event = field(default_factory=anyio.Event)
+    revert_deadline: float = math.inf  # see wind_down
+    revert_scope: anyio.CancelScope | None = None
 
     @property
     def active(self) -> bool:
@@ -131,12 +138,24 @@ async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> Non
     if inj.ctx is None or inj.injected_at is None:
         inj.done.set()
         return  # never injected: nothing to revert
+    inj.revert_scope = scope = anyio.CancelScope(deadline=inj.revert_deadline)
     try:
-        with anyio.fail_after(REVERT_TIMEOUT):
+        with scope, anyio.fail_after(REVERT_TIMEOUT):
             await inj.fault.revert(inj.ctx)
     except Exception as exc:  # reason: journaled; the other faults are still reverted
         message = _error_text(exc)
         inj.error = f"{inj.error}; revert: {message}" if inj.error else message
+    if scope.cancelled_caught:
+        inj.ctx.record(revert_cut_short=True)
     inj.reverted_at = clock()
     inj.done.set()
     hooks.after_fault(inj.scheduled, inj.ctx, inj.to_dict())
+
+
+def wind_down(injections: list[Injection], grace: float = WIND_DOWN_GRACE) -> None:
+    """The run is ending: give every revert, running or yet to start, ``grace`` more seconds."""
+    deadline = anyio.current_time() + grace
+    for inj in injections:
+        inj.revert_deadline = min(inj.revert_deadline, deadline)
+        if inj.revert_scope is not None:
+            inj.revert_scope.deadline = inj.revert_deadline

@@ -19,7 +19,7 @@ import anyio
 
 import chaospool
 from chaospool._dsl.model import Experiment
-from chaospool._engine.faults import Injection, run_injection
+from chaospool._engine.faults import Injection, run_injection, wind_down
 from chaospool._engine.schedule import (
     ScheduledStep,
     derive_rng,
@@ -142,6 +142,7 @@ def _chaospool_error(exc: BaseException) -> chaospool.ChaospoolError | None:
 async def _abort_on(stop: anyio.Event, state: RunState, scope: anyio.CancelScope) -> None:
     await stop.wait()
     state.status = "aborted"
+    wind_down(state.injections)
     scope.cancel()
 
 
@@ -185,6 +186,7 @@ async def _drive(
         # the probe returns once every operation it started has its outcome
         await state.probe.run(duration)
         # faults still holding their duration are reverted now (revert itself is shielded)
+        wind_down(state.injections)
         faults_scope.cancel()
         tg.cancel_scope.cancel()
 

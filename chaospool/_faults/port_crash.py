@@ -83,7 +83,9 @@ class PortCrash(Fault):
                 pending.pop(0)
         finally:
             close_log(ctx.state)
+            # slots still pending: the run ended (see engine wind_down) before they served again
             missing = [r["index"] for r in replaced if r["replacement_pid"] is None]
+            missing += [k.index for k in pending]
             ctx.record(replaced=replaced, not_replaced=missing)
 
 

@@ -224,6 +224,14 @@ def test_journal_to_stdout_and_several_experiments(tmp_path: Path) -> None:
     assert journal_of(tmp_path / "j.one.json")["experiment"]["path"] == str(one)
     assert journal_of(tmp_path / "j.two.json")["experiment"]["path"] == str(two)
     assert not (tmp_path / "chaospool-journal.json").exists()
+    (tmp_path / "sub").mkdir()
+    same_stem = write(tmp_path / "sub" / "one.yaml", one.read_text(encoding="utf-8"))
+    twice = cli("run", str(one), str(same_stem), "-q", "--junit", "r.xml", cwd=tmp_path)
+    assert twice.returncode == 0, twice.stderr
+    assert journal_of(tmp_path / "chaospool-journal.one.json")["experiment"]["path"] == str(one)
+    assert journal_of(tmp_path / "chaospool-journal.one-2.json")["experiment"]["path"] == str(
+        same_stem)  # not overwritten
+    assert (tmp_path / "r.one-2.xml").exists()
 
 
 def test_set_and_seed_override_the_experiment(tmp_path: Path) -> None:
@@ -358,9 +366,10 @@ def popen(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
         proc.communicate()
 
 
-def _start(procs: list[subprocess.Popen[str]], cwd: Path, *args: str) -> subprocess.Popen[str]:
+def _start(procs: list[subprocess.Popen[str]], cwd: Path, *args: str,
+           env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     proc = subprocess.Popen([*_command(), *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
     procs.append(proc)
     return proc
 
@@ -592,3 +601,56 @@ def test_invalid_input_is_located_and_refused_before_anything_starts(tmp_path: P
     assert not (tmp_path / "PWNED").exists()
     ok = cli("validate", str(good), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
+
+
+# -- the run's end bounds every revert --------------------------------------------------------
+
+STORM = """\
+version: 1
+duration: {duration}
+pool: {{worker: chaospool.workers.demo, size: 1, restart: {{max_restarts: 1, within: 120s}}}}
+load: {{clients: 1, think: 1ms}}
+method:
+  - {{fault: port_crash, name: kill, at: 100ms, repeat: 2, every: 200ms, target: {{worker: 0}}}}
+"""
+
+
+def test_a_revert_waiting_through_an_open_circuit_does_not_stretch_the_run(
+    tmp_path: Path,
+) -> None:
+    # The second kill exceeds the restart intensity: the slot stays empty for 120 s, so
+    # port_crash's revert (wait until the slot serves again) cannot finish within the run.
+    exp = write(tmp_path / "storm.yaml", STORM.format(duration="1s"))
+    out = cli("run", str(exp), "-q", "--journal", "j.json", cwd=tmp_path, timeout=30)
+    data = journal_of(tmp_path / "j.json")
+    assert data["elapsed"] < 10, data["elapsed"]  # was the revert's own 15 s bound
+    second = data["faults"][1]
+    assert second["error"] is None, out.stdout + out.stderr
+    assert second["reverted_at"] is not None
+    assert second["effect"]["not_replaced"] == [0]
+    assert second["effect"]["revert_cut_short"] is True
+    assert data["metrics"]["errors_by_kind"]["circuit_open"] > 0
+
+
+@pytest.mark.timeout(40)
+def test_interrupt_while_a_revert_waits_through_an_open_circuit(
+    tmp_path: Path, popen: list[subprocess.Popen[str]]
+) -> None:
+    exp = write(tmp_path / "storm.yaml", STORM.format(duration="60s"))
+    events = tmp_path / "events.jsonl"
+    proc = _start(popen, tmp_path, "run", str(exp), "--journal", "j.json", "--plugin",
+                  str(Path(__file__).parents[2] / "plugins" / "events_jsonl.py"),
+                  env={"CHAOSPOOL_EVENTS_PATH": str(events)})
+
+    def processes() -> int:  # the zygote and the workers it forks
+        return len(psutil.Process(proc.pid).children(recursive=True))
+
+    # the second kill is done and no worker was restarted: its revert is waiting
+    wait_for(lambda: events.exists() and '"kill#2"' in events.read_text(), timeout=20)
+    wait_for(lambda: processes() == 1, timeout=20)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)  # CONTRACT: within 10 s
+    assert proc.returncode == 130, out + err
+    data = journal_of(tmp_path / "j.json")
+    assert data["status"] == "aborted"
+    assert all(f["reverted_at"] is not None for f in data["faults"])
