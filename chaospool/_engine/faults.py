@@ -8,6 +8,7 @@ entry is built from what happened, never from what was planned.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,15 +75,24 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def resolve_targets(pool: Pool, scheduled: ScheduledStep) -> list[WorkerHandle]:
-    """Map the schedule's slots (or a session target) to the handles serving them now."""
+def resolve_targets(
+    pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
+) -> list[WorkerHandle]:
+    """Map the schedule's slots (or a session target) to the handles serving them now.
+
+    A session nobody serves yet gets one core slot drawn with ``rng`` (the run's seed), as
+    ``_faults/targets.resolve`` does: the fault still acts, and the journal names the slot.
+    """
     target = scheduled.step.target
     if scheduled.slots is None:
         if target.kind != "session" or target.session is None:
             return []  # a pool-level fault
         handle = pool.worker_for_session(target.session)
         if handle is None:
-            raise LookupError(f"no worker is serving session {target.session!r}")
+            core = [h for h in pool.workers if h.index < pool.config.size]
+            if not core:
+                raise LookupError(f"no worker to serve session {target.session!r}")
+            handle = (rng or random.Random(0)).choice(core)
         return [handle]
     by_index = {h.index: h for h in pool.workers}
     missing = [i for i in scheduled.slots if i not in by_index]
@@ -111,7 +121,8 @@ async def _inject_and_hold(
 ) -> None:
     duration = inj.step_duration()
     try:
-        targets = resolve_targets(pool, inj.scheduled)
+        targets = resolve_targets(
+            pool, inj.scheduled, derive_rng(inj.seed, f"session:{inj.scheduled.seq}"))
     except LookupError as exc:
         inj.error = _error_text(exc)
         return

@@ -223,8 +223,10 @@ async def act_on(
         result = action(*args)
         if inspect.isawaitable(result):
             result = await result
-    except Exception:
-        if not is_gone(handle):
+    except Exception as exc:
+        # ESRCH from a signal proves the process is gone even before the pool (or psutil's
+        # cache) has noticed: two faults killing one slot at the same instant race like this.
+        if not (isinstance(exc, ProcessLookupError) or is_gone(handle)):
             raise
         ctx.state.setdefault("skipped", []).append(handle.index)
         return False, None

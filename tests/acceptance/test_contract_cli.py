@@ -654,3 +654,52 @@ def test_interrupt_while_a_revert_waits_through_an_open_circuit(
     data = journal_of(tmp_path / "j.json")
     assert data["status"] == "aborted"
     assert all(f["reverted_at"] is not None for f in data["faults"])
+
+
+# -- two faults racing on one slot ----------------------------------------------------------------
+
+
+class _JustDied:
+    """A worker handle whose process died a moment ago: the pool has not noticed yet."""
+
+    index, pid, state = 0, 4242, "ready"
+
+    def status(self) -> str | None:
+        return "running"  # what the pool still believes
+
+    def signal(self, sig: int) -> None:
+        raise ProcessLookupError(3, "No such process")
+
+
+@pytest.mark.unit
+@pytest.mark.anyio
+async def test_signalling_a_worker_that_just_died_is_skipped_not_an_error() -> None:
+    # Two port_crash steps on one slot at the same instant: the second kill finds the process
+    # gone (ESRCH). That is a skipped target, not a fault that raised (exit 3).
+    from chaospool._faults._common import act_on
+    from chaospool.fault import FaultContext
+
+    ctx = FaultContext(params=None, targets=[], pool=None, rng=None)  # type: ignore[arg-type]
+    handle: Any = _JustDied()
+    assert await act_on(ctx, handle, handle.signal, signal.SIGKILL) == (False, None)
+    assert ctx.state["skipped"] == [0]
+
+
+@pytest.mark.unit
+def test_a_session_nobody_serves_yet_draws_one_slot_with_the_seed() -> None:
+    from types import SimpleNamespace
+
+    from chaospool._engine.faults import resolve_targets
+    from chaospool._engine.schedule import derive_rng
+
+    handles = [SimpleNamespace(index=i, pid=100 + i) for i in range(4)]
+    pool: Any = SimpleNamespace(workers=handles, config=SimpleNamespace(size=3),
+                                worker_for_session=lambda session: None)
+    target = SimpleNamespace(kind="session", session="user-42")
+    scheduled: Any = SimpleNamespace(slots=None, step=SimpleNamespace(target=target))
+    drawn = [resolve_targets(pool, scheduled, derive_rng(7, "session:0")) for _ in range(2)]
+    assert drawn[0] == drawn[1]  # the seed decides
+    assert len(drawn[0]) == 1
+    assert drawn[0][0].index < 3  # a core slot, never an overflow one
+    pool.worker_for_session = lambda session: handles[2]
+    assert resolve_targets(pool, scheduled, derive_rng(7, "session:0")) == [handles[2]]
