@@ -7,6 +7,7 @@ entry is built from what happened, never from what was planned.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 import anyio
 
 from chaospool._engine.schedule import ScheduledStep, derive_rng
+from chaospool.errors import ChaospoolError
 from chaospool.fault import Fault, FaultContext
 from chaospool.pool import Pool, WorkerHandle
 
@@ -29,6 +31,8 @@ REVERT_TIMEOUT = 30.0
 # open circuit for its slot to serve again) must neither stretch the run past its duration nor
 # the 10 s an interrupt may take (CONTRACT §2). The cut is evidence, not an error.
 WIND_DOWN_GRACE = 2.0
+# How long a step waits for a target slot between two incarnations (killed a moment ago).
+SLOT_WAIT = 10.0
 
 
 @dataclass
@@ -101,6 +105,29 @@ def resolve_targets(
     return [by_index[i] for i in scheduled.slots]
 
 
+async def live_targets(
+    pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
+) -> list[WorkerHandle]:
+    """:func:`resolve_targets`, but a slot between two incarnations (an earlier fault killed it
+    a moment ago: no pid yet, or no worker while the pool restarts it) is awaited, bounded, so
+    that the journal's targets name the pid the fault acts on. LookupError if none serves."""
+    if scheduled.slots is None:
+        return resolve_targets(pool, scheduled, rng)
+    by_index = {h.index: h for h in pool.workers}
+    handles: list[WorkerHandle] = []
+    for index in scheduled.slots:
+        handle = by_index.get(index)
+        if handle is None or handle.pid is None:
+            with contextlib.suppress(TimeoutError, ChaospoolError):
+                handle = await pool.wait_serving(index, timeout=SLOT_WAIT)
+        if handle is not None:
+            handles.append(handle)
+    if not handles:
+        raise LookupError(f"no worker in slot(s) {list(scheduled.slots)} "
+                          f"(none served within {SLOT_WAIT:g} s)")
+    return handles
+
+
 async def run_injection(
     inj: Injection,
     pool: Pool,
@@ -121,11 +148,16 @@ async def _inject_and_hold(
 ) -> None:
     duration = inj.step_duration()
     try:
-        targets = resolve_targets(
+        targets = await live_targets(
             pool, inj.scheduled, derive_rng(inj.seed, f"session:{inj.scheduled.seq}"))
     except LookupError as exc:
         inj.error = _error_text(exc)
         return
+    except anyio.get_cancelled_exc_class():
+        # the run ended while the step waited for its slot: journaled, never silently dropped
+        slots = list(inj.scheduled.slots or ())
+        inj.error = f"LookupError: no worker in slot(s) {slots} before the run ended"
+        raise
     inj.ctx = FaultContext(
         params=inj.scheduled.step.params,
         targets=targets,

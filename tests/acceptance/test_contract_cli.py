@@ -611,7 +611,7 @@ duration: {duration}
 pool: {{worker: chaospool.workers.demo, size: 1, restart: {{max_restarts: 1, within: 120s}}}}
 load: {{clients: 1, think: 1ms}}
 method:
-  - {{fault: port_crash, name: kill, at: 100ms, repeat: 2, every: 200ms, target: {{worker: 0}}}}
+  - {{fault: port_crash, name: kill, at: 100ms, repeat: 3, every: 200ms, target: {{worker: 0}}}}
 """
 
 
@@ -619,7 +619,8 @@ def test_a_revert_waiting_through_an_open_circuit_does_not_stretch_the_run(
     tmp_path: Path,
 ) -> None:
     # The second kill exceeds the restart intensity: the slot stays empty for 120 s, so
-    # port_crash's revert (wait until the slot serves again) cannot finish within the run.
+    # port_crash's revert (wait until the slot serves again) cannot finish within the run,
+    # and the third kill has nothing to kill.
     exp = write(tmp_path / "storm.yaml", STORM.format(duration="1s"))
     out = cli("run", str(exp), "-q", "--journal", "j.json", cwd=tmp_path, timeout=30)
     data = journal_of(tmp_path / "j.json")
@@ -630,6 +631,10 @@ def test_a_revert_waiting_through_an_open_circuit_does_not_stretch_the_run(
     assert second["effect"]["not_replaced"] == [0]
     assert second["effect"]["revert_cut_short"] is True
     assert data["metrics"]["errors_by_kind"]["circuit_open"] > 0
+    # the third kill found no worker to kill before the run ended: journaled, never dropped
+    third = data["faults"][2]
+    assert third["error"].startswith("LookupError: no worker in slot(s) [0]")
+    assert (data["status"], out.returncode) == ("failed", 3)
 
 
 @pytest.mark.timeout(40)
@@ -653,7 +658,9 @@ def test_interrupt_while_a_revert_waits_through_an_open_circuit(
     assert proc.returncode == 130, out + err
     data = journal_of(tmp_path / "j.json")
     assert data["status"] == "aborted"
-    assert all(f["reverted_at"] is not None for f in data["faults"])
+    injected = [f for f in data["faults"] if f["injected_at"] is not None]
+    assert len(injected) == 2
+    assert all(f["reverted_at"] is not None for f in injected)
 
 
 # -- two faults racing on one slot ----------------------------------------------------------------
@@ -703,3 +710,25 @@ def test_a_session_nobody_serves_yet_draws_one_slot_with_the_seed() -> None:
     assert drawn[0][0].index < 3  # a core slot, never an overflow one
     pool.worker_for_session = lambda session: handles[2]
     assert resolve_targets(pool, scheduled, derive_rng(7, "session:0")) == [handles[2]]
+
+
+def test_targets_name_the_pid_acted_on_even_for_a_slot_killed_a_moment_ago(
+    tmp_path: Path,
+) -> None:
+    exp = write(tmp_path / "rapid.yaml", """\
+version: 1
+duration: 600ms
+pool: {worker: chaospool.workers.demo, size: 2}
+load: {clients: 2}
+method:
+  - {fault: port_crash, at: 100ms, target: {worker: 0}, repeat: 3, every: 2ms}
+""")
+    out = cli("run", str(exp), "-q", "--journal", "j.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    faults = journal_of(tmp_path / "j.json")["faults"]
+    assert len(faults) == 3
+    for f in faults:
+        assert f["error"] is None
+        assert [t["index"] for t in f["targets"]] == [0]
+        assert all(isinstance(t["pid"], int) for t in f["targets"]), f  # was null mid-restart
+        assert {k["pid"] for k in f["effect"]["killed"]} <= {t["pid"] for t in f["targets"]}
