@@ -65,6 +65,19 @@ def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str])
     return loaded
 
 
+def _writable(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An output path whose directory exists and is writable: checked before anything starts,
+    not found out after the run (exit 2, like any other usage error)."""
+    if value is None or value == "-":
+        return value
+    parent = Path(value).parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"directory '{parent}' does not exist", param=param)
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"directory '{parent}' is not writable", param=param)
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(chaospool.__version__, prog_name="chaospool")
 def main() -> None:
@@ -120,8 +133,10 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("journal", type=click.Path(exists=True, dir_okay=False))
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="write HTML here")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="write JUnit XML")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
+              help="write HTML here")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
+              help="write JUnit XML")
 def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
     """Re-render a journal (the terminal summary, and --html / --junit files)."""
     from chaospool._engine.outputs import print_summary, write_reports
@@ -141,9 +156,11 @@ def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
 @click.option("--seed", type=int, help="override the experiment's seed")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a field")
 @click.option("--journal", "journal_path", default=DEFAULT_JOURNAL, show_default=True,
-              help="JSON journal path ('-' = stdout)")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="HTML report path")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), help="JUnit XML path")
+              callback=_writable, help="JSON journal path ('-' = stdout)")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
+              help="HTML report path")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
+              help="JUnit XML path")
 @click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
 @click.option("--quiet", "-q", is_flag=True, help="only the verdict")

@@ -732,3 +732,15 @@ method:
         assert [t["index"] for t in f["targets"]] == [0]
         assert all(isinstance(t["pid"], int) for t in f["targets"]), f  # was null mid-restart
         assert {k["pid"] for k in f["effect"]["killed"]} <= {t["pid"] for t in f["targets"]}
+
+
+@pytest.mark.parametrize("option", ["--journal", "--html", "--junit"])
+def test_an_output_path_in_a_missing_directory_is_a_usage_error(
+    tmp_path: Path, option: str
+) -> None:
+    exp = write(tmp_path / "q.yaml", QUICK)
+    out = cli("run", str(exp), option, str(tmp_path / "missing" / "out"), cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr  # found before the run, not after it
+    assert option in out.stderr
+    assert "does not exist" in out.stderr
+    assert list(tmp_path.glob("*.json")) == []
