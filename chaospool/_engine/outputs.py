@@ -64,7 +64,11 @@ def print_summary(journal: dict[str, Any], *, quiet: bool, verbose: bool,
     from chaospool._report.terminal import render_summary
 
     if journal_path == "-":
-        return  # stdout carries the journal itself
+        # stdout carries the journal itself: the verdict goes to stderr
+        from rich.console import Console
+
+        render_summary(journal, Console(stderr=True), quiet=quiet, verbose=verbose)
+        return
     render_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
 
 

@@ -215,6 +215,7 @@ def test_journal_to_stdout_and_several_experiments(tmp_path: Path) -> None:
     single = cli("run", str(one), "--journal", "-", cwd=tmp_path)
     assert single.returncode == 0, single.stderr
     assert json.loads(single.stdout)["experiment"]["path"] == str(one)  # stdout is the journal
+    assert "PASSED" in single.stderr  # and the verdict is not lost
     both = cli("run", str(one), str(two), "--journal", "-", "--quiet", cwd=tmp_path)
     assert both.returncode == 0, both.stderr
     journals = json.loads(both.stdout)  # several: still one JSON document (an array)
