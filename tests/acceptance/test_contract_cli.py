@@ -187,10 +187,10 @@ def _check_faults(data: dict[str, Any]) -> None:
             assert target["pid"] > 0
     assert (slow["fault"], slow["name"]) == ("slow_worker", "slow")
     assert [t["index"] for t in slow["targets"]] == [0]
-    assert slow["reverted_at"] - slow["injected_at"] == pytest.approx(0.3, abs=0.25)
+    assert slow["reverted_at"] - slow["injected_at"] >= 0.29  # its duration: 300ms
     assert crash["fault"] == "port_crash"
     assert len(crash["targets"]) == 1
-    assert crash["injected_at"] == pytest.approx(0.4, abs=0.25)
+    assert crash["injected_at"] >= 0.39  # at: 400ms
 
 
 def _check_timeline(data: dict[str, Any]) -> None:
