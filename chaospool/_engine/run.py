@@ -181,6 +181,7 @@ async def _drive(
     async with anyio.create_task_group() as tg:
         faults_scope = anyio.CancelScope()
         tg.start_soon(_run_faults, state, pool, hooks, faults_scope)
+        tg.start_soon(_end_faults_at, state, duration, faults_scope)
         if on_progress is not None:
             tg.start_soon(_feed_progress, state, on_progress)
         # the probe returns once every operation it started has its outcome
@@ -189,6 +190,15 @@ async def _drive(
         wind_down(state.injections)
         faults_scope.cancel()
         tg.cancel_scope.cancel()
+
+
+async def _end_faults_at(state: RunState, duration: float, scope: anyio.CancelScope) -> None:
+    """The run's time is up: faults still holding their duration are reverted now, while the
+    probe drains its in-flight calls -- not after, or a fault outlasting the run (a stopped
+    worker, say) would hold those calls, and the run, until their timeouts."""
+    await anyio.sleep(max(0.0, duration - state.clock()))
+    wind_down(state.injections)
+    scope.cancel()
 
 
 async def _run_faults(

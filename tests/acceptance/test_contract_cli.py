@@ -745,3 +745,24 @@ def test_an_output_path_in_a_missing_directory_is_a_usage_error(
     assert option in out.stderr
     assert "does not exist" in out.stderr
     assert list(tmp_path.glob("*.json")) == []
+
+
+def test_a_fault_outlasting_the_run_ends_with_the_run(tmp_path: Path) -> None:
+    # duration is the total run time: a stopped worker is resumed when the run's time is up,
+    # not after the calls it holds have waited out their 20 s request timeout.
+    exp = write(tmp_path / "outlast.yaml", """\
+version: 1
+duration: 1s
+pool: {worker: chaospool.workers.demo, size: 2, request_timeout: 20s,
+       health_check: {interval: 30s, timeout: 30s}}
+load: {clients: 2}
+method:
+  - {fault: timeout, at: 300ms, duration: 60s, target: {worker: 0}}
+""")
+    out = cli("run", str(exp), "-q", "--journal", "j.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = journal_of(tmp_path / "j.json")
+    assert data["elapsed"] < 10, data["elapsed"]  # was 20 s: the held call's timeout
+    (fault,) = data["faults"]
+    assert 1.0 <= fault["reverted_at"] < 10
+    assert data["metrics"]["errors_by_kind"]["request_timeout"] == 0
