@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import chaospool
@@ -19,8 +20,10 @@ def _fault_windows(state: RunState) -> list[tuple[str, float, float | None]]:
 
 
 def reproduce_command(state: RunState) -> str:
+    """The command that runs the same schedule and load again (overrides and plugins too)."""
     path = state.experiment.path or "EXPERIMENT.yaml"
-    return f"chaospool run {path} --seed {state.seed}"
+    args = ["chaospool", "run", path, "--seed", str(state.seed), *state.replay]
+    return shlex.join(args)
 
 
 def _summary(state: RunState) -> dict[str, Any]:

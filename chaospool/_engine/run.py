@@ -62,6 +62,7 @@ class RunState:
     restarts_at_start: int = 0
     restarts_at_end: int = 0
     restart_times: list[float] = field(default_factory=list)
+    replay: tuple[str, ...] = ()  # --set/--plugin arguments for the reproduce command
     probe: Any = None
 
     def clock(self) -> float:

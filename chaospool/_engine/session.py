@@ -35,6 +35,7 @@ class Loaded:
     experiment: Experiment
     registry: dict[str, type[Fault]]
     hooks: Hooks
+    replay: tuple[str, ...] = ()  # the --set/--plugin arguments that reproduce this load
 
     def schedule(self, seed: int) -> tuple[ScheduledStep, ...]:
         return schedule(self.experiment, seed,
@@ -67,7 +68,20 @@ def load_with_plugins(
     if not managers:  # the DSL calls the factory only when the rest validated far enough
         registry_for(experiment.plugins, Path(experiment.base_dir))
     pm, registry = managers[-1]
-    return Loaded(experiment, registry, Hooks(pm))
+    return Loaded(experiment, registry, Hooks(pm), _replay_args(overrides, plugins))
+
+
+def _replay_args(
+    overrides: Mapping[str, Any] | Sequence[str] | None, plugins: Sequence[str]
+) -> tuple[str, ...]:
+    """Command-line arguments that load the same experiment again (for the reproduce line)."""
+    if isinstance(overrides, Mapping):
+        items = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items()]
+    else:
+        items = list(overrides or ())
+    args = [arg for item in items for arg in ("--set", item)]
+    args += [arg for spec in plugins for arg in ("--plugin", spec)]
+    return tuple(args)
 
 
 def resolve_seed(experiment: Experiment, seed: int | None) -> int:
@@ -90,6 +104,7 @@ async def run_loaded(
     """Run a loaded experiment to a Report; the journal is written even when aborted."""
     run_seed = resolve_seed(loaded.experiment, seed)
     state = prepare(loaded.experiment, seed=run_seed, registry=loaded.registry)
+    state.replay = loaded.replay
     try:
         await run_experiment(state, hooks=loaded.hooks, stop=stop, on_progress=on_progress)
     finally:

@@ -106,6 +106,9 @@ def test_run_writes_journal_and_exit_1_when_a_tolerance_fails(tmp_path: Path) ->
     assert_adds_up(data)
     failed = [c for c in data["checks"] if not c["ok"]]
     assert [c["metric"] for c in failed] == ["total"]
+    # the reproduce command replays the overrides too, quoted for a shell
+    assert data["reproduce"].endswith(
+        "--seed 1 --set duration=1s --set 'steady_state.total=> 100000000'")
     assert "<failure" in (tmp_path / "r.xml").read_text(encoding="utf-8")
 
 
