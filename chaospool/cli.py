@@ -197,9 +197,15 @@ def run(
         if codes[-1] == EXIT_INTERRUPTED:
             break  # an interrupt stops the whole command, not just the running experiment
     if outs.stdout_journals:
-        # several journals on stdout: one JSON array, so that stdout stays one JSON document
-        click.echo(json.dumps(outs.stdout_journals, indent=2, allow_nan=False))
+        _echo_journals(outs.stdout_journals)
     sys.exit(_combine(codes))
+
+
+def _echo_journals(journals: list[dict[str, Any]]) -> None:
+    """Several journals on stdout: one JSON array, so that stdout stays one JSON document."""
+    from chaospool._engine.session import print_stdout
+
+    print_stdout(json.dumps(journals, indent=2, allow_nan=False))
 
 
 class _OutputPaths:

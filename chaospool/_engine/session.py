@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,9 @@ from chaospool._plugins import Hooks, fault_registry, load_plugins, plugin_manag
 from chaospool._report.journal import Report
 from chaospool.fault import Fault
 
-__all__ = ("Loaded", "load_with_plugins", "resolve_seed", "run_loaded", "write_journal")
+__all__ = (
+    "Loaded", "load_with_plugins", "print_stdout", "resolve_seed", "run_loaded", "write_journal",
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,16 @@ def write_journal(journal: Mapping[str, Any], path: str | os.PathLike[str]) -> N
     """Write the journal as JSON (``-`` = stdout)."""
     text = json.dumps(journal, indent=2, sort_keys=False, allow_nan=False)
     if str(path) == "-":
-        print(text)
+        print_stdout(text)
         return
     Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def print_stdout(text: str) -> None:
+    """Print to stdout; a reader that closed the pipe early (``| head``) is not an error of
+    the run, whose exit code still tells how it went."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # the interpreter flushes stdout again at exit: point it at /dev/null first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -205,3 +205,20 @@ def test_sigint_mid_fault_reverts_reaps_and_writes_an_aborted_journal(tmp_path: 
     _gone, alive = psutil.wait_procs(family, timeout=5)
     assert not alive, f"left alive: {[p.pid for p in alive]}"
     assert_adds_up(data)
+
+
+@pytest.mark.timeout(60)
+def test_journal_on_stdout_survives_a_reader_that_closes_early(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chaospool.cli", "run", str(EXPERIMENTS / "baseline.yaml"),
+         "--set", "duration=0.5s", "--journal", "-"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the journal is written (`| head -c 0`)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=30) == 0
+    assert "BrokenPipeError" not in err
+    assert "Traceback" not in err
