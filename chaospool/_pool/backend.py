@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import msgspec
+
 from chaospool._wire import protocol as p
 
 if TYPE_CHECKING:
@@ -108,6 +110,14 @@ class Backend(Protocol):
 
 def new_log() -> deque[str]:
     return deque(maxlen=LOG_LINES)
+
+
+def decode_frames(buf: p.FrameBuffer, chunk: bytes) -> list[p.Message]:
+    """The messages ``chunk`` completes (maybe none); MalformedFrame if one cannot be decoded."""
+    try:
+        return [p.decode(f) for f in buf.feed(chunk)]
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise MalformedFrame(str(exc)) from exc
 
 
 async def serve_by_receive(link: Link, deliver: Callable[[list[p.Message]], None]) -> None:

@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
-import msgspec
 
 from chaospool._pool.backend import (
     ExitStatus,
     LinkClosed,
-    MalformedFrame,
+    decode_frames,
     new_log,
     serve_by_receive,
 )
@@ -122,10 +121,7 @@ class MemoryLink:
         return True
 
     async def send(self, msg: p.Message) -> None:
-        try:
-            self._to_send.send_nowait(p.encode_frame(msg))
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
-            raise LinkClosed("channel closed") from exc
+        self.send_nowait(msg)
 
     async def receive(self) -> list[p.Message]:
         while True:
@@ -133,12 +129,9 @@ class MemoryLink:
                 chunk = await self._from_recv.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError) as exc:
                 raise LinkClosed("EOF") from exc
-            try:
-                frames = self._buf.feed(chunk)
-                if frames:
-                    return [p.decode(f) for f in frames]
-            except (ValueError, msgspec.DecodeError) as exc:
-                raise MalformedFrame(str(exc)) from exc
+            msgs = decode_frames(self._buf, chunk)
+            if msgs:
+                return msgs
 
     async def serve(self, deliver: Callable[[list[p.Message]], None]) -> None:
         await serve_by_receive(self, deliver)

@@ -30,6 +30,7 @@ from chaospool._pool.backend import (
     ExitStatus,
     LinkClosed,
     MalformedFrame,
+    decode_frames,
     new_log,
     serve_by_receive,
 )
@@ -105,9 +106,9 @@ class _FrameProtocol(asyncio.Protocol):
         if self.error is not None:
             return
         try:
-            msgs = [p.decode(f) for f in self.buf.feed(data)]
-        except (ValueError, msgspec.DecodeError) as exc:
-            self.error = MalformedFrame(str(exc))
+            msgs = decode_frames(self.buf, data)
+        except MalformedFrame as exc:
+            self.error = exc
             assert self.transport is not None
             self.transport.abort()
             self._wake()
@@ -226,12 +227,9 @@ class ProcessLink:
                 raise LinkClosed("channel closed") from exc
             if not chunk:
                 raise LinkClosed("EOF")
-            try:
-                frames = self._buf.feed(chunk)
-                if frames:
-                    return [p.decode(f) for f in frames]
-            except (ValueError, msgspec.DecodeError) as exc:
-                raise MalformedFrame(str(exc)) from exc
+            msgs = decode_frames(self._buf, chunk)
+            if msgs:
+                return msgs
 
     def signal(self, sig: int) -> None:
         if self._exit.status is not None:
