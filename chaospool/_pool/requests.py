@@ -276,6 +276,7 @@ class RequestPath(PoolState):
             return None
 
     def _memory_ok(self, w: Worker) -> bool:
+        """False (and ``w`` is recycled) when its RSS is above ``max_memory``."""
         rss = self._rss(w)
         limit = self.config.max_memory
         if rss is not None and limit is not None and rss > limit:

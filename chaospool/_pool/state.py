@@ -74,7 +74,7 @@ class PoolState:
     def _time_out(self, call: Call) -> None:
         raise NotImplementedError
 
-    def _rss(self, w: Worker) -> int | None:
+    def _memory_ok(self, w: Worker) -> bool:
         raise NotImplementedError
 
     async def _send(self, w: Worker, msg: p.Message) -> None:

@@ -354,17 +354,9 @@ class Supervisor(PoolState):
                 self._bus.emit("health_fail", w.index, w.pid, timeout=cfg.health_timeout)
                 self._kill(w, "health")
         elif now - w.last_ping >= cfg.health_interval:
-            if w.state == "ready" and cfg.max_memory is not None and not self._memory_ok_idle(w):
+            # an idle worker above max_memory (a leak between requests) is recycled too
+            if w.state == "ready" and cfg.max_memory is not None and not self._memory_ok(w):
                 return
             w.ping_id = next(self._ids)
             w.ping_sent = w.last_ping = now
             await self._send(w, p.Ping(w.ping_id))
-
-    def _memory_ok_idle(self, w: Worker) -> bool:
-        """An idle worker above ``max_memory`` (a leak between requests) is recycled too."""
-        rss = self._rss(w)
-        limit = self.config.max_memory
-        if rss is None or limit is None or rss <= limit:
-            return True
-        self._recycle(w, "max_memory", rss)
-        return False
