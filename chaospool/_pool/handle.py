@@ -83,11 +83,7 @@ class WorkerHandle:
 
     def rss(self) -> int | None:
         """Resident set size in bytes (psutil); None when dead or not a real process."""
-        proc = self._pool._psproc(self._w)
-        try:
-            return None if proc is None else int(proc.memory_info().rss)
-        except Exception:
-            return None
+        return self._pool._rss(self._w)
 
     def status(self) -> str | None:
         """psutil status ("running", "sleeping", "stopped", ...); None when dead."""
