@@ -93,7 +93,9 @@ class Runner:
         overrides: Mapping[str, Any] | None = None,
     ) -> Report:
         """Run ``experiment`` (a path, a mapping or an Experiment) to completion; its Report."""
-        if _in_event_loop():
+        from chaospool.testing import _in_async_context
+
+        if _in_async_context():
             raise RuntimeError(
                 "chaospool_run(...) starts its own event loop, so it cannot run inside an "
                 "async test: use `await chaospool_run.async_(...)` there"
@@ -142,16 +144,6 @@ class Runner:
         if not shown:
             return None
         return "\n\n".join(_describe_run(run, self.nodeid) for run in shown)
-
-
-def _in_event_loop() -> bool:
-    import sniffio
-
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return False
-    return True
 
 
 def _default_seed(request: pytest.FixtureRequest) -> int | None:
