@@ -87,14 +87,11 @@ class MemoryLink:
     def _dispatch(self, tg: TaskGroup, frame: bytes) -> None:
         msg = p.decode(frame[4:])
         if isinstance(msg, p.Request):
-            tg.start_soon(self._command, msg)
+            tg.start_soon(self._off_loop, self.core.handle_request, msg)
         elif isinstance(msg, p.Ping | p.Control):
             tg.start_soon(self._off_loop, self.core.handle_control, msg)
         elif isinstance(msg, p.Shutdown):
             self._to_recv.close()
-
-    async def _command(self, msg: p.Request) -> None:
-        await self._off_loop(self.core.handle_request, msg)
 
     async def _off_loop(self, fn: Any, msg: Any) -> None:
         await anyio.to_thread.run_sync(fn, msg, abandon_on_cancel=True)
