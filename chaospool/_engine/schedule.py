@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaospool._dsl.model import Experiment, FaultStep, Target
+from chaospool._faults.targets import resolve_indices
 from chaospool.fault import Fault
 
 __all__ = ("ScheduledStep", "derive_rng", "pool_level_predicate", "resolve_slots", "schedule")
@@ -87,19 +88,8 @@ def schedule(
 
 
 def resolve_slots(target: Target, size: int, rng: random.Random) -> tuple[int, ...] | None:
-    """Slot indices for a target; None for a session target (resolved at run time)."""
-    slots = list(range(size))
-    match target.kind:
-        case "worker" | "workers":
-            return tuple(target.workers)
-        case "all":
-            return tuple(slots)
-        case "count":
-            return tuple(sorted(rng.sample(slots, min(target.count or 1, size))))
-        case "fraction":
-            n = max(1, round((target.fraction or 0.0) * size))
-            return tuple(sorted(rng.sample(slots, min(n, size))))
-        case "session":
-            return None
-        case _:
-            return (rng.choice(slots),)
+    """Slot indices for a target (the faults' own resolution rules, drawn with ``rng``); None
+    for a session target, which only the running pool can resolve."""
+    if target.kind == "session":
+        return None
+    return tuple(resolve_indices(target, size, rng))
