@@ -93,7 +93,8 @@ def resolve_targets(
             return []  # a pool-level fault
         handle = pool.worker_for_session(target.session)
         if handle is None:
-            core = [h for h in pool.workers if h.index < pool.config.size]
+            core = [h for h in pool.workers
+                    if h.index < pool.config.size and h.state not in ("dead", "stopping")]
             if not core:
                 raise LookupError(f"no worker to serve session {target.session!r}")
             handle = (rng or random.Random(0)).choice(core)
@@ -117,7 +118,7 @@ async def live_targets(
     handles: list[WorkerHandle] = []
     for index in scheduled.slots:
         handle = by_index.get(index)
-        if handle is None or handle.pid is None:
+        if handle is None or handle.pid is None or handle.state in ("dead", "stopping"):
             with contextlib.suppress(TimeoutError, ChaospoolError):
                 handle = await pool.wait_serving(index, timeout=SLOT_WAIT)
         if handle is not None:

@@ -222,8 +222,18 @@ class Pool(RequestPath, Supervisor):
 
     @property
     def workers(self) -> list[WorkerHandle]:
-        """Handles of the current incarnations, by slot (overflow slots after)."""
-        return [self._handle(w) for w in self._slots if w is not None]
+        """Handles of the current incarnations, by slot (overflow slots after).
+
+        A core slot between two incarnations shows its last one (state ``"dead"``), so
+        ``pool.workers[i].index == i`` holds for every core slot that has ever started.
+        """
+        handles = []
+        for i, w in enumerate(self._slots):
+            if w is not None:
+                handles.append(self._handle(w))
+            elif i < self.config.size and (last := self._last[i]) is not None:
+                handles.append(WorkerHandle(self, last))  # not cached: it is gone for good
+        return handles
 
     def subscribe(self, callback: Callable[[PoolEvent], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every pool event; returns the unsubscribe function."""

@@ -35,6 +35,9 @@ class PoolState:
         self._backend = backend
         self._lifo = config.strategy == "lifo"
         self._slots: list[Worker | None] = [None] * config.slots
+        # the last incarnation of each core slot, shown by ``pool.workers`` (state "dead")
+        # while the slot is empty, so that ``pool.workers[i].index == i`` always holds
+        self._last: list[Worker | None] = [None] * config.size
         self._handles: dict[int, WorkerHandle] = {}
         self._idle: deque[Worker] = deque()
         self._waiters: deque[Call] = deque()

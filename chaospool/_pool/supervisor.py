@@ -172,6 +172,8 @@ class Supervisor(PoolState):
             self._idle.remove(w)
         if self._slots[w.index] is w:
             self._slots[w.index] = None
+            if not w.overflow:
+                self._last[w.index] = w
         self._handles.pop(id(w), None)
         self._drop_affinity(w)
         self._fail_pending(w, status, reason)

@@ -700,7 +700,7 @@ def test_a_session_nobody_serves_yet_draws_one_slot_with_the_seed() -> None:
     from chaospool._engine.faults import resolve_targets
     from chaospool._engine.schedule import derive_rng
 
-    handles = [SimpleNamespace(index=i, pid=100 + i) for i in range(4)]
+    handles = [SimpleNamespace(index=i, pid=100 + i, state="ready") for i in range(4)]
     pool: Any = SimpleNamespace(workers=handles, config=SimpleNamespace(size=3),
                                 worker_for_session=lambda session: None)
     target = SimpleNamespace(kind="session", session="user-42")
