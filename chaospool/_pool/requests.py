@@ -32,6 +32,9 @@ from chaospool.errors import (
     RequestTimeout,
 )
 
+# Sessions whose state a worker keeps between requests; beyond it the least recently used are
+# dropped (their next request carries the state again). Bounds a long-lived worker's memory.
+SESSION_CACHE = 1024
 
 class RequestPath(PoolState):
     async def _execute_once(
@@ -189,8 +192,25 @@ class RequestPath(PoolState):
         if self._loop is not None:
             self._arm_worker(w, call.deadline)
         session = call.session
-        state = self._sessions.get(session, p.NIL) if session is not None else p.NIL
-        self._send_now(w, p.Request(rid, call.command or "", call.raw, session, state))
+        if session is None:
+            self._send_now(w, p.Request(rid, call.command or "", call.raw))
+            return
+        held = self._holds(w, session)
+        state = p.NIL if held else self._sessions.get(session, p.NIL)
+        evict, w.evict = w.evict or None, []
+        self._send_now(w, p.Request(rid, call.command or "", call.raw, session, state, held, evict))
+
+    def _holds(self, w: Worker, session: str) -> bool:
+        """Whether ``w`` already holds the session's current state; if not, it will after
+        this request (least recently used sessions beyond the cap are evicted)."""
+        token = self._session_tokens.get(session, 0)
+        cached = w.cached
+        held = cached.get(session) == token
+        cached[session] = token
+        cached.move_to_end(session)
+        if len(cached) > SESSION_CACHE:
+            w.evict.append(cached.popitem(last=False)[0])
+        return held
 
     def _send_now(self, w: Worker, msg: p.Message) -> None:
         part, link = w.partition, w.link
@@ -243,6 +263,9 @@ class RequestPath(PoolState):
     def _keep_session(self, session: str, msg: p.Reply, w: Worker) -> None:
         if msg.session != p.NIL:
             self._sessions[session] = msg.session
+            # a new state: only the worker that produced it holds it now
+            token = self._session_tokens[session] = next(self._token_seq)
+            w.cached[session] = token
         old = self._affinity.get(session)
         if old is not w:
             if old is not None:

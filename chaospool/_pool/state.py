@@ -42,6 +42,9 @@ class PoolState:
         self._idle: deque[Worker] = deque()
         self._waiters: deque[Call] = deque()
         self._sessions: dict[str, msgspec.Raw] = {}
+        # a token per session state (0: none yet); workers hold states by token
+        self._session_tokens: dict[str, int] = {}
+        self._token_seq = itertools.count(1)
         self._affinity: dict[str, Worker] = {}
         self._ids = itertools.count(1)
         self._counters = Counters()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,9 @@ class Worker:
         self.requests = 0
         self.pending: dict[int, Call] = {}
         self.sessions: set[str] = set()
+        # session -> token of the state this worker holds (a mirror of its cache, LRU order)
+        self.cached: OrderedDict[str, int] = OrderedDict()
+        self.evict: list[str] = []  # sessions to drop from its cache, sent with the next request
         self.partition: Partition | None = None
         self.stop_reason: str | None = None
         self.protocol_error: str | None = None

@@ -49,7 +49,7 @@ __all__ = (
     "encode_value",
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # a larger declared length is a corrupt stream, not a big reply
 NIL = msgspec.Raw(b"\xc0")  # msgpack nil: "no value" for Raw fields (Raw | None is not decodable)
@@ -75,6 +75,10 @@ class Request(msgspec.Struct, tag="req", array_like=True):
     args: msgspec.Raw
     session_id: str | None = None
     session: msgspec.Raw = NIL
+    # cached: the worker already holds this session's current state (``session`` is omitted);
+    # evict: sessions the worker must forget (the pool mirrors each worker's bounded cache)
+    cached: bool = False
+    evict: list[str] | None = None
 
 
 class Reply(msgspec.Struct, tag="rep", array_like=True):

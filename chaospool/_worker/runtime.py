@@ -157,6 +157,11 @@ class Context:
         return self._session
 
     @property
+    def raw(self) -> msgspec.Raw:
+        """The session's state as it arrived (encoded)."""
+        return self._raw
+
+    @property
     def session_touched(self) -> bool:
         return self._session is not None
 
@@ -177,6 +182,9 @@ class WorkerCore:
         self.commands = dict(commands)
         self.runtime = runtime
         self.controls = dict(controls)
+        # session states this worker holds, so that a session served here again travels
+        # once; the pool decides what is kept (``Request.cached`` / ``Request.evict``)
+        self.sessions: dict[str, msgspec.Raw] = {}
 
     def hello(self) -> bytes:
         return p.encode_frame(p.Hello(p.PROTOCOL_VERSION, os.getpid(), sorted(self.commands)))
@@ -191,12 +199,29 @@ class WorkerCore:
             known = ", ".join(sorted(self.commands))
             exc = LookupError(f"unknown command {msg.command!r} (this worker has: {known})")
             return p.encode_frame(p.Failure(msg.id, "UnknownCommand", str(exc)))
-        ctx = Context(msg.session_id, msg.session, self.runtime.worker_index, self.runtime)
+        try:
+            raw = self._session_state(msg)
+        except KeyError:
+            text = f"the pool said this worker holds session {msg.session_id!r}; it does not"
+            return p.encode_frame(p.Failure(msg.id, "SessionCacheMiss", text))
+        ctx = Context(msg.session_id, raw, self.runtime.worker_index, self.runtime)
         try:
             result = handler(p.decode_value(msg.args), ctx)
         except Exception as exc:
             return _failure(msg.id, exc, traceback.format_exc())
         return self._encode_reply(msg, result, ctx)
+
+    def _session_state(self, msg: p.Request) -> msgspec.Raw:
+        """The session's state for this request, from the request or this worker's cache."""
+        sid = msg.session_id
+        for gone in msg.evict or ():
+            self.sessions.pop(gone, None)
+        if sid is None:
+            return msg.session
+        if msg.cached:
+            return self.sessions[sid]
+        self.sessions[sid] = msg.session
+        return msg.session
 
     def _encode_reply(self, msg: p.Request, result: Any, ctx: Context) -> bytes:
         try:
@@ -211,8 +236,10 @@ class WorkerCore:
             except _ENCODE_ERRORS as exc:
                 text = f"the session state set by {msg.command!r} cannot be serialised: {exc}"
                 return p.encode_frame(p.Failure(msg.id, "UnserialisableSession", text))
-            if session == msg.session:
+            if session == ctx.raw:
                 session = p.NIL  # only read: the pool's copy stands, and the reply stays small
+            else:
+                self.sessions[msg.session_id] = session
         return p.encode_frame(p.Reply(msg.id, value, session))
 
     def handle_control(self, msg: p.Message) -> None:
