@@ -82,46 +82,47 @@ def _error_text(exc: BaseException) -> str:
 def resolve_targets(
     pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
 ) -> list[WorkerHandle]:
-    """Map the schedule's slots (or a session target) to the handles serving them now.
+    """The handles of a step the schedule gave no slots: none for a pool-level fault, the
+    worker serving the session for a session target.
 
     A session nobody serves yet gets one core slot drawn with ``rng`` (the run's seed), as
     ``_faults/targets.resolve`` does: the fault still acts, and the journal names the slot.
     """
     target = scheduled.step.target
-    if scheduled.slots is None:
-        if target.kind != "session" or target.session is None:
-            return []  # a pool-level fault
-        handle = pool.worker_for_session(target.session)
-        if handle is None:
-            core = [h for h in pool.workers
-                    if h.index < pool.config.size and h.state not in ("dead", "stopping")]
-            if not core:
-                raise LookupError(f"no worker to serve session {target.session!r}")
-            handle = (rng or random.Random(0)).choice(core)
-        return [handle]
-    by_index = {h.index: h for h in pool.workers}
-    missing = [i for i in scheduled.slots if i not in by_index]
-    if missing:
-        raise LookupError(f"no worker in slot(s) {missing} (the pool has {len(by_index)})")
-    return [by_index[i] for i in scheduled.slots]
+    if target.kind != "session" or target.session is None:
+        return []  # a pool-level fault
+    handle = pool.worker_for_session(target.session)
+    if handle is None:
+        core = [h for h in pool.workers if h.index < pool.config.size and _serving(h)]
+        if not core:
+            raise LookupError(f"no worker to serve session {target.session!r}")
+        handle = (rng or random.Random(0)).choice(core)
+    return [handle]
+
+
+def _serving(handle: WorkerHandle) -> bool:
+    # pool.workers shows a slot's last incarnation while it restarts: not a target
+    return handle.pid is not None and handle.state not in ("dead", "stopping")
 
 
 async def live_targets(
     pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
 ) -> list[WorkerHandle]:
-    """:func:`resolve_targets`, but a slot between two incarnations (an earlier fault killed it
-    a moment ago: no pid yet, or no worker while the pool restarts it) is awaited, bounded, so
-    that the journal's targets name the pid the fault acts on. LookupError if none serves."""
+    """The handles serving the step's slots now (or :func:`resolve_targets` without slots).
+
+    A slot between two incarnations (an earlier fault killed it a moment ago) is awaited,
+    bounded, so that the journal's targets name the pid the fault acts on. LookupError if none
+    serves."""
     if scheduled.slots is None:
         return resolve_targets(pool, scheduled, rng)
     by_index = {h.index: h for h in pool.workers}
     handles: list[WorkerHandle] = []
     for index in scheduled.slots:
         handle = by_index.get(index)
-        if handle is None or handle.pid is None or handle.state in ("dead", "stopping"):
+        if handle is None or not _serving(handle):
             with contextlib.suppress(TimeoutError, ChaospoolError):
                 handle = await pool.wait_serving(index, timeout=SLOT_WAIT)
-        if handle is not None:
+        if handle is not None and _serving(handle):
             handles.append(handle)
     if not handles:
         raise LookupError(f"no worker in slot(s) {list(scheduled.slots)} "

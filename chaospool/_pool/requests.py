@@ -197,7 +197,9 @@ class RequestPath(PoolState):
             return
         held = self._holds(w, session)
         state = p.NIL if held else self._sessions.get(session, p.NIL)
-        evict, w.evict = w.evict or None, []
+        evict = w.evict or None
+        if evict:
+            w.evict = []
         self._send_now(w, p.Request(rid, call.command or "", call.raw, session, state, held, evict))
 
     def _holds(self, w: Worker, session: str) -> bool:
