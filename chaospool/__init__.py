@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "CommandError": "chaospool.errors",
     "ExperimentError": "chaospool.errors",
     "FaultError": "chaospool.errors",
+    "PluginLoadError": "chaospool.errors",
     "PoolClosed": "chaospool.errors",
     "ProtocolError": "chaospool.errors",
     "QueueFull": "chaospool.errors",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from chaospool.errors import CommandError as CommandError
     from chaospool.errors import ExperimentError as ExperimentError
     from chaospool.errors import FaultError as FaultError
+    from chaospool.errors import PluginLoadError as PluginLoadError
     from chaospool.errors import PoolClosed as PoolClosed
     from chaospool.errors import ProtocolError as ProtocolError
     from chaospool.errors import QueueFull as QueueFull

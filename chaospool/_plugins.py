@@ -37,8 +37,9 @@ from typing import Any
 import pluggy
 
 from chaospool import hookspecs
-from chaospool.errors import ChaospoolError
+from chaospool.errors import PluginLoadError
 from chaospool.fault import Fault
+from chaospool.hookspecs import Reporter
 
 __all__ = (
     "BUILTIN_PLUGINS",
@@ -74,24 +75,6 @@ _NOTIFY_HOOKS = frozenset(
     }
 )
 _FAULT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-
-
-class PluginLoadError(ChaospoolError):
-    """A plugin could not be imported, registered or validated.
-
-    ``str()`` is ``"plugin 'NAME': MESSAGE"``; ``.plugin`` is the plugin's name (module name,
-    file spec or entry-point name) and ``.message`` what went wrong and how to fix it.
-    """
-
-    kind = "plugin_error"
-
-    def __init__(self, plugin: str, message: str) -> None:
-        super().__init__(f"plugin {plugin!r}: {message}")
-        self.plugin = plugin
-        self.message = message
-
-    def __reduce__(self) -> tuple[type[PluginLoadError], tuple[str, str]]:
-        return (type(self), (self.plugin, self.message))
 
 
 # --------------------------------------------------------------------------------- manager
@@ -406,18 +389,29 @@ def _jsonable(value: Any) -> Any:
 # ----------------------------------------------------------------------------- reporters
 
 
-def reporters(pm: pluggy.PluginManager) -> dict[str, Any]:
-    """Reporter name -> reporter (an object with ``name`` and ``write(journal, path)``)."""
-    found: dict[str, Any] = {}
+def reporters(pm: pluggy.PluginManager) -> dict[str, Reporter]:
+    """Reporter name -> reporter, validated, in registration order (built-ins first).
+
+    A reporter needs a ``name`` (text) and a callable ``write``; a name already taken (by a
+    built-in or another plugin) is refused like a fault's, so ``--report NAME`` is never
+    ambiguous.
+    """
+    found: dict[str, Reporter] = {}
     for impl in pm.hook.chaospool_register_reporters.get_hookimpls():
         for reporter in _call_register(impl, "chaospool_register_reporters", "reporters"):
-            name = getattr(reporter, "name", None)
-            if not isinstance(name, str) or not callable(getattr(reporter, "write", None)):
-                raise PluginLoadError(
-                    impl.plugin_name, f"{reporter!r} is not a reporter (needs name and write())"
-                )
-            found.setdefault(name, reporter)
+            _add_reporter(found, reporter, impl.plugin_name)
     return found
+
+
+def _add_reporter(found: dict[str, Reporter], reporter: Any, plugin: str) -> None:
+    name = getattr(reporter, "name", None)
+    if not isinstance(name, str) or not name or not callable(getattr(reporter, "write", None)):
+        raise PluginLoadError(
+            plugin, f"{reporter!r} is not a reporter (needs a name and write(journal, path))"
+        )
+    if name in found:
+        raise PluginLoadError(plugin, f"reporter {name!r} is already registered; rename it")
+    found[name] = reporter
 
 
 # -------------------------------------------------------------------------- hook calls

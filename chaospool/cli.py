@@ -1,8 +1,9 @@
 """The ``chaospool`` command line (click).
 
-Exit codes (CONTRACT §2): 0 every tolerance held · 1 the steady state deviated · 2 invalid input
-or usage, nothing started · 3 the run failed (pool could not start, a fault raised) · 130
-interrupted by SIGINT/SIGTERM after every fault was reverted and the journal written.
+Exit codes (docs/getting-started.md): 0 every tolerance held · 1 the steady state deviated
+· 2 invalid input or usage, nothing started · 3 the run failed (pool could not start, a fault
+raised, a reporter could not write its output) · 130 interrupted by SIGINT/SIGTERM after every
+fault was reverted and the journal written.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any, NoReturn
 import click
 
 import chaospool
+from chaospool._report.select import Output
+from chaospool.errors import PluginLoadError
 
 __all__ = ("main",)
 
@@ -49,7 +52,6 @@ def _fail_invalid(lines: Sequence[str]) -> NoReturn:
 def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str]) -> list[Any]:
     """Validate every experiment before anything starts; report every error of every file."""
     from chaospool._engine.session import load_with_plugins
-    from chaospool._plugins import PluginLoadError
 
     loaded: list[Any] = []
     errors: list[str] = []
@@ -78,29 +80,48 @@ def _writable(_ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
+def _report_specs(
+    _ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> list[Output]:
+    """``--report NAME=PATH`` values, each path checked like any other output's."""
+    from chaospool._report.select import parse_output
+
+    outputs = []
+    for spec in values:
+        try:
+            out = parse_output(spec)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param=param) from exc
+        outputs.append(Output(out.name, str(_writable(_ctx, param, out.path))))
+    return outputs
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(chaospool.__version__, prog_name="chaospool")
 def main() -> None:
     """Chaos experiments for Python worker pools."""
-    _import_from_cwd()
 
 
-def _import_from_cwd() -> None:
-    """Make the current directory importable, as ``python -m`` and pytest do.
+def _user_modules_importable() -> None:
+    """Let worker modules and ``--plugin`` modules in the current directory import.
 
-    The console script's ``sys.path`` starts with its own bin directory, so a worker module
-    (``pool.worker``) or a ``--plugin`` module next to the user's experiments would import
-    with ``python -m chaospool`` and fail with ``chaospool``. Workers inherit this path.
+    The console script's ``sys.path`` starts with its own bin directory, not the current one,
+    so a module next to the user's experiments would not import. The directory goes at the END:
+    an installed package always wins over a file that happens to share its name (a ``yaml.py``
+    or ``pygal.py`` lying in the current directory is never imported in its place). Only the
+    commands that import user modules call this; workers inherit the path. See
+    docs/getting-started.md.
     """
     cwd = os.getcwd()
     if "" not in sys.path and cwd not in sys.path:
-        sys.path.insert(0, cwd)
+        sys.path.append(cwd)
 
 
 @main.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(experiments: tuple[str, ...]) -> None:
     """Check experiments; print every error as FILE:LINE:COL: message."""
+    _user_modules_importable()
     for path in experiments:
         if not Path(path).is_file():
             _fail_invalid([f"{path}:1:1: no such file"])
@@ -114,8 +135,9 @@ def validate(experiments: tuple[str, ...]) -> None:
 @click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
 def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
     """List every fault (built-in and plugin) with its parameters and defaults."""
+    if plugins:
+        _user_modules_importable()
     from chaospool._engine.catalog import fault_catalog
-    from chaospool._plugins import PluginLoadError
 
     try:
         catalog = fault_catalog(plugins)
@@ -134,33 +156,69 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
 @main.command()
 @click.argument("journal", type=click.Path(exists=True, dir_okay=False))
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="write HTML here")
+              help="write HTML here (= --report html=PATH)")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="write JUnit XML")
-def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
-    """Re-render a journal (the terminal summary, and --html / --junit files)."""
-    from chaospool._engine.outputs import print_summary, write_reports
+              help="write JUnit XML (= --report junit=PATH)")
+@click.option("--report", "reports", multiple=True, metavar="NAME=PATH", callback=_report_specs,
+              help="write the output of any reporter, built-in or plugin (repeatable)")
+@click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+def report(journal: str, html_path: str | None, junit_path: str | None,
+           reports: list[Output], plugins: tuple[str, ...]) -> None:
+    """Re-render a journal: the terminal summary, and any --report / --html / --junit file."""
+    from chaospool._report.console import print_summary, write_reports
+    from chaospool._report.files import JournalFormatError, read_journal
+    from chaospool._report.select import bind
 
+    outputs = [*reports, *_shorthands(None, html_path, junit_path)]
+    found = _reporters_for_report(plugins, outputs)
     try:
-        data = json.loads(Path(journal).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        _fail_invalid([f"{journal}:1:1: not a journal: {exc}"])
-    if not isinstance(data, dict) or "metrics" not in data:
-        _fail_invalid([f"{journal}:1:1: not a chaospool journal (no 'metrics')"])
-    write_reports(data, html=html_path, junit=junit_path)
-    print_summary(data, quiet=False, verbose=False)
+        data = read_journal(journal)
+    except JournalFormatError as exc:
+        _fail_invalid([f"{journal}:{exc.line}:{exc.column}: {exc}"])
+    # the journal is the only input here: a reporter that cannot draw it means a foreign file
+    failures = write_reports(data, bind(outputs, found))
+    if failures:
+        _fail_invalid([f"{journal}:1:1: {failures[0]}"])
+    try:
+        print_summary(data, quiet=False, verbose=False)
+    except (LookupError, TypeError, ValueError, AttributeError) as exc:
+        _fail_invalid([f"{journal}:1:1: not a chaospool journal: {type(exc).__name__}: {exc}"])
+
+
+def _reporters_for_report(plugins: Sequence[str], outputs: Sequence[Output]) -> Any:
+    from chaospool._plugins import plugin_manager, reporters
+    from chaospool._report.select import unknown_names
+
+    if plugins:
+        _user_modules_importable()
+    try:
+        found = reporters(plugin_manager(list(plugins)))
+    except PluginLoadError as exc:
+        _fail_invalid([str(exc)])
+    problems = unknown_names(outputs, found)
+    if problems:
+        _fail_invalid(problems)
+    return found
+
+
+def _shorthands(journal: str | None, html: str | None, junit: str | None) -> list[Output]:
+    """``--journal``, ``--html`` and ``--junit``: the same as ``--report NAME=PATH``."""
+    named = (("journal", journal), ("html", html), ("junit", junit))
+    return [Output(name, path) for name, path in named if path is not None]
 
 
 @main.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, help="override the experiment's seed")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a field")
-@click.option("--journal", "journal_path", default=DEFAULT_JOURNAL, show_default=True,
-              callback=_writable, help="JSON journal path ('-' = stdout)")
+@click.option("--journal", "journal_path", callback=_writable,
+              help=f"JSON journal path ('-' = stdout; default {DEFAULT_JOURNAL})")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="HTML report path")
+              help="HTML report path (= --report html=PATH)")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="JUnit XML path")
+              help="JUnit XML path (= --report junit=PATH)")
+@click.option("--report", "reports", multiple=True, metavar="NAME=PATH", callback=_report_specs,
+              help="write the output of any reporter, built-in or plugin (repeatable)")
 @click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
 @click.option("--quiet", "-q", is_flag=True, help="only the verdict")
@@ -169,28 +227,29 @@ def run(
     experiments: tuple[str, ...],
     seed: int | None,
     sets: tuple[str, ...],
-    journal_path: str,
+    journal_path: str | None,
     html_path: str | None,
     junit_path: str | None,
+    reports: list[Output],
     plugins: tuple[str, ...],
     dry_run: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
     """Run experiments, one after another."""
-    from chaospool._engine.outputs import print_schedule
-
     if not dry_run:
         _catch_early_signals()
     for path in experiments:
         if not Path(path).is_file():
             _fail_invalid([f"{path}:1:1: no such file"])
+    _user_modules_importable()
     loaded = _load_all(experiments, sets, plugins)
     if dry_run:
-        for item in loaded:
-            print_schedule(item, seed)
+        _print_schedules(loaded, seed)
         return
-    outs = _OutputPaths(journal_path, html_path, junit_path, multiple=len(loaded) > 1)
+    outputs = [*_shorthands(journal_path, html_path, junit_path), *reports]
+    _check_reporters(loaded, outputs)
+    outs = _OutputPaths(outputs, multiple=len(loaded) > 1)
     codes: list[int] = []
     for item in loaded:
         codes.append(_run_one(item, seed, outs, quiet, verbose))
@@ -201,37 +260,66 @@ def run(
     sys.exit(_combine(codes))
 
 
+def _print_schedules(loaded: Sequence[Any], seed: int | None) -> None:
+    from chaospool._engine.session import resolve_seed
+    from chaospool._report.console import print_schedule
+
+    for item in loaded:
+        run_seed = resolve_seed(item.experiment, seed)
+        print_schedule(item.experiment, run_seed, item.schedule(run_seed))
+
+
+def _check_reporters(loaded: Sequence[Any], outputs: Sequence[Output]) -> None:
+    """Every --report name must name a reporter of every experiment (plugins: may add some)."""
+    from chaospool._report.select import unknown_names
+
+    problems: list[str] = []
+    for item in loaded:
+        problems += [p for p in unknown_names(outputs, item.reporters) if p not in problems]
+    if problems:
+        _fail_invalid(problems)
+
+
 def _echo_journals(journals: list[dict[str, Any]]) -> None:
     """Several journals on stdout: one JSON array, so that stdout stays one JSON document."""
-    from chaospool._engine.session import print_stdout
+    from chaospool._report.files import print_stdout
 
     print_stdout(json.dumps(journals, indent=2, allow_nan=False))
 
 
 class _OutputPaths:
-    """Per-experiment output paths: with several experiments, each gets the file's stem added."""
+    """Per-experiment outputs: with several experiments, each path gets the file's stem added.
 
-    def __init__(self, journal: str, html: str | None, junit: str | None, *, multiple: bool):
-        self.journal, self.html, self.junit, self.multiple = journal, html, junit, multiple
+    The first journal output is the one the run itself writes (so it exists even when the run
+    is interrupted); without one, the journal goes to ``DEFAULT_JOURNAL``.
+    """
+
+    def __init__(self, outputs: Sequence[Output], *, multiple: bool) -> None:
+        journals = [o for o in outputs if o.name == "journal"]
+        self.journal = journals[0].path if journals else DEFAULT_JOURNAL
+        self.others = [o for o in outputs if not (journals and o is journals[0])]
+        self.multiple = multiple
         self.stdout_journals: list[dict[str, Any]] = []
         self._used: set[str] = set()
 
-    def _for(self, path: str | None, stem: str) -> str | None:
-        if path is None or path == "-" or not self.multiple:
-            return path
-        p = Path(path)
-        return str(p.with_name(f"{p.stem}.{stem}{p.suffix}"))
+    def resolve(self, stem: str) -> tuple[str, list[Output]]:
+        """The journal path and the other outputs of the experiment named ``stem``."""
+        from chaospool._report.select import with_stem
 
-    def resolve(self, stem: str) -> tuple[str | None, str | None, str | None]:
+        if not self.multiple:
+            return self.journal, list(self.others)
+        stem = self._unique(stem)
+        journal = with_stem(Output("journal", self.journal), stem).path
+        return journal, [with_stem(o, stem) for o in self.others]
+
+    def _unique(self, stem: str) -> str:
         # a/x.yaml and b/x.yaml (or x.yaml twice) must not overwrite each other's files
         unique, n = stem, 1
         while unique in self._used:
             n += 1
             unique = f"{stem}-{n}"
         self._used.add(unique)
-        stem = unique
-        return (self._for(self.journal, stem), self._for(self.html, stem),
-                self._for(self.junit, stem))
+        return unique
 
 
 def _combine(codes: list[int]) -> int:
@@ -253,18 +341,18 @@ def _exit_code(journal: dict[str, Any]) -> int:
 def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool) -> int:
     import anyio
 
-    from chaospool._engine.outputs import feed, live_progress, print_summary, write_reports
     from chaospool._engine.session import run_loaded
+    from chaospool._report.console import feed, live_progress, print_summary
 
     stem = Path(item.experiment.path or "experiment").stem
-    journal_path, html_path, junit_path = outs.resolve(stem)
+    journal_path, others = outs.resolve(stem)
     collect = journal_path == "-" and outs.multiple  # printed together once all have run
 
     async def main() -> Any:
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, stop, quiet)
-            with live_progress(item, enabled=not quiet) as live:
+            with live_progress(item.experiment, enabled=not quiet) as live:
                 report = await run_loaded(item, seed=seed,
                                           journal_path=None if collect else journal_path,
                                           stop=stop, on_progress=feed(live))
@@ -277,9 +365,22 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
     journal = report.to_dict()
     if collect:
         outs.stdout_journals.append(journal)
-    write_reports(journal, html=html_path, junit=junit_path)
+    failed = _write_outputs(item, journal, others)
     print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
-    return _exit_code(journal)
+    code = _exit_code(journal)
+    # an output CI relies on (JUnit, say) is missing: never let the command pass
+    return EXIT_FAILED if failed and code != EXIT_INTERRUPTED else code
+
+
+def _write_outputs(item: Any, journal: dict[str, Any], outputs: Sequence[Output]) -> bool:
+    """Write the --report outputs; a reporter that raises is named on stderr (True if any)."""
+    from chaospool._report.console import write_reports
+    from chaospool._report.select import bind
+
+    failures = write_reports(journal, bind(outputs, item.reporters))
+    for line in failures:
+        click.echo(f"chaospool: {line}", err=True)
+    return bool(failures)
 
 
 async def _watch_signals(stop: Any, quiet: bool) -> None:

@@ -14,6 +14,7 @@
      │    └── ProtocolError        a malformed frame / unserialisable value crossed the channel
      ├── CommandError              a handler raised, or the command is unknown (remote type kept)
      ├── ExperimentError           an experiment file or mapping is invalid (.errors: every problem)
+     ├── PluginLoadError           a plugin could not be imported, registered or validated
      └── FaultError                a fault's inject or revert raised
 
 Each error carries ``kind``: the snake_case name the probe and the journal use
@@ -32,6 +33,7 @@ __all__ = (
     "ErrorLocation",
     "ExperimentError",
     "FaultError",
+    "PluginLoadError",
     "PoolClosed",
     "PoolError",
     "ProtocolError",
@@ -156,3 +158,21 @@ class FaultError(ChaospoolError):
     def __init__(self, fault: str, message: str) -> None:
         super().__init__(f"fault {fault!r}: {message}")
         self.fault = fault
+
+
+class PluginLoadError(ChaospoolError):
+    """A plugin could not be imported, registered or validated.
+
+    ``str()`` is ``"plugin 'NAME': MESSAGE"``; ``.plugin`` is the plugin's name (module name,
+    file spec or entry-point name) and ``.message`` what went wrong and how to fix it.
+    """
+
+    kind = "plugin_error"
+
+    def __init__(self, plugin: str, message: str) -> None:
+        super().__init__(f"plugin {plugin!r}: {message}")
+        self.plugin = plugin
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[PluginLoadError], tuple[str, str]]:
+        return (type(self), (self.plugin, self.message))

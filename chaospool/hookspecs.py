@@ -12,18 +12,34 @@ not exist (a typo), is refused when the plugin loads. See ``docs/plugins.md``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pluggy
 
 if TYPE_CHECKING:
     from chaospool.fault import Fault, FaultContext
 
-__all__ = ("PROJECT", "hookimpl", "hookspec")
+__all__ = ("PROJECT", "Reporter", "hookimpl", "hookspec")
 
 PROJECT = "chaospool"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    """An output format, selected by ``name`` with ``--report NAME=PATH`` (``run`` and ``report``).
+
+    ``write`` gets the finished journal (the JSON of docs/reports.md, as a dict) and the path
+    the user named (``-`` when they asked for stdout); it writes the whole output or raises.
+    The built-in ``journal``, ``html``, ``junit`` and ``terminal`` reporters are registered
+    through :func:`chaospool_register_reporters` like any plugin's. See docs/plugins.md.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def write(self, journal: dict[str, Any], path: str) -> None: ...
 
 
 @hookspec
@@ -38,11 +54,12 @@ def chaospool_register_faults() -> list[type[Fault]]:  # type: ignore[empty-body
 
 
 @hookspec
-def chaospool_register_reporters() -> list[Any]:  # type: ignore[empty-body]
-    """Return reporters: objects with ``name`` and ``write(journal: dict, path: str) -> None``.
+def chaospool_register_reporters() -> list[Reporter]:  # type: ignore[empty-body]
+    """Return :class:`Reporter` objects: ``name`` and ``write(journal: dict, path: str) -> None``.
 
-    A reporter sees only the finished journal dict (CONTRACT §3), so ``chaospool report`` can
-    re-render it from a file. The first reporter registered under a name wins.
+    A reporter sees only the finished journal dict (docs/reports.md), so ``chaospool report``
+    can re-render it from a file. Names are unique: a plugin reporter that reuses a built-in's
+    name (or another plugin's) is refused with ``PluginLoadError``.
     """
 
 

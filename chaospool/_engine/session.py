@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,13 @@ import pluggy
 from chaospool._dsl import load as dsl_load
 from chaospool._dsl.model import Experiment
 from chaospool._engine.journal import build_journal
-from chaospool._engine.run import Progress, draw_seed, prepare, run_experiment
+from chaospool._engine.run import Progress, RunState, draw_seed, prepare, run_experiment
 from chaospool._engine.schedule import ScheduledStep, pool_level_predicate, schedule
-from chaospool._plugins import Hooks, fault_registry, load_plugins, plugin_manager
+from chaospool._plugins import Hooks, fault_registry, load_plugins, plugin_manager, reporters
+from chaospool._report.files import json_safe, print_stdout, write_journal
 from chaospool._report.journal import Report
 from chaospool.fault import Fault
+from chaospool.hookspecs import Reporter
 
 __all__ = (
     "Loaded", "load_with_plugins", "print_stdout", "resolve_seed", "run_loaded", "write_journal",
@@ -39,6 +40,8 @@ class Loaded:
     registry: dict[str, type[Fault]]
     hooks: Hooks
     replay: tuple[str, ...] = ()  # the --set/--plugin arguments that reproduce this load
+    # every reporter (built-in and plugin) by name, for --report NAME=PATH
+    reporters: Mapping[str, Reporter] = field(default_factory=dict)
 
     def schedule(self, seed: int) -> tuple[ScheduledStep, ...]:
         return schedule(self.experiment, seed,
@@ -71,7 +74,8 @@ def load_with_plugins(
     if not managers:  # the DSL calls the factory only when the rest validated far enough
         registry_for(experiment.plugins, Path(experiment.base_dir))
     pm, registry = managers[-1]
-    return Loaded(experiment, registry, Hooks(pm), _replay_args(overrides, plugins))
+    return Loaded(experiment, registry, Hooks(pm), _replay_args(overrides, plugins),
+                  reporters(pm))
 
 
 def _replay_args(
@@ -104,37 +108,43 @@ async def run_loaded(
     stop: anyio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Report:
-    """Run a loaded experiment to a Report; the journal is written even when aborted."""
+    """Run a loaded experiment to a Report; the journal is written even when aborted.
+
+    Never raises for what happens inside the run: an error chaospool did not expect (a bug, a
+    plugin's value that breaks the summary) ends it as ``failed`` with ``error`` naming it and
+    the journal written, so exit code 1 keeps meaning "a tolerance failed".
+    """
     run_seed = resolve_seed(loaded.experiment, seed)
     state = prepare(loaded.experiment, seed=run_seed, registry=loaded.registry)
     state.replay = loaded.replay
     try:
         await run_experiment(state, hooks=loaded.hooks, stop=stop, on_progress=on_progress)
-    finally:
-        journal = build_journal(state)
-        loaded.hooks.experiment_end(loaded.experiment, journal)
-        # hook errors are known only now, experiment_end's own included
-        journal["plugin_errors"] = [e.to_dict() for e in loaded.hooks.errors]
-        if journal_path is not None:
-            write_journal(journal, journal_path)
+    except Exception as exc:  # reason: the run must end with a journal, whatever broke
+        _mark_failed(state, exc)
+    journal = _final_journal(loaded, state)
+    if journal_path is not None:
+        write_journal(journal, journal_path)
     keep = journal_path is not None and str(journal_path) != "-"
     return Report.from_journal(journal, journal_path=str(journal_path) if keep else None)
 
 
-def write_journal(journal: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write the journal as JSON (``-`` = stdout)."""
-    text = json.dumps(journal, indent=2, sort_keys=False, allow_nan=False)
-    if str(path) == "-":
-        print_stdout(text)
-        return
-    Path(path).write_text(text + "\n", encoding="utf-8")
+def _mark_failed(state: RunState, exc: BaseException) -> None:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]  # the task group's wrapping says nothing to the user
+    state.status = "failed"
+    state.error = state.error or f"{type(exc).__name__}: {exc}"
 
 
-def print_stdout(text: str) -> None:
-    """Print to stdout; a reader that closed the pipe early (``| head``) is not an error of
-    the run, whose exit code still tells how it went."""
+def _final_journal(loaded: Loaded, state: RunState) -> dict[str, Any]:
     try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        # the interpreter flushes stdout again at exit: point it at /dev/null first
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        journal = build_journal(state)
+    except Exception as exc:  # reason: a summary that breaks must still leave a journal
+        _mark_failed(state, exc)
+        state.probe = None  # what broke was the recorded data: report the run without it
+        journal = build_journal(state)
+    loaded.hooks.experiment_end(loaded.experiment, journal)
+    # hook errors are known only now, experiment_end's own included
+    journal["plugin_errors"] = [e.to_dict() for e in loaded.hooks.errors]
+    # a plugin may record anything (a set, bytes, NaN, an object): the journal is still JSON
+    converted: dict[str, Any] = json_safe(journal)
+    return converted

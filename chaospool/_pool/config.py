@@ -16,8 +16,8 @@ def parse_size(value: int | float | str | None) -> int | None:
     """
     if value is None:
         return None
-    # imported here: the DSL package is heavy (yaml, the loader) and only a size needs it
-    from chaospool._dsl import units
+    # chaospool._units: the same parser the DSL uses, below both (docs/design.md)
+    from chaospool import _units as units
 
     return units.parse_size(value)
 

@@ -1,7 +1,10 @@
 """The built-in reporters, registered through the same hook a third-party plugin uses.
 
-A reporter is an object with a ``name`` and ``write(journal: dict, path: str) -> None``; the CLI
-finds them with ``chaospool._plugins.reporters(pm)``.
+A reporter is a :class:`chaospool.hookspecs.Reporter`: a ``name`` and
+``write(journal: dict, path: str) -> None``. The CLI finds every one, built-in or plugin, with
+``chaospool._plugins.reporters(pm)`` and calls it for ``--report NAME=PATH`` (``--journal``,
+``--html`` and ``--junit`` are shorthands). A new format is one module with a render function
+and one line in :data:`BUILTIN_REPORTERS`.
 """
 
 from __future__ import annotations
@@ -10,25 +13,40 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaospool.hookspecs import hookimpl
+from chaospool.hookspecs import Reporter, hookimpl
 
-__all__ = ("HTML", "JUNIT", "FileReporter", "chaospool_register_reporters")
+__all__ = (
+    "BUILTIN_REPORTERS",
+    "HTML",
+    "JOURNAL",
+    "JUNIT",
+    "TERMINAL",
+    "FileReporter",
+    "chaospool_register_reporters",
+)
 
 
 @dataclass(frozen=True)
 class FileReporter:
-    """Writes one report file from a journal dict."""
+    """Writes one output from a journal dict with ``render(journal, path)``."""
 
     name: str
     description: str
     render: Callable[[Mapping[str, Any], str], None]
 
-    def write(self, journal: Mapping[str, Any], path: str) -> None:
+    def write(self, journal: dict[str, Any], path: str) -> None:
         self.render(journal, path)
 
 
+# Each writer is imported on use: pygal, rich and the XML writer cost start-up time that a run
+# asking only for the journal should not pay.
+def _write_journal(journal: Mapping[str, Any], path: str) -> None:
+    from chaospool._report.files import write_journal
+
+    write_journal(journal, path)
+
+
 def _write_html(journal: Mapping[str, Any], path: str) -> None:
-    # Imported on use: pygal is only needed when an HTML report is asked for.
     from chaospool._report.html import write_html
 
     write_html(journal, path)
@@ -40,10 +58,20 @@ def _write_junit(journal: Mapping[str, Any], path: str) -> None:
     write_junit(journal, path)
 
 
+def _write_terminal(journal: Mapping[str, Any], path: str) -> None:
+    from chaospool._report.console import write_summary
+
+    write_summary(journal, path)
+
+
+JOURNAL = FileReporter("journal", "the JSON journal ('-' = stdout)", _write_journal)
 HTML = FileReporter("html", "self-contained HTML report with timeline charts", _write_html)
 JUNIT = FileReporter("junit", "JUnit XML, one testcase per tolerance check", _write_junit)
+TERMINAL = FileReporter("terminal", "the run's summary as plain text ('-' = stdout)",
+                        _write_terminal)
+BUILTIN_REPORTERS: tuple[Reporter, ...] = (JOURNAL, HTML, JUNIT, TERMINAL)
 
 
 @hookimpl
-def chaospool_register_reporters() -> list[Any]:
-    return [HTML, JUNIT]
+def chaospool_register_reporters() -> list[Reporter]:
+    return list(BUILTIN_REPORTERS)

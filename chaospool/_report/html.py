@@ -1,6 +1,6 @@
 """The self-contained HTML report: one file, inline CSS and inline SVG, nothing fetched.
 
-Rendered from the journal dict alone (CONTRACT §3), so ``chaospool report JOURNAL.json --html``
+Rendered from the journal dict alone (docs/reports.md), so ``chaospool report JOURNAL.json --html``
 re-renders a run from its file. Every value from the journal is escaped.
 """
 
@@ -25,6 +25,7 @@ from chaospool._report._format import (
     status_line,
 )
 from chaospool._report.charts import timeline_charts
+from chaospool._report.files import write_text_atomic
 
 __all__ = ("render_html", "write_html")
 
@@ -292,5 +293,5 @@ def render_html(journal: Mapping[str, Any]) -> str:
 
 
 def write_html(journal: Mapping[str, Any], path: str | Path) -> None:
-    """Write :func:`render_html` to ``path`` (parent directories must exist)."""
-    Path(path).write_text(render_html(journal), encoding="utf-8")
+    """Write :func:`render_html` to ``path`` atomically (parent directories must exist)."""
+    write_text_atomic(path, render_html(journal))

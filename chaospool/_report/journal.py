@@ -1,4 +1,4 @@
-"""The journal (CONTRACT §3): assembling it, evaluating tolerances into ``checks``, and the
+"""The journal (docs/reports.md): assembling it, evaluating tolerances into ``checks``, and the
 ``Report`` object users get back from ``chaospool.run``.
 
 The journal is a plain JSON-able dict -- it is what gets written, re-read and re-rendered --
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import math
-import operator
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chaospool._report._format import fmt_metric, reproduce_command
+from chaospool._units import OPERATORS
 
 __all__ = (
     "METRIC_KEYS",
@@ -38,10 +37,6 @@ METRIC_KEYS = (
     "max_latency", "worker_restarts", "recovery_time", "errors_by_kind",
 )
 _PHASE_NAMES = ("before", "during", "after")
-_OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-    "==": math.isclose, "!=": lambda a, b: not math.isclose(a, b),
-}
 
 
 class ToleranceLike(Protocol):
@@ -73,10 +68,7 @@ def _holds(tolerance: ToleranceLike, observed: Any) -> bool:
     """A missing (or non-numeric) observation never satisfies a tolerance."""
     if observed is None or isinstance(observed, bool) or not isinstance(observed, int | float):
         return False
-    holds = getattr(tolerance, "holds", None)
-    if callable(holds):
-        return bool(holds(observed))
-    return _OPERATORS[tolerance.op](float(observed), float(tolerance.value))
+    return OPERATORS[tolerance.op](float(observed), float(tolerance.value))
 
 
 def evaluate_checks(

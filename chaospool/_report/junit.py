@@ -7,6 +7,7 @@ A run whose status is ``failed`` or ``aborted`` adds one ``<testcase name="run">
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,8 +20,14 @@ from chaospool._report._format import (
     problems,
     reproduce_command,
 )
+from chaospool._report.files import write_text_atomic
 
-__all__ = ("junit_element", "render_junit", "write_junit")
+__all__ = ("junit_element", "render_junit", "write_junit", "xml_text")
+
+# ANSI escape sequences (colours from worker logs, cursor moves): CSI, OSC and two-byte forms.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+# What XML 1.0 cannot hold at all, even escaped: most C0 controls, surrogates, U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _classname(journal: Mapping[str, Any]) -> str:
@@ -95,13 +102,39 @@ def junit_element(journal: Mapping[str, Any]) -> ET.Element:
     return root
 
 
+def xml_text(text: str) -> str:
+    """``text`` with ANSI codes removed and every character XML 1.0 forbids shown as ``\\xNN``.
+
+    ElementTree escapes ``<``, ``&`` and ``>`` (so ``]]>`` is harmless) but writes a control
+    character as it is, which makes the whole document unreadable to a CI server -- on the
+    failing run, exactly when it matters.
+    """
+    return _NOT_XML.sub(_escape_char, _ANSI.sub("", text))
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _clean_tree(root: ET.Element) -> None:
+    for element in root.iter():
+        if element.text:
+            element.text = xml_text(element.text)
+        if element.tail:
+            element.tail = xml_text(element.tail)
+        for key, value in element.attrib.items():
+            element.attrib[key] = xml_text(value)
+
+
 def render_junit(journal: Mapping[str, Any]) -> str:
-    """The JUnit XML document as text (UTF-8, with an XML declaration)."""
+    """The JUnit XML document as text (UTF-8, with an XML declaration); always well-formed."""
     root = junit_element(journal)
+    _clean_tree(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def write_junit(journal: Mapping[str, Any], path: str | Path) -> None:
-    """Write :func:`render_junit` to ``path``."""
-    Path(path).write_text(render_junit(journal), encoding="utf-8")
+    """Write :func:`render_junit` to ``path`` atomically (the earlier file stays whole on error)."""
+    write_text_atomic(path, render_junit(journal))

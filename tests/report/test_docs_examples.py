@@ -37,7 +37,7 @@ def _chaospool(argv: list[str], cwd: Path, timeout: float) -> subprocess.Complet
 
 def _require_engine() -> None:
     try:
-        importlib.import_module("chaospool._engine.outputs")
+        importlib.import_module("chaospool._report.console")
     except ImportError as exc:
         pytest.skip(f"the CLI's run/report path is not importable yet ({exc})")
 
