@@ -1,12 +1,12 @@
-"""The journal: what a run did, as the JSON of CONTRACT §3, built from a RunState."""
+"""The journal: what a run did, as the JSON of docs/reports.md, built from a RunState."""
 
 from __future__ import annotations
 
 import shlex
 from typing import Any
 
-import chaospool
 from chaospool._engine.run import RunState
+from chaospool._version import __version__
 
 __all__ = ("build_journal", "reproduce_command")
 
@@ -39,7 +39,7 @@ def _summary(state: RunState) -> dict[str, Any]:
     )
 
 
-def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) -> dict[str, Any]:
+def build_journal(state: RunState) -> dict[str, Any]:
     """The journal of a finished (completed, failed or aborted) run."""
     from chaospool._report.journal import assemble_journal, evaluate_checks
 
@@ -51,13 +51,12 @@ def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) ->
         "duration": experiment.duration,
         "elapsed": state.end,
         "reproduce": reproduce_command(state),
-        "plugin_errors": [e.to_dict() if hasattr(e, "to_dict") else e
-                          for e in plugin_errors or []],
+        "plugin_errors": [],  # filled in once the experiment_end hooks ran (session.py)
     }
     if state.probe is not None:
         extra["load"] = state.probe.info()
     return assemble_journal(
-        chaospool_version=chaospool.__version__,
+        chaospool_version=__version__,
         seed=state.seed,
         started_at=state.started_at,
         ended_at=state.ended_at,

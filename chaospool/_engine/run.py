@@ -17,7 +17,6 @@ from typing import Any
 
 import anyio
 
-import chaospool
 from chaospool._dsl.model import Experiment
 from chaospool._engine.faults import Injection, run_injection, wind_down
 from chaospool._engine.schedule import (
@@ -26,6 +25,7 @@ from chaospool._engine.schedule import (
     pool_level_predicate,
     schedule,
 )
+from chaospool.errors import ChaospoolError
 from chaospool.fault import Fault
 from chaospool.pool import Pool
 
@@ -128,9 +128,9 @@ async def run_experiment(
             state.status = "failed"
 
 
-def _chaospool_error(exc: BaseException) -> chaospool.ChaospoolError | None:
+def _chaospool_error(exc: BaseException) -> ChaospoolError | None:
     """The chaospool error inside ``exc`` (task groups wrap errors in exception groups)."""
-    if isinstance(exc, chaospool.ChaospoolError):
+    if isinstance(exc, ChaospoolError):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
