@@ -3,7 +3,7 @@
 A step's common keys (``fault name at duration repeat every target``) are described in the key
 table; every other key is a parameter of the fault, checked against its ``Params`` dataclass.
 A ``duration`` sets both the step's duration and the fault's ``duration`` parameter, if it has
-one; without it the parameter's default is the step's duration (CONTRACT §5).
+one; without it the parameter's default is the step's duration (docs/plugins.md).
 
 Default names: the fault's name; when several steps use the same fault, ``fault#N`` with N
 counting that fault's steps from 1 in method order (``port_crash#1``, ``port_crash#2``).

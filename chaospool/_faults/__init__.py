@@ -1,4 +1,4 @@
-"""The seven built-in faults (CONTRACT §3), registered through the same pluggy hook a plugin
+"""The seven built-in faults (docs/faults.md), registered through the same pluggy hook a plugin
 uses. Each module holds one fault; ``targets`` resolves a step's target to worker handles."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Target resolution (CONTRACT §3): which workers a fault step acts on.
+"""Target resolution (docs/dsl.md, "Targets"): which workers a fault step acts on.
 
 ``resolve_indices`` is pure: slot indices drawn from the pool's size and the run's seeded
 ``Random``, so a dry run and a real run with the same seed pick the same slots. ``resolve`` maps

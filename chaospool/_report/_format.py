@@ -1,6 +1,6 @@
 """Shared reading and formatting of the journal dict for every reporter.
 
-Reporters see only the journal (CONTRACT §3), possibly re-read from a file written by an older
+Reporters see only the journal (docs/reports.md), possibly re-read from a file written by an older
 or partial run, so every accessor here tolerates a missing key or a ``null`` value.
 """
 

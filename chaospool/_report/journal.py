@@ -116,8 +116,8 @@ def assemble_journal(
     faults: Sequence[Mapping[str, Any]],
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The journal dict in CONTRACT order. ``summary`` is ``summarize()``'s output; ``extra``
-    adds keys beyond the contract's (e.g. ``load``: the probe's ``info()``)."""
+    """The journal dict, keys in docs/reports.md's order. ``summary`` is ``summarize()``'s
+    output; ``extra`` adds keys beyond the required ones (``load``: the probe's ``info()``)."""
     if status not in ("completed", "aborted", "failed"):
         raise ValueError(f"status must be completed, aborted or failed, not {status!r}")
     journal: dict[str, Any] = {

@@ -1,4 +1,5 @@
-"""Acceptance tests for CONTRACT §4-§6 as a user meets them: the Python API, plugins, pytest.
+"""Acceptance tests for the Python API, plugins and pytest as a user meets them
+(docs/plugins.md, docs/pytest.md).
 
 Each test is written the way the contract shows the call. The regressions found by the
 acceptance review are marked ``regression:`` in their docstrings.

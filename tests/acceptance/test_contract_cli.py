@@ -1,4 +1,5 @@
-"""CONTRACT §1-§3 as a new user meets them: the ``chaospool`` console script, its exit codes,
+"""The command line and the experiment file as a new user meets them (docs/getting-started.md,
+docs/dsl.md, docs/reports.md): the ``chaospool`` console script, its exit codes,
 the DSL's defaults and errors, and every journal key with its definition.
 
 Runs are short (about a second, small pools) so that the file stays well under a minute.
@@ -394,7 +395,7 @@ def test_interrupt_reverts_reaps_and_exits_130(
     wait_for(lambda: _stopped_worker(proc.pid), timeout=20)  # the fault is active
     family = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signum)
-    out, err = proc.communicate(timeout=10)  # CONTRACT: within 10 s
+    out, err = proc.communicate(timeout=10)  # docs/getting-started.md: within 10 s
     assert proc.returncode == 130, out + err
     data = journal_of(tmp_path / "j.long.json")
     assert (data["status"], data["ok"]) == ("aborted", False)
@@ -655,7 +656,7 @@ def test_interrupt_while_a_revert_waits_through_an_open_circuit(
     wait_for(lambda: events.exists() and '"kill#2"' in events.read_text(), timeout=20)
     wait_for(lambda: processes() == 1, timeout=20)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=10)  # CONTRACT: within 10 s
+    out, err = proc.communicate(timeout=10)  # docs/getting-started.md: within 10 s
     assert proc.returncode == 130, out + err
     data = journal_of(tmp_path / "j.json")
     assert data["status"] == "aborted"

@@ -1,4 +1,4 @@
-"""Valid experiments become the typed, frozen model with CONTRACT §3's defaults."""
+"""Valid experiments become the typed, frozen model with the defaults of docs/dsl.md."""
 
 from __future__ import annotations
 

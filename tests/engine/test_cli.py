@@ -192,7 +192,7 @@ def test_sigint_mid_fault_reverts_reaps_and_writes_an_aborted_journal(tmp_path: 
         family = psutil.Process(proc.pid).children(recursive=True)
         assert any(p.status() == psutil.STATUS_STOPPED for p in family), "fault not active"
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)  # CONTRACT: within 10 s
+        out, err = proc.communicate(timeout=10)  # docs/getting-started.md: within 10 s
     finally:
         if proc.poll() is None:
             proc.kill()

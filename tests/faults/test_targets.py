@@ -1,4 +1,4 @@
-"""Target resolution (CONTRACT §3) against the fake pool seam."""
+"""Target resolution (docs/dsl.md, "Targets") against the fake pool seam."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A realistic journal (CONTRACT §3) for the report tests, until a real engine writes one.
+"""A realistic journal (docs/reports.md) for the report tests, until a real engine writes one.
 
 Thirty one-second buckets: steady traffic, three ``port_crash`` kills at 5 s, 6 s and 7 s that
 make the success rate dip, and a recovery by about 11 s. Every key of the journal is present.
@@ -98,7 +98,7 @@ def make_journal() -> dict[str, Any]:
                                  "718293a4b5c6d7e8f9a0b1c2d3e4f5a6"},
         "status": "completed",
         "ok": False,
-        # Beyond CONTRACT §3, the engine also records these:
+        # Beyond the keys docs/reports.md requires, the engine also records these:
         "error": None,
         "duration": 30.0,
         "elapsed": 30.02,
