@@ -177,3 +177,28 @@ def test_events_jsonl_outside_a_run_writes_nothing(
     hooks.experiment_end(SimpleNamespace(), {"status": "failed", "ok": False})
     assert hooks.errors == []
     assert not (tmp_path / "chaospool-events.jsonl").exists()
+
+
+# -- checks_csv: a report format as a plugin ------------------------------------------------
+
+
+def test_checks_csv_reporter_is_found_by_name_and_writes_every_check(tmp_path: Path) -> None:
+    import csv
+
+    from chaospool._plugins import reporters
+
+    found = reporters(plugin_manager([str(ROOT / "plugins" / "checks_csv.py")]))
+    checks = [
+        {"metric": "success_rate", "phase": "overall", "expected": ">= 0.95",
+         "observed": 0.97, "ok": True},
+        {"metric": "p99_latency", "phase": "after", "expected": "< 500ms, \"quoted\"",
+         "observed": None, "ok": False},
+    ]
+    target = tmp_path / "checks.csv"
+    found["csv"].write({"metrics": {}, "checks": checks}, str(target))
+    with target.open(newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["metric", "phase", "expected", "observed", "ok"]
+    assert rows[1] == ["success_rate", "overall", ">= 0.95", "0.97", "True"]
+    assert rows[2] == ["p99_latency", "after", "< 500ms, \"quoted\"", "", "False"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checks.csv"]
