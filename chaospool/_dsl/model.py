@@ -206,8 +206,9 @@ KEYS: tuple[KeyDoc, ...] = (
         "mapping",
         {},
         "Tolerances: metric -> 'OP VALUE' (ops: < <= > >= == "
-        "!=; values: numbers, durations, percentages, rates). Top-level metrics apply to the "
-        "whole run. Absent: no checks.",
+        "!=; values: numbers, durations, percentages, rates). == and != compare within a "
+        "relative 1e-9 (absolute 1e-12 near zero), so float noise never decides a check. "
+        "Top-level metrics apply to the whole run. Absent: no checks.",
     ),
     KeyDoc(
         "steady_state.<metric>",
