@@ -49,6 +49,12 @@ def _fail_invalid(lines: Sequence[str]) -> NoReturn:
     sys.exit(EXIT_INVALID)
 
 
+def _require_files(paths: Sequence[str]) -> None:
+    for path in paths:
+        if not Path(path).is_file():
+            _fail_invalid([f"{path}:1:1: no such file"])
+
+
 def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str]) -> list[Any]:
     """Validate every experiment before anything starts; report every error of every file."""
     from chaospool._engine.session import load_with_plugins
@@ -122,9 +128,7 @@ def _user_modules_importable() -> None:
 def validate(experiments: tuple[str, ...]) -> None:
     """Check experiments; print every error as FILE:LINE:COL: message."""
     _user_modules_importable()
-    for path in experiments:
-        if not Path(path).is_file():
-            _fail_invalid([f"{path}:1:1: no such file"])
+    _require_files(experiments)
     loaded = _load_all(experiments, (), ())
     for path, item in zip(experiments, loaded, strict=True):
         click.echo(f"{path}: ok ({len(item.experiment.method)} fault steps)")
@@ -166,15 +170,11 @@ def report(journal: str, html_path: str | None, junit_path: str | None,
            reports: list[Output], plugins: tuple[str, ...]) -> None:
     """Re-render a journal: the terminal summary, and any --report / --html / --junit file."""
     from chaospool._report.console import print_summary, write_reports
-    from chaospool._report.files import JournalFormatError, read_journal
     from chaospool._report.select import bind
 
     outputs = [*reports, *_shorthands(None, html_path, junit_path)]
     found = _reporters_for_report(plugins, outputs)
-    try:
-        data = read_journal(journal)
-    except JournalFormatError as exc:
-        _fail_invalid([f"{journal}:{exc.line}:{exc.column}: {exc}"])
+    data = _read_journal_or_exit(journal)
     # the journal is the only input here: a reporter that cannot draw it means a foreign file
     failures = write_reports(data, bind(outputs, found))
     if failures:
@@ -183,6 +183,15 @@ def report(journal: str, html_path: str | None, junit_path: str | None,
         print_summary(data, quiet=False, verbose=False)
     except (LookupError, TypeError, ValueError, AttributeError) as exc:
         _fail_invalid([f"{journal}:1:1: not a chaospool journal: {type(exc).__name__}: {exc}"])
+
+
+def _read_journal_or_exit(path: str) -> dict[str, Any]:
+    from chaospool._report.files import JournalFormatError, read_journal
+
+    try:
+        return read_journal(path)
+    except JournalFormatError as exc:
+        _fail_invalid([f"{path}:{exc.line}:{exc.column}: {exc}"])
 
 
 def _reporters_for_report(plugins: Sequence[str], outputs: Sequence[Output]) -> Any:
@@ -239,9 +248,7 @@ def run(
     """Run experiments, one after another."""
     if not dry_run:
         _catch_early_signals()
-    for path in experiments:
-        if not Path(path).is_file():
-            _fail_invalid([f"{path}:1:1: no such file"])
+    _require_files(experiments)
     _user_modules_importable()
     loaded = _load_all(experiments, sets, plugins)
     if dry_run:
@@ -341,26 +348,13 @@ def _exit_code(journal: dict[str, Any]) -> int:
 def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool) -> int:
     import anyio
 
-    from chaospool._engine.session import run_loaded
-    from chaospool._report.console import feed, live_progress, print_summary
+    from chaospool._report.console import print_summary
 
     stem = Path(item.experiment.path or "experiment").stem
     journal_path, others = outs.resolve(stem)
     collect = journal_path == "-" and outs.multiple  # printed together once all have run
-
-    async def main() -> Any:
-        stop = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_watch_signals, stop, quiet)
-            with live_progress(item.experiment, enabled=not quiet) as live:
-                report = await run_loaded(item, seed=seed,
-                                          journal_path=None if collect else journal_path,
-                                          stop=stop, on_progress=feed(live))
-            tg.cancel_scope.cancel()
-        return report
-
     _catch_early_signals()
-    report = anyio.run(main)
+    report = anyio.run(_run_watched, item, seed, None if collect else journal_path, quiet)
     _catch_early_signals()
     journal = report.to_dict()
     if collect:
@@ -370,6 +364,23 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
     code = _exit_code(journal)
     # an output CI relies on (JUnit, say) is missing: never let the command pass
     return EXIT_FAILED if failed and code != EXIT_INTERRUPTED else code
+
+
+async def _run_watched(item: Any, seed: int | None, journal_path: str | None, quiet: bool) -> Any:
+    """One run with the signal watcher and the live progress around it."""
+    import anyio
+
+    from chaospool._engine.session import run_loaded
+    from chaospool._report.console import feed, live_progress
+
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, stop, quiet)
+        with live_progress(item.experiment, enabled=not quiet) as live:
+            report = await run_loaded(item, seed=seed, journal_path=journal_path, stop=stop,
+                                      on_progress=feed(live))
+        tg.cancel_scope.cancel()
+    return report
 
 
 def _write_outputs(item: Any, journal: dict[str, Any], outputs: Sequence[Output]) -> bool:
