@@ -35,6 +35,7 @@ from chaospool._dsl.overrides import SET_FILE, Overrides, apply_overrides
 from chaospool._dsl.reader import INVALID, Reader, show
 from chaospool._dsl.source import Path, Source, from_mapping, read_yaml
 from chaospool._dsl.tolerances import read_tolerance
+from chaospool._options import flatten
 from chaospool.errors import ErrorLocation, ExperimentError
 from chaospool.fault import Fault
 
@@ -223,24 +224,7 @@ class _Builder:
         values = self.section(path, "pool", raw, {"worker": self._worker})
         if not _all_valid(values):
             return INVALID
-        restart, health = values["restart"], values["health_check"]
-        return PoolSpec(
-            worker=values["worker"],
-            size=values["size"],
-            max_overflow=values["max_overflow"],
-            strategy=values["strategy"],
-            checkout_timeout=values["checkout_timeout"],
-            request_timeout=values["request_timeout"],
-            max_queue=values["max_queue"],
-            max_restarts=restart["max_restarts"],
-            restart_within=restart["within"],
-            max_memory=values["max_memory"],
-            max_requests=values["max_requests"],
-            overflow_idle=values["overflow_idle"],
-            lazy=values["lazy"],
-            health_interval=health["interval"],
-            health_timeout=health["timeout"],
-        )
+        return PoolSpec(**flatten(values))
 
     def _worker(self, path: Path, raw: Any) -> Any:
         worker = self.reader.leaf(path, "string", raw)

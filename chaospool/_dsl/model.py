@@ -10,10 +10,12 @@ the docs generator renders it (``describe_model()``), so the three never disagre
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from chaospool._dsl.units import OPERATORS
+from chaospool._options import POOL_OPTIONS, nest
 
 __all__ = (
     "KEYS",
@@ -102,68 +104,9 @@ KEYS: tuple[KeyDoc, ...] = (
         "The pool under test (keyword arguments of chaospool.Pool).",
         required=True,
     ),
-    KeyDoc(
-        "pool.worker",
-        "string",
-        _UNSET,
-        "Importable module (or module:object) holding the @command handlers.",
-        required=True,
-    ),
-    KeyDoc("pool.size", "int >= 1", 4, "Number of permanent workers."),
-    KeyDoc("pool.max_overflow", "int >= 0", 0, "Extra workers started under load beyond size."),
-    KeyDoc("pool.strategy", "lifo | fifo", "lifo", "Which idle worker is handed out next."),
-    KeyDoc(
-        "pool.checkout_timeout", "duration > 0", "5s", "How long a request may wait for a worker."
-    ),
-    KeyDoc("pool.request_timeout", "duration > 0", "30s", "How long a worker may take to answer."),
-    KeyDoc(
-        "pool.max_queue",
-        "int >= 0",
-        1000,
-        "Waiting requests beyond this fail at once with a queue-full error.",
-    ),
-    KeyDoc(
-        "pool.restart",
-        "mapping",
-        {"max_restarts": 20, "within": "10s"},
-        "Restart intensity, "
-        "as in OTP supervisors: beyond max_restarts within the window the circuit opens.",
-    ),
-    KeyDoc("pool.restart.max_restarts", "int >= 0", 20, "Restarts allowed within the window."),
-    KeyDoc("pool.restart.within", "duration > 0", "10s", "The restart-intensity window."),
-    KeyDoc(
-        "pool.max_memory",
-        "size | null",
-        _UNSET,
-        "A worker whose RSS exceeds this is recycled "
-        "(300MB = 300*10^6 bytes, 300MiB = 300*2^20). Absent: unlimited.",
-    ),
-    KeyDoc(
-        "pool.max_requests",
-        "int >= 1 | null",
-        _UNSET,
-        "A worker is recycled after this many requests. Absent: unlimited.",
-    ),
-    KeyDoc(
-        "pool.overflow_idle",
-        "duration >= 0",
-        "5s",
-        "How long an idle overflow worker lingers before it retires.",
-    ),
-    KeyDoc("pool.lazy", "bool", False, "true: start workers on first demand."),
-    KeyDoc(
-        "pool.health_check",
-        "mapping",
-        {"interval": "1s", "timeout": "1s"},
-        "Heartbeats on each worker's channel.",
-    ),
-    KeyDoc("pool.health_check.interval", "duration > 0", "1s", "Time between heartbeats."),
-    KeyDoc(
-        "pool.health_check.timeout",
-        "duration > 0",
-        "1s",
-        "A heartbeat unanswered this long fails the health check.",
-    ),
+    # every pool.* key, from the one definition of the pool's options (chaospool/_options.py)
+    *(KeyDoc(f"pool.{o.key}", o.type, o.default, o.doc, required=o.required)
+      for o in POOL_OPTIONS),
     KeyDoc("load", "mapping", {}, "The steady-state probe's traffic."),
     KeyDoc(
         "load.clients",
@@ -321,21 +264,7 @@ class PoolSpec:
 
     def pool_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``chaospool.Pool(**kwargs)`` (durations in seconds, bytes)."""
-        return {
-            "worker": self.worker,
-            "size": self.size,
-            "max_overflow": self.max_overflow,
-            "strategy": self.strategy,
-            "checkout_timeout": self.checkout_timeout,
-            "request_timeout": self.request_timeout,
-            "max_queue": self.max_queue,
-            "restart": {"max_restarts": self.max_restarts, "within": self.restart_within},
-            "max_memory": self.max_memory,
-            "max_requests": self.max_requests,
-            "overflow_idle": self.overflow_idle,
-            "lazy": self.lazy,
-            "health_check": {"interval": self.health_interval, "timeout": self.health_timeout},
-        }
+        return nest(dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)

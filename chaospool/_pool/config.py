@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# the one definition of the pool's options: defaults and the restart/health_check groups
+from chaospool._options import DEFAULTS, flatten
+
 
 def parse_size(value: int | float | str | None) -> int | None:
     """Bytes from ``300MB`` (10^6, as in the DSL), ``1.5GiB``, ``4096`` or None.
@@ -33,20 +36,20 @@ def _positive(name: str, value: float, *, zero_ok: bool = False) -> float:
 @dataclass(frozen=True)
 class PoolConfig:
     worker: str
-    size: int = 4
-    max_overflow: int = 0
-    strategy: str = "lifo"
-    checkout_timeout: float = 5.0
-    request_timeout: float = 30.0
-    max_queue: int = 1000
-    max_restarts: int = 20
-    restart_within: float = 10.0
-    max_memory: int | None = None
-    max_requests: int | None = None
-    overflow_idle: float = 5.0
-    lazy: bool = False
-    health_interval: float = 1.0  # 0 disables heartbeats
-    health_timeout: float = 1.0
+    size: int = DEFAULTS["size"]
+    max_overflow: int = DEFAULTS["max_overflow"]
+    strategy: str = DEFAULTS["strategy"]
+    checkout_timeout: float = DEFAULTS["checkout_timeout"]
+    request_timeout: float = DEFAULTS["request_timeout"]
+    max_queue: int = DEFAULTS["max_queue"]
+    max_restarts: int = DEFAULTS["max_restarts"]
+    restart_within: float = DEFAULTS["restart_within"]
+    max_memory: int | None = DEFAULTS["max_memory"]
+    max_requests: int | None = DEFAULTS["max_requests"]
+    overflow_idle: float = DEFAULTS["overflow_idle"]
+    lazy: bool = DEFAULTS["lazy"]
+    health_interval: float = DEFAULTS["health_interval"]  # 0 disables heartbeats
+    health_timeout: float = DEFAULTS["health_timeout"]
     start_timeout: float = 15.0
     stop_grace: float = 2.0
 
@@ -75,21 +78,11 @@ class PoolConfig:
 
 def build_config(worker: str, **kw: Any) -> PoolConfig:
     """Normalise ``Pool``'s keyword arguments (nested restart / health_check mappings)."""
-    restart: Mapping[str, Any] = kw.pop("restart", None) or {}
     health: Mapping[str, Any] | bool | None = kw.pop("health_check", None)
-    unknown = set(restart) - {"max_restarts", "within"}
-    if unknown:
-        raise ValueError(f"unknown restart keys {sorted(unknown)}; use max_restarts, within")
-    kw["max_restarts"] = int(restart.get("max_restarts", 20))
-    kw["restart_within"] = float(restart.get("within", 10.0))
+    # health_check=False: no heartbeats (an interval of 0); a mapping is one of the groups
+    kw = flatten({**kw, "health_check": None if health is False else health})
     if health is False:
         kw["health_interval"] = 0.0
-    elif isinstance(health, Mapping):
-        unknown = set(health) - {"interval", "timeout"}
-        if unknown:
-            raise ValueError(f"unknown health_check keys {sorted(unknown)}; use interval, timeout")
-        kw["health_interval"] = float(health.get("interval", 1.0))
-        kw["health_timeout"] = float(health.get("timeout", 1.0))
     try:
         kw["max_memory"] = parse_size(kw.get("max_memory"))
     except ValueError as exc:
