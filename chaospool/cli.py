@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -102,7 +103,23 @@ def _report_specs(
     return outputs
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, with one safety net: an error chaospool did not expect (a bug) ends
+    the command with exit 3 and one line naming it, never Python's exit 1 -- which would read
+    as "a tolerance failed". The traceback follows, for the bug report."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # reason: the last line of defence of the exit-code contract
+            click.echo(f"chaospool: internal error: {type(exc).__name__}: {exc}", err=True)
+            traceback.print_exc()
+            sys.exit(EXIT_FAILED)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(chaospool.__version__, prog_name="chaospool")
 def main() -> None:
     """Chaos experiments for Python worker pools."""

@@ -164,3 +164,20 @@ def test_a_plugin_module_in_the_cwd_is_still_found_by_name(tmp_path: Path) -> No
     out = chaospool_cli("faults", "--json", "--plugin", "csvrep", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)
+
+
+def test_an_unexpected_error_in_a_command_exits_3_not_1(
+    journal_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from chaospool import cli
+    from chaospool._report import console
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug in the summary")
+
+    monkeypatch.setattr(console, "print_summary", broken)
+    result = CliRunner().invoke(cli.main, ["report", str(journal_file)])
+    assert result.exit_code == 3
+    assert "chaospool: internal error: RuntimeError: a bug in the summary" in result.output
