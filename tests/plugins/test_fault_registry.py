@@ -176,3 +176,23 @@ def test_fault_source(write_plugin: WritePlugin, tmp_path: Path) -> None:
     assert fault_source(pm, registry["freeze"]) == "chaospool_plugins.src"
     with pytest.raises(KeyError):
         fault_source(pm, type("Other", (registry["freeze"],), {}))
+
+
+def test_a_reporter_name_is_taken_once(write_plugin: WritePlugin, tmp_path: Path) -> None:
+    write_plugin(
+        "html_again.py",
+        """
+        import chaospool
+
+        class Html:
+            name = "html"
+            def write(self, journal, path):
+                pass
+
+        @chaospool.hookimpl
+        def chaospool_register_reporters():
+            return [Html()]
+        """,
+    )
+    with pytest.raises(PluginLoadError, match="reporter 'html' is already registered"):
+        reporters(plugin_manager(["html_again.py"], base_dir=tmp_path))
