@@ -181,3 +181,26 @@ def test_an_unexpected_error_in_a_command_exits_3_not_1(
     result = CliRunner().invoke(cli.main, ["report", str(journal_file)])
     assert result.exit_code == 3
     assert "chaospool: internal error: RuntimeError: a bug in the summary" in result.output
+
+
+def test_a_worker_module_in_the_cwd_is_still_found_by_the_workers(tmp_path: Path) -> None:
+    (tmp_path / "localworker.py").write_text(textwrap.dedent("""\
+        from chaospool.worker import command
+
+        @command
+        def hello(args, ctx):
+            return "hi"
+        """))
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(textwrap.dedent("""\
+        version: 1
+        seed: 3
+        duration: 400ms
+        pool: {worker: localworker, size: 1}
+        load: {clients: 1, mix: [{command: hello}]}
+        steady_state: {success_rate: ">= 0.9"}
+        """))
+    out = chaospool_cli("run", str(exp), "-q", "--journal", "j.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    journal = json.loads((tmp_path / "j.json").read_text())
+    assert journal["metrics"]["succeeded"] > 0
