@@ -29,14 +29,21 @@ def reproduce_command(state: RunState) -> str:
 def _summary(state: RunState) -> dict[str, Any]:
     from chaospool._probe import bucket_width, summarize
 
-    return summarize(
+    summary = summarize(
         state.probe.recorder if state.probe is not None else None,
         end=state.end,
         worker_restarts=max(0, state.restarts_at_end - state.restarts_at_start),
         restart_times=state.restart_times,
         bucket=bucket_width(state.experiment.duration),
         faults=_fault_windows(state),
+        consistency=_consistency(state),
     )
+    return summary
+
+
+def _consistency(state: RunState) -> dict[str, Any] | None:
+    checker = getattr(state.probe, "checker", None)
+    return None if checker is None else dict(checker.to_dict())
 
 
 def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) -> dict[str, Any]:
@@ -56,6 +63,8 @@ def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) ->
     }
     if state.probe is not None:
         extra["load"] = state.probe.info()
+    if "consistency" in summary:
+        extra["consistency"] = summary["consistency"]
     return assemble_journal(
         chaospool_version=chaospool.__version__,
         seed=state.seed,

@@ -36,6 +36,8 @@ METRIC_KEYS = (
     "total", "succeeded", "errors", "recovered", "success_rate", "error_rate", "throughput",
     "mean_latency", "p50_latency", "p90_latency", "p95_latency", "p99_latency", "p999_latency",
     "max_latency", "worker_restarts", "recovery_time", "errors_by_kind",
+    # docs/reports.md, "Outcomes" and "Consistency"
+    "outcomes", "indeterminate", "maybe_duplicated", "lost_updates", "stale_reads",
 )
 _PHASE_NAMES = ("before", "during", "after")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
