@@ -138,9 +138,18 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
               help="write JUnit XML")
 def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
-    """Re-render a journal (the terminal summary, and --html / --junit files)."""
+    """Re-render a journal or a history (the terminal summary, and --html / --junit files)."""
+    from chaospool._engine.history import HistoryError, is_history, journal_from_history
     from chaospool._engine.outputs import print_summary, write_reports
 
+    if is_history(journal):
+        try:
+            data = journal_from_history(journal)
+        except (OSError, HistoryError) as exc:
+            _fail_invalid([str(exc)])
+        write_reports(data, html=html_path, junit=junit_path)
+        print_summary(data, quiet=False, verbose=False)
+        return
     try:
         data = json.loads(Path(journal).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -162,6 +171,8 @@ def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
               help="JUnit XML path")
 @click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False), callback=_writable,
+              help="write every operation as JSON lines (docs/reports.md)")
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
 @click.option("--quiet", "-q", is_flag=True, help="only the verdict")
 @click.option("--verbose", "-v", is_flag=True, help="fault evidence and more")
@@ -173,6 +184,7 @@ def run(
     html_path: str | None,
     junit_path: str | None,
     plugins: tuple[str, ...],
+    history_path: str | None,
     dry_run: bool,
     quiet: bool,
     verbose: bool,
@@ -191,6 +203,7 @@ def run(
             print_schedule(item, seed)
         return
     outs = _OutputPaths(journal_path, html_path, junit_path, multiple=len(loaded) > 1)
+    outs.history = history_path
     codes: list[int] = []
     for item in loaded:
         codes.append(_run_one(item, seed, outs, quiet, verbose))
@@ -215,6 +228,7 @@ class _OutputPaths:
         self.journal, self.html, self.junit, self.multiple = journal, html, junit, multiple
         self.stdout_journals: list[dict[str, Any]] = []
         self._used: set[str] = set()
+        self.history: str | None = None
 
     def _for(self, path: str | None, stem: str) -> str | None:
         if path is None or path == "-" or not self.multiple:
@@ -267,7 +281,8 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
             with live_progress(item, enabled=not quiet) as live:
                 report = await run_loaded(item, seed=seed,
                                           journal_path=None if collect else journal_path,
-                                          stop=stop, on_progress=feed(live))
+                                          stop=stop, on_progress=feed(live),
+                                          history_path=outs._for(outs.history, stem))
             tg.cancel_scope.cancel()
         return report
 

@@ -103,14 +103,19 @@ async def run_loaded(
     journal_path: str | os.PathLike[str] | None = None,
     stop: anyio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    history_path: str | os.PathLike[str] | None = None,
 ) -> Report:
-    """Run a loaded experiment to a Report; the journal is written even when aborted."""
+    """Run a loaded experiment to a Report; the journal is written even when aborted.
+    ``history_path``: stream the operations there as a history (docs/reports.md)."""
     run_seed = resolve_seed(loaded.experiment, seed)
     state = prepare(loaded.experiment, seed=run_seed, registry=loaded.registry)
     state.replay = loaded.replay
     try:
+        state.history = _open_history(history_path)
         await run_experiment(state, hooks=loaded.hooks, stop=stop, on_progress=on_progress)
     finally:
+        if state.history is not None:
+            state.history.close()
         journal = build_journal(state)
         loaded.hooks.experiment_end(loaded.experiment, journal)
         # hook errors are known only now, experiment_end's own included
@@ -119,6 +124,14 @@ async def run_loaded(
             write_journal(journal, journal_path)
     keep = journal_path is not None and str(journal_path) != "-"
     return Report.from_journal(journal, journal_path=str(journal_path) if keep else None)
+
+
+def _open_history(path: str | os.PathLike[str] | None) -> Any:
+    if path is None:
+        return None
+    from chaospool._probe import HistoryWriter
+
+    return HistoryWriter(path)
 
 
 def write_journal(journal: Mapping[str, Any], path: str | os.PathLike[str]) -> None:

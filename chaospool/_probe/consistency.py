@@ -93,12 +93,14 @@ class Checker:
                    value: tuple[int, int | None] | None) -> None:
         # every attempt but a failed last one may have applied (retries follow info attempts)
         self.high[i] += attempts - (1 if outcome == 1 else 0)
-        if outcome != 0 or value is None:
+        if outcome != 0:
             self.increments_indeterminate += outcome == 2
             return
         self.increments_acknowledged += 1
-        op: OpRecord = (INCR, invoke, complete, value[1], value[0])
-        self._observe(i, op, self.low[i] + 1)
+        counter, pid = value if value is not None else (None, None)
+        op: OpRecord = (INCR, invoke, complete, pid, counter)
+        if value is not None:  # the new value: an observation too (a history has none)
+            self._observe(i, op, self.low[i] + 1)
         self.low[i] += 1
         self.last_ack[i] = op
 

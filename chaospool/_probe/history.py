@@ -35,11 +35,15 @@ class HistoryWriter:
                     "time": int(t * 1e9), "pid": None, "session": session})
 
     def complete(self, process: int, outcome: int, f: str, value: Any, t: float,
-                 pid: int | None, session: str | None, error: str | None) -> None:
+                 pid: int | None, session: str | None, error: str | None,
+                 attempts: int = 1) -> None:
+        """A completion; ``error`` the kind of a failed one, ``attempts`` when retried."""
         line = {"process": process, "type": TYPES[outcome], "f": f, "value": value,
                 "time": int(t * 1e9), "pid": pid, "session": session}
         if error is not None:
             line["error"] = error
+        if attempts > 1:
+            line["attempts"] = attempts
         self._line(line)
 
     def nemesis(self, f: str, value: Any, t: float) -> None:

@@ -316,7 +316,8 @@ class Probe:
                 checker.complete(checked, command, start, end, outcome, attempts, parsed)
             add(start, end, code, attempts, outcome, dup)
             if history is not None:
-                self._history_complete(process, outcome, command, code, parsed, end, session)
+                self._history_complete(process, outcome, command, code, parsed, end, session,
+                                       attempts)
                 if outcome == INFO:
                     process = self._process()
             if due is not None:
@@ -326,12 +327,12 @@ class Probe:
 
     def _history_complete(self, process: int, outcome: int, command: str, code: int,
                           parsed: tuple[int, int | None] | None, end: float,
-                          session: str | None) -> None:
+                          session: str | None, attempts: int) -> None:
         assert self.history is not None
         value: Any = None if parsed is None else (1 if command == INCR else parsed[0])
         self.history.complete(process, outcome, command, value, end,
                               None if parsed is None else parsed[1], session,
-                              None if code == OK else OUTCOME_KINDS[code])
+                              None if code == OK else OUTCOME_KINDS[code], attempts)
 
     def _abandoned(self, checked: int, command: str, start: float, attempts: int,
                    process: int, session: str | None) -> None:

@@ -21,7 +21,10 @@ from chaospool._probe.aggregate import Aggregator, PhaseTally
 from chaospool._probe.phases import PhaseClock
 from chaospool._probe.recorder import ERROR_KINDS, FAIL, INFO, OK, Recorder
 
-__all__ = ("PHASES", "FaultWindow", "bucket_width", "recovery_time", "replay", "summarize")
+__all__ = (
+    "PHASES", "FaultWindow", "bucket_width", "fault_bounds", "fault_windows", "recovery_time",
+    "replay", "summarize",
+)
 
 PHASES = ("before", "during", "after")
 FaultWindow = tuple[str, float | None, float | None]  # (name, injected_at, reverted_at)
@@ -83,7 +86,7 @@ def _outcomes(counts: Sequence[int]) -> dict[str, int]:
     return {"ok": counts[OK], "fail": counts[FAIL], "info": counts[INFO]}
 
 
-def _windows(faults: Iterable[FaultWindow | Mapping[str, Any]]) -> list[FaultWindow]:
+def fault_windows(faults: Iterable[FaultWindow | Mapping[str, Any]]) -> list[FaultWindow]:
     """Fault windows from ``(name, injected_at, reverted_at)`` tuples or journal fault dicts."""
     windows: list[FaultWindow] = []
     for fault in faults:
@@ -126,7 +129,7 @@ def _active_lists(windows: Sequence[FaultWindow], n: int, width: float,
     [t, t + width): one pass per window over the buckets it covers, not per bucket and fault."""
     active: list[list[str]] = [[] for _ in range(n)]
     for name, injected, reverted in windows:
-        assert injected is not None  # filtered by _windows
+        assert injected is not None  # filtered by fault_windows
         until = end if reverted is None else reverted
         first = max(0, math.floor(injected / width + _EPS))
         while first > 0 and injected < first * width:
@@ -199,7 +202,7 @@ def replay(recorder: Recorder | None, *, width: float, first_inject: float | Non
     return aggregator
 
 
-def _fault_bounds(windows: Sequence[FaultWindow], first_inject: float | None,
+def fault_bounds(windows: Sequence[FaultWindow], first_inject: float | None,
                   last_revert: float | None) -> tuple[float | None, float | None]:
     """``first_inject``/``last_revert`` unless given: the earliest ``injected_at``; the latest
     ``reverted_at``, or ``None`` if any fault was never reverted."""
@@ -251,8 +254,8 @@ def summarize(
     """
     if not 0 < bucket <= 1.0:
         raise ValueError(f"timeline bucket width must be in (0, 1] seconds, not {bucket}")
-    windows = _windows(faults)
-    first_inject, last_revert = _fault_bounds(windows, first_inject, last_revert)
+    windows = fault_windows(faults)
+    first_inject, last_revert = fault_bounds(windows, first_inject, last_revert)
     if isinstance(recorder, Aggregator):
         agg = recorder
     else:
