@@ -108,7 +108,7 @@ class Aggregator:
         self.p99 = array("d")
         self._bucket = 0
         self._current = [0, 0, 0, 0]  # ok, fail, info, recovered of the open bucket
-        self._generation = self.phases.generation
+        self.phases.on_fold = self._fold
         self.last_end = 0.0
         self.cancelled = 0
         self._finished = False
@@ -128,8 +128,6 @@ class Aggregator:
         bucket = int(end / self.width + _EPS)
         if bucket > self._bucket:
             self._roll(bucket)
-        if self.phases.generation != self._generation:
-            self._fold()
         tally = self.slots[self.phases.phase_of(start)]
         tally.buffer.append(end - start if end > start else 0.0)
         tally.codes[code] += 1
@@ -165,10 +163,9 @@ class Aggregator:
         self.recovered.append(recovered)
         self.p99.append(p99)
 
-    def _fold(self) -> None:
-        """The phase clock settled the provisional slot: move it where it belongs."""
-        self._generation = self.phases.generation
-        target = self.slots[self.phases.fold_to]
+    def _fold(self, phase: int) -> None:
+        """The phase clock settled the provisional slot: move it to ``phase``."""
+        target = self.slots[phase]
         target.buffer.extend(self.slots[PENDING].buffer)
         self.slots[PENDING].buffer = array("d")
         target.absorb(self.slots[PENDING])
@@ -179,8 +176,6 @@ class Aggregator:
             return
         self._finished = True
         self.phases.close(inject, revert)
-        if self.phases.generation != self._generation:
-            self._fold()
         self._close_bucket()
         self._bucket += 1
         for slot in self.slots:

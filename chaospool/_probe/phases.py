@@ -8,12 +8,14 @@ phase is known when it ends -- the probe keeps no row per operation to decide it
 One case is not known at once: an operation that started after every fault so far had been
 reverted is ``after`` only if no step is still to come. Such operations go to a provisional
 slot (:data:`PENDING`), folded into ``during`` when another fault is injected and reverted,
-or into ``after`` when the last step settles (or the summary closes the run).
+or into ``after`` when the last step settles (or the summary closes the run). Folding is done
+at once, by the clock calling ``on_fold``: two events in a row must not fold in one go.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 __all__ = ("AFTER", "BEFORE", "DURING", "PENDING", "PhaseClock")
 
@@ -24,12 +26,11 @@ class PhaseClock:
     """Phase boundaries, fed with ``injected``/``reverted``/``settled`` by the engine.
 
     ``steps`` is how many steps the schedule has; a step *settles* once it has been reverted,
-    or ended without injecting (its error fails the run). ``changed`` is bumped whenever the
-    provisional slot must be folded (``fold_to`` says where).
+    or ended without injecting (its error fails the run). ``on_fold(phase)`` is called when the
+    provisional slot belongs to ``phase`` (the aggregator moves it there).
     """
 
-    __slots__ = ("_active", "_open", "fold_to", "generation", "inject", "last_revert",
-                 "revert")
+    __slots__ = ("_active", "_open", "inject", "last_revert", "on_fold", "revert")
 
     def __init__(self, steps: int) -> None:
         self.inject = math.inf  # first injection, once known
@@ -37,8 +38,7 @@ class PhaseClock:
         self.revert = math.inf  # the final last revert, once every step settled
         self._active = 0
         self._open = steps
-        self.generation = 0  # bumped when the provisional slot must be folded
-        self.fold_to = DURING
+        self.on_fold: Callable[[int], None] | None = None
 
     @classmethod
     def fixed(cls, inject: float | None, revert: float | None) -> PhaseClock:
@@ -86,5 +86,5 @@ class PhaseClock:
         self._open = 0
 
     def _fold(self, where: int) -> None:
-        self.fold_to = where
-        self.generation += 1
+        if self.on_fold is not None:
+            self.on_fold(where)
