@@ -115,7 +115,7 @@ class Checker:
                 self.lost_updates += missing - self.deficit[i]
                 self.deficit[i] = missing
             self._finding("lost_update", i, floor, op, self.last_ack[i])
-        elif observed < self.seen[i]:
+        if observed < self.seen[i]:  # both, when a value is below the acks and an earlier read
             self.stale_reads += 1
             self._finding("stale_read", i, self.seen[i], op, self.last_seen[i])
         if observed > self.high[i]:
