@@ -1,10 +1,10 @@
 """The live aggregator: per phase and per timeline bucket, as the operations end.
 
 Memory does not grow with the number of operations (docs/design.md, "Long runs"): each phase
-keeps counters and one HdrHistogram of latencies; each closed timeline bucket keeps five numbers
-(ok, fail, info, recovered, p99 -- about 24 bytes). Only the bucket being filled holds its
-latencies (at most one bucket width of operations), so its p99 is exact; when the clock moves
-on they are folded into the phase histograms in one batch and dropped.
+keeps counters and one latency histogram (``LogHistogram``); each closed timeline bucket keeps
+five numbers (ok, fail, info, recovered, p99 -- about 24 bytes). Only the bucket being filled
+holds its latencies (at most one bucket width of operations), so its p99 is exact; when the
+clock moves on they are folded into the phase histograms in one batch and dropped.
 
 An operation counts in the phase in which it *started* (``PhaseClock``) and in the bucket in
 which it *ended*. Operations are recorded when they end, so ends arrive in order on the live
@@ -13,62 +13,71 @@ probe; a replay sorts its rows by end first. An end earlier than the open bucket
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
-from collections import Counter
 from itertools import chain
-from typing import Any
 
-from hdrh.histogram import HdrHistogram
-
+from chaospool._probe.histogram import LogHistogram
 from chaospool._probe.phases import PENDING, PhaseClock
 from chaospool._probe.recorder import KIND_OUTCOMES, OK, OUTCOME_KINDS
 
 __all__ = ("Aggregator", "PhaseTally")
 
-LOWEST_US = 1
-HIGHEST_US = 3_600_000_000  # one hour; slower operations are clamped to it
-SIGNIFICANT = 3
 _EPS = 1e-9
 
 
 class PhaseTally:
-    """Counts, latency sum/max and a latency histogram (µs) for one phase."""
+    """Counts, latency sum/max and a latency histogram for one phase.
 
-    __slots__ = ("buffer", "codes", "dups", "histogram", "latency_max", "latency_sum",
-                 "outcomes", "recovered")
+    ``counts[code * 3 + outcome]``: one list element per (kind, outcome) pair, so recording
+    an operation is one increment. ``counts`` and ``buffer`` keep their identity for the
+    tally's life (the aggregator binds them once); they are emptied in place.
+    """
+
+    __slots__ = ("buffer", "counts", "dups", "histogram", "latency_max", "latency_sum",
+                 "recovered")
 
     def __init__(self) -> None:
+        self.counts = [0] * (len(OUTCOME_KINDS) * 3)
+        self.buffer = array("d")  # latencies of the open bucket, not yet in the histogram
         self.reset()
 
     def reset(self) -> None:
-        self.codes = [0] * len(OUTCOME_KINDS)
-        self.outcomes = [0, 0, 0]
+        self.counts[:] = [0] * len(self.counts)
+        del self.buffer[:]
         self.recovered = 0
         self.dups = 0
         self.latency_sum = 0.0
         self.latency_max = 0.0
-        self.histogram: Any = None
-        self.buffer = array("d")  # latencies of the open bucket, not yet in the histogram
+        self.histogram: LogHistogram | None = None
+
+    @property
+    def codes(self) -> list[int]:
+        """Operations per kind (index = code)."""
+        c = self.counts
+        return [c[i] + c[i + 1] + c[i + 2] for i in range(0, len(c), 3)]
+
+    @property
+    def outcomes(self) -> list[int]:
+        """Operations per outcome: ok, fail, info."""
+        return [sum(self.counts[k::3]) for k in range(3)]
 
     @property
     def total(self) -> int:
-        return sum(self.outcomes)
+        return sum(self.counts)
 
     def flush(self) -> None:
-        """Move the buffered latencies into the histogram. Equal microsecond values are
-        recorded once, with their count: far fewer histogram calls than operations."""
+        """Move the buffered latencies into the histogram (one batch)."""
         buffer = self.buffer
         if not buffer:
             return
         self.latency_sum += math.fsum(buffer)
         self.latency_max = max(self.latency_max, max(buffer))
         if self.histogram is None:
-            self.histogram = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT)
-        record = self.histogram.record_value
-        for value, count in Counter([round(x * 1e6) for x in buffer]).items():
-            record(min(HIGHEST_US, value), count)
-        self.buffer = array("d")
+            self.histogram = LogHistogram()
+        self.histogram.record(buffer)
+        del buffer[:]
 
     def absorb(self, other: PhaseTally) -> None:
         """Add ``other``'s operations to this tally and empty ``other``."""
@@ -78,15 +87,14 @@ class PhaseTally:
     def absorb_copy(self, other: PhaseTally) -> None:
         """Add ``other``'s operations to this tally (``other``'s buffer is flushed first)."""
         other.flush()
-        self.codes = [a + b for a, b in zip(self.codes, other.codes, strict=True)]
-        self.outcomes = [a + b for a, b in zip(self.outcomes, other.outcomes, strict=True)]
+        self.counts[:] = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.recovered += other.recovered
         self.dups += other.dups
         self.latency_sum += other.latency_sum
         self.latency_max = max(self.latency_max, other.latency_max)
         if other.histogram is not None:
             if self.histogram is None:
-                self.histogram = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT)
+                self.histogram = LogHistogram()
             self.histogram.add(other.histogram)
 
 
@@ -103,6 +111,10 @@ class Aggregator:
         self.width = width
         self.phases = phases or PhaseClock(0)
         self.slots = [PhaseTally() for _ in range(4)]
+        # bound once: the hot path does no attribute chains
+        self._phase_of = self.phases.phase_of
+        self._appends = [slot.buffer.append for slot in self.slots]
+        self._counts = [slot.counts for slot in self.slots]
         # closed buckets, index = bucket number
         self.ok, self.fail, self.info, self.recovered = (array("I") for _ in range(4))
         self.p99 = array("d")
@@ -114,11 +126,11 @@ class Aggregator:
         self._finished = False
 
     def __len__(self) -> int:
-        return sum(sum(s.outcomes) for s in self.slots)
+        return sum(map(sum, self._counts))
 
     @property
     def succeeded(self) -> int:
-        return sum(s.outcomes[OK] for s in self.slots)
+        return sum(counts[OK * 3 + OK] for counts in self._counts)
 
     def add(self, start: float, end: float, code: int, attempts: int,
             outcome: int = -1, dup: bool = False) -> None:
@@ -128,17 +140,19 @@ class Aggregator:
         bucket = int(end / self.width + _EPS)
         if bucket > self._bucket:
             self._roll(bucket)
-        tally = self.slots[self.phases.phase_of(start)]
-        tally.buffer.append(end - start if end > start else 0.0)
-        tally.codes[code] += 1
-        tally.outcomes[outcome] += 1
-        current = self._current
-        current[outcome] += 1
+        slot = self._phase_of(start)
+        self._appends[slot](end - start if end > start else 0.0)
+        self._counts[slot][code * 3 + outcome] += 1
+        self._current[outcome] += 1
         if attempts > 1 and code == OK:
-            tally.recovered += 1
-            current[3] += 1
-            tally.dups += dup
+            self._recovered(slot, dup)
         self.last_end = end
+
+    def _recovered(self, slot: int, dup: bool) -> None:
+        tally = self.slots[slot]
+        tally.recovered += 1
+        tally.dups += dup
+        self._current[3] += 1
 
     def _roll(self, bucket: int) -> None:
         """Close the open bucket (and any empty ones up to ``bucket``)."""
@@ -148,8 +162,11 @@ class Aggregator:
         self._bucket = bucket
 
     def _close_bucket(self) -> None:
-        latencies = sorted(chain.from_iterable(s.buffer for s in self.slots))
-        p99 = latencies[math.ceil(0.99 * len(latencies)) - 1] if latencies else math.nan
+        n = sum(len(s.buffer) for s in self.slots)
+        # the exact p99: the (n - ceil(0.99 n) + 1)-th largest, without sorting the bucket
+        top = heapq.nlargest(n - math.ceil(0.99 * n) + 1,
+                             chain.from_iterable(s.buffer for s in self.slots))
+        p99 = top[-1] if n else math.nan
         ok, fail, info, recovered = self._current
         self._append_bucket(ok, fail, info, recovered, p99)
         self._current = [0, 0, 0, 0]
@@ -165,10 +182,10 @@ class Aggregator:
 
     def _fold(self, phase: int) -> None:
         """The phase clock settled the provisional slot: move it to ``phase``."""
-        target = self.slots[phase]
-        target.buffer.extend(self.slots[PENDING].buffer)
-        self.slots[PENDING].buffer = array("d")
-        target.absorb(self.slots[PENDING])
+        target, pending = self.slots[phase], self.slots[PENDING]
+        target.buffer.extend(pending.buffer)  # the open bucket's latencies move with them
+        del pending.buffer[:]
+        target.absorb(pending)
 
     def finish(self, inject: float | None, revert: float | None) -> None:
         """The run is over: close the open bucket and settle the provisional phase (once)."""

@@ -3,8 +3,8 @@
 The probe aggregates as it goes (:mod:`chaospool._probe.aggregate`): a tally per phase (by the
 operation's *start*) and per timeline bucket (by its *end*). Summarizing only reads those
 tallies, so it takes the same time after a minute or a day (docs/design.md, "Long runs").
-Percentiles come from each phase's HdrHistogram; a bucket's p99, the mean and the maximum are
-exact.
+Percentiles come from each phase's histogram (0.1 % bins); a bucket's p99, the mean and the
+maximum are exact.
 
 Empty sets: a phase or bucket without operations has ``success_rate``, ``error_rate`` and every
 latency ``null`` (there is nothing to measure), counts 0 and ``throughput`` 0.
@@ -46,10 +46,10 @@ def bucket_width(duration: float) -> float:
 def _percentiles(tally: PhaseTally) -> dict[str, float | None]:
     if not tally.total or tally.histogram is None:
         return dict.fromkeys(_PERCENTILES)
-    values = tally.histogram.get_percentile_to_value_dict(list(_PERCENTILES.values()))
-    # The histogram answers with its bucket's upper bound; never report above the true max.
-    return {key: round(min(values[p] / 1e6, tally.latency_max), 6)
-            for key, p in _PERCENTILES.items()}
+    values = tally.histogram.percentiles(list(_PERCENTILES.values()))
+    # The histogram answers with its bin's upper edge; never report above the true max.
+    return {key: round(min(value, tally.latency_max), 6)
+            for key, value in zip(_PERCENTILES, values, strict=True)}
 
 
 def _metrics(tally: PhaseTally, length: float, restarts: int | None,

@@ -79,7 +79,8 @@ def test_the_history_is_well_formed(run_dir: Path) -> None:
             continue
         assert line["type"] in ("ok", "fail", "info")
         invoke = open_ops.pop(process)
-        assert invoke["f"] == line["f"] and invoke["time"] <= line["time"]
+        assert invoke["f"] == line["f"]
+        assert invoke["time"] <= line["time"]
         completions += 1
         if line["type"] == "info":
             retired.add(process)
@@ -88,7 +89,8 @@ def test_the_history_is_well_formed(run_dir: Path) -> None:
     assert not open_ops
     assert completions == journal["metrics"]["total"]
     nemesis = [(x["f"], x["value"]["name"]) for x in history if x["process"] == "nemesis"]
-    assert nemesis.count(("start", "kill")) == 1 and nemesis.count(("stop", "cut")) == 1
+    assert nemesis.count(("start", "kill")) == 1
+    assert nemesis.count(("stop", "cut")) == 1
     assert journal["consistency"]["increments_acknowledged"] > 0
 
 
@@ -99,7 +101,8 @@ def test_a_history_round_trips_through_report(run_dir: Path) -> None:
     done = cli("report", "h.jsonl", "--html", "h.html", cwd=run_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     html = (run_dir / "h.html").read_text(encoding="utf-8")
-    assert "kill" in html and "cut" in html
+    assert "kill" in html
+    assert "cut" in html
     rebuilt = journal_from_history(str(run_dir / "h.jsonl"))
     for key in ("total", "succeeded", "errors", "recovered", "outcomes", "errors_by_kind"):
         assert rebuilt["metrics"][key] == journal["metrics"][key], key

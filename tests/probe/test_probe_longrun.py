@@ -178,8 +178,10 @@ def test_phase_of_follows_the_events() -> None:
     clock = PhaseClock(2)
     assert clock.phase_of(1.0) == BEFORE
     clock.injected(2.0)
-    assert clock.phase_of(1.0) == BEFORE and clock.phase_of(2.0) == DURING
+    assert clock.phase_of(1.0) == BEFORE
+    assert clock.phase_of(2.0) == DURING
     clock.reverted(3.0)
     clock.settled()
     clock.settled()  # the second step never injected
-    assert clock.phase_of(2.9) == DURING and clock.phase_of(3.0) == AFTER
+    assert clock.phase_of(2.9) == DURING
+    assert clock.phase_of(3.0) == AFTER
