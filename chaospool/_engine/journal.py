@@ -48,10 +48,15 @@ def _consistency(state: RunState) -> dict[str, Any] | None:
 
 def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) -> dict[str, Any]:
     """The journal of a finished (completed, failed or aborted) run."""
+    from chaospool._probe.summary import accounting_errors
     from chaospool._report.journal import assemble_journal, evaluate_checks
 
     experiment = state.experiment
     summary = _summary(state)
+    broken = accounting_errors(summary)
+    if broken and state.status != "aborted":  # an internal bug: never a passing verdict
+        state.status = "failed"
+        state.error = state.error or f"internal error: {broken[0]}"
     checks = evaluate_checks(experiment.steady_state, summary)
     extra: dict[str, Any] = {
         "error": state.error,

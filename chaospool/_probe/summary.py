@@ -22,8 +22,8 @@ from chaospool._probe.phases import PhaseClock
 from chaospool._probe.recorder import ERROR_KINDS, FAIL, INFO, OK, Recorder
 
 __all__ = (
-    "PHASES", "FaultWindow", "bucket_width", "fault_bounds", "fault_windows", "recovery_time",
-    "replay", "summarize",
+    "PHASES", "FaultWindow", "accounting_errors", "bucket_width", "fault_bounds",
+    "fault_windows", "recovery_time", "replay", "summarize",
 )
 
 PHASES = ("before", "during", "after")
@@ -213,19 +213,24 @@ def fault_bounds(windows: Sequence[FaultWindow], first_inject: float | None,
     return first_inject, last_revert
 
 
+def _column(values: Any, n: int, fill: Any) -> list[Any]:
+    """A bucket column padded (or cut) to ``n`` buckets."""
+    column = list(values[:n])
+    return column + [fill] * (n - len(column))
+
+
 def _timeline(agg: Aggregator, n: int, windows: Sequence[FaultWindow],
               end: float) -> list[dict[str, Any]]:
+    """One row per bucket; column-wise, since a day has 86,400 of them."""
     width = agg.width
-    active = _active_lists(windows, n, width, end)
-    closed = agg.buckets()
-    rows = []
-    for i in range(n):
-        ok, fail, info, rec, p99 = ((agg.ok[i], agg.fail[i], agg.info[i], agg.recovered[i],
-                                     agg.p99[i]) if i < closed else (0, 0, 0, 0, math.nan))
-        rows.append({"t": round(i * width, 6), "succeeded": ok, "errors": fail + info,
-                     "recovered": rec, "p99_latency": None if p99 != p99 else round(p99, 6),
-                     "faults_active": active[i], "ok": ok, "fail": fail, "info": info})
-    return rows
+    times = [round(i * width, 6) for i in range(n)]
+    p99s = [None if x != x else round(x, 6) for x in _column(agg.p99, n, math.nan)]
+    columns = zip(times, _column(agg.ok, n, 0), _column(agg.fail, n, 0),
+                  _column(agg.info, n, 0), _column(agg.recovered, n, 0), p99s,
+                  _active_lists(windows, n, width, end), strict=True)
+    return [{"t": t, "succeeded": ok, "errors": fail + info, "recovered": rec,
+             "p99_latency": p99, "faults_active": active, "ok": ok, "fail": fail, "info": info}
+            for t, ok, fail, info, rec, p99, active in columns]
 
 
 def summarize(
@@ -290,6 +295,18 @@ def summarize(
     if consistency is not None:
         summary["consistency"] = dict(consistency)
     return summary
+
+
+def accounting_errors(summary: Mapping[str, Any]) -> list[str]:
+    """Where ``ok + fail + info = total`` does not hold (overall, a phase, a bucket): a bug
+    in the accounting, never a property of the pool (docs/reports.md, "Outcomes")."""
+    blocks = [("overall", summary["metrics"]), *summary["phases"].items()]
+    errors = [f"{name}: outcomes {m['outcomes']} do not add up to total {m['total']}"
+              for name, m in blocks if sum(m["outcomes"].values()) != m["total"]]
+    errors += [f"timeline bucket t={b['t']}: ok + fail + info != succeeded + errors"
+               for b in summary["timeline"]
+               if b["ok"] + b["fail"] + b["info"] != b["succeeded"] + b["errors"]]
+    return errors
 
 
 def _rate(tally: PhaseTally) -> float | None:

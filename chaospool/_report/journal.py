@@ -142,7 +142,9 @@ def assemble_journal(
         "phases": copy.deepcopy(dict(summary["phases"])),
         "checks": [dict(c) for c in checks],
         "faults": [_fault_entry(f) for f in faults],
-        "timeline": copy.deepcopy(list(summary["timeline"])),
+        # a day has 86,400 buckets: copy them flat (a deepcopy takes seconds)
+        "timeline": [{**b, "faults_active": list(b.get("faults_active") or ())}
+                     for b in summary["timeline"]],
     }
     for key, value in (extra or {}).items():
         journal.setdefault(key, value)
