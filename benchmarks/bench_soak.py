@@ -116,9 +116,13 @@ def extrapolate(points: list[Point]) -> None:
     if len(points) < 2:
         print("too few checkpoints to extrapolate (run longer or check more often)")
         return
-    first, last = points[0], points[-1]
-    per_second = (last.rss - first.rss) / (last.elapsed - first.elapsed)
+    # the first checkpoint still sees the start-up's allocations: fit the growth after it
+    steady = points[1:] if len(points) > 2 else points
+    per_second = _slope([p.elapsed for p in steady], [float(p.rss) for p in steady])
+    last = points[-1]
     rate = last.ops / last.elapsed
+    print(f"RSS growth after warm-up: {per_second / 1024:,.1f} KB/s = "
+          f"{per_second / rate:.2f} B per operation")
     for label, length, limit in (("1 h", 3600, 150), ("24 h", 86_400, 500)):
         projected = (last.rss + per_second * (length - last.elapsed)) / MB
         verdict = "met" if projected < limit else "NOT met"
@@ -129,6 +133,13 @@ def extrapolate(points: list[Point]) -> None:
           f"(limit 1 s) -> {'met' if worst < 1 else 'NOT met'}")
     print(f"progress tick: {points[0].tick_us:.2f} µs at {points[0].ops:,} ops, "
           f"{last.tick_us:.2f} µs at {last.ops:,} ops")
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs."""
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
 def day_of_buckets() -> None:

@@ -223,7 +223,8 @@ def _timeline(agg: Aggregator, n: int, windows: Sequence[FaultWindow],
               end: float) -> list[dict[str, Any]]:
     """One row per bucket; column-wise, since a day has 86,400 of them."""
     width = agg.width
-    times = [round(i * width, 6) for i in range(n)]
+    exact = (width * 4).is_integer()  # multiples of 1/4 s are exact in binary: no rounding
+    times = [i * width for i in range(n)] if exact else [round(i * width, 6) for i in range(n)]
     p99s = [None if x != x else round(x, 6) for x in _column(agg.p99, n, math.nan)]
     columns = zip(times, _column(agg.ok, n, 0), _column(agg.fail, n, 0),
                   _column(agg.info, n, 0), _column(agg.recovered, n, 0), p99s,

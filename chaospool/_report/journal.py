@@ -265,6 +265,10 @@ class TimelineBucket(_ItemAccess):
     recovered: int
     p99_latency: float | None
     faults_active: tuple[str, ...]
+    # outcomes (docs/reports.md): ok + fail + info = succeeded + errors
+    ok: int = 0
+    fail: int = 0
+    info: int = 0
 
 
 def _fault_record(d: Mapping[str, Any]) -> FaultRecord:
@@ -285,6 +289,7 @@ def _bucket(d: Mapping[str, Any]) -> TimelineBucket:
         t=d["t"], succeeded=d.get("succeeded", 0), errors=d.get("errors", 0),
         recovered=d.get("recovered", 0), p99_latency=d.get("p99_latency"),
         faults_active=tuple(d.get("faults_active") or ()),
+        ok=d.get("ok", d.get("succeeded", 0)), fail=d.get("fail", 0), info=d.get("info", 0),
     )
 
 
