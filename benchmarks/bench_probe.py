@@ -32,7 +32,7 @@ import anyio
 import anyio.lowlevel
 
 from chaospool._probe import Aggregator, PhaseClock, Probe, summarize
-from chaospool._worker.builtins import BUILTINS
+from chaospool._worker.builtins import COMMANDS as BUILTINS
 
 
 @dataclass(frozen=True)

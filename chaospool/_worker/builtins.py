@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ("BUILTINS", "COUNTER_KEY")
+__all__ = ("COMMANDS", "COUNTER_KEY")
 
 COUNTER_KEY = "chaospool.counter"
 
@@ -27,4 +27,6 @@ def read(args: Any, ctx: Any) -> dict[str, int]:
     return {"value": int(ctx.session.get(COUNTER_KEY, 0)), "pid": os.getpid()}
 
 
-BUILTINS: dict[str, Any] = {"chaospool.incr": incr, "chaospool.read": read}
+# served by every worker's dispatch (``WorkerCore``) after the user's own commands; not listed
+# among the worker's commands (``Pool.commands`` shows what the user wrote)
+COMMANDS: dict[str, Any] = {"chaospool.incr": incr, "chaospool.read": read}

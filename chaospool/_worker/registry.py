@@ -51,14 +51,6 @@ def _held_by(module: Any) -> dict[str, Handler]:
 
 
 def load_commands(spec: str) -> dict[str, Handler]:
-    """The commands a worker serves: the built-ins (``chaospool._worker.builtins``) and the
-    user's (:func:`user_commands`); a user command of the same name wins."""
-    from chaospool._worker.builtins import BUILTINS
-
-    return {**BUILTINS, **user_commands(spec)}
-
-
-def user_commands(spec: str) -> dict[str, Handler]:
     """Import ``module`` (or ``module:object``) and return its commands by name.
 
     ``module`` gives the ``@command`` handlers that module holds (its own and those it

@@ -17,7 +17,7 @@ from probe_fakes import Load, Mix, RealClock, StepClock
 
 from chaospool._probe import Aggregator, Checker, Probe, summarize
 from chaospool._probe.consistency import INCR, READ
-from chaospool._worker.builtins import BUILTINS
+from chaospool._worker.builtins import COMMANDS as BUILTINS
 
 OK, FAIL, INFO = 0, 1, 2
 
