@@ -5,12 +5,15 @@ Measures, in one run:
 1. the probe's maximum rate: closed loop against a pool that answers at once (only the
    probe's own work is left: draw, execute call, recording), with the same loop without the
    probe's bookkeeping for comparison -- the difference is the probe's cost per operation;
+   once as a run records (the live aggregator), once more with ``load.consistency`` on (a
+   quarter of the calls are checked counter operations);
 2. the pool's noop (``ping``) throughput with and without the probe's instrumentation, on the
    real ``chaospool.Pool`` (``--backend memory`` or ``process``) when it is importable;
    rounds alternate so that drift on a shared machine hits both sides alike;
 3. how long ``summarize`` takes for the operations recorded.
 
-Target: the probe sustains >= 10,000 ops/s, and costs < 5 % of the pool's noop throughput.
+Target: the probe sustains >= 10,000 ops/s, and costs < 5 % of the pool's noop throughput --
+with the consistency checker on as well.
 
     python benchmarks/bench_probe.py [--seconds 2] [--rounds 3] [--clients 50]
                                      [--backend memory|process] [--size 2]
@@ -28,7 +31,8 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from chaospool._probe import Probe, summarize
+from chaospool._probe import Aggregator, PhaseClock, Probe, summarize
+from chaospool._worker.builtins import COMMANDS as BUILTINS
 
 
 @dataclass(frozen=True)
@@ -46,16 +50,31 @@ class _Load:
     sessions: int | None = None
     retries: int = 0
     mix: tuple[_Mix, ...] = (_Mix(),)
+    consistency: bool = False
+
+
+class _Ctx:
+    __slots__ = ("session",)
+
+    def __init__(self, session: dict[str, Any]) -> None:
+        self.session = session
 
 
 class InstantPool:
-    """Answers every call after one scheduling point: the cheapest pool there can be."""
+    """Answers every call after one scheduling point: the cheapest pool there can be (the
+    built-in counter commands run on a per-session dict, as a worker runs them)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, dict[str, Any]] = {}
 
     async def execute(self, command: str, args: Any = None, *, session: str | None = None,
                       timeout: float | None = None,  # noqa: ASYNC109  reason: Pool's signature
                       retries: int = 0) -> Any:
         await anyio.lowlevel.checkpoint()
-        return "pong"
+        handler = BUILTINS.get(command)
+        if handler is None or session is None:
+            return "pong"
+        return handler(args, _Ctx(self.sessions.setdefault(session, {})))
 
 
 def _clock() -> Any:
@@ -80,24 +99,28 @@ async def direct(pool: Any, clients: int, seconds: float) -> float:
 
 
 async def probed(pool: Any, clients: int, seconds: float, *, sessions: int | None = None,
-                 retries: int = 0) -> tuple[float, Probe]:
-    """Ops/s of the probe driving the same pool with the same concurrency."""
+                 retries: int = 0, consistency: bool = False) -> tuple[float, Probe]:
+    """Ops/s of the probe driving the same pool with the same concurrency, recording as a run
+    does (the live aggregator, phases fed as a run feeds them)."""
     clock = _clock()
-    probe = Probe(pool, _Load(clients=clients, sessions=sessions, retries=retries),
-                  random.Random(1), clock)
+    phases = PhaseClock(1)
+    load = _Load(clients=clients, sessions=sessions, retries=retries, consistency=consistency)
+    probe = Probe(pool, load, random.Random(1), clock,
+                  recorder=Aggregator(0.1, phases))
     await probe.run(seconds)
     return len(probe.recorder) / clock(), probe
 
 
 async def compare(pool: Any, clients: int, seconds: float, rounds: int, *,
-                  sessions: int | None = None) -> dict[str, Any]:
+                  sessions: int | None = None, consistency: bool = False) -> dict[str, Any]:
     bare, with_probe = [], []
     probe = None
     for _ in range(rounds):
         bare.append(await direct(pool, clients, seconds))
         # retries armed (never needed here); sessions only where the pool ignores them, since
         # on a real pool session affinity is the pool's work, not the probe's
-        rate, probe = await probed(pool, clients, seconds, sessions=sessions, retries=3)
+        rate, probe = await probed(pool, clients, seconds, sessions=sessions, retries=3,
+                                   consistency=consistency)
         with_probe.append(rate)
     assert probe is not None
     b, p = statistics.median(bare), statistics.median(with_probe)
@@ -117,8 +140,7 @@ def report(title: str, r: dict[str, Any]) -> None:
 
 def time_summary(probe: Probe, seconds: float) -> None:
     t = time.perf_counter()
-    out = summarize(probe.recorder, first_inject=seconds / 3, last_revert=2 * seconds / 3,
-                    end=seconds, bucket=0.1, faults=[("f", seconds / 3, 2 * seconds / 3)])
+    out = summarize(probe.recorder, end=seconds, faults=[("f", seconds / 3, 2 * seconds / 3)])
     took = time.perf_counter() - t
     m = out["metrics"]
     print(f"summarize: {m['total']:,} operations in {took:.2f} s "
@@ -131,6 +153,13 @@ async def main(args: argparse.Namespace) -> None:
     probe_cost = 1 / r["probe"] - 1 / r["direct"]
     print(f"  probe max rate: {r['probe']:,.0f} ops/s (target >= 10,000)")
     time_summary(r["probe_obj"], args.seconds)
+    rc = await compare(InstantPool(), args.clients, args.seconds, args.rounds, sessions=50,
+                       consistency=True)
+    report(f"1b. the same with load.consistency on, {args.clients} clients", rc)
+    checker = rc["probe_obj"].checker
+    print(f"  checked: {checker.increments_acknowledged:,} increments, {checker.reads:,} reads,"
+          f" lost {checker.lost_updates}, stale {checker.stale_reads}")
+    consistency_cost = 1 / rc["probe"] - 1 / rc["direct"]
     try:
         from chaospool.pool import Pool
     except ImportError:
@@ -147,6 +176,10 @@ async def main(args: argparse.Namespace) -> None:
           f"({probe_cost * 1e6:.2f} µs of {1e6 / r['direct']:.1f} µs per operation)")
     verdict = "met" if max(r["overhead_pct"], estimate) < 5 else "NOT met"
     print(f"  target < 5 % -> {verdict}")
+    with_checker = 100 * consistency_cost * r["direct"]
+    verdict = "met" if with_checker < 5 else "NOT met"
+    print(f"  with load.consistency on: {with_checker:.1f} % "
+          f"({consistency_cost * 1e6:.2f} µs per operation) -> target < 5 % {verdict}")
 
 
 if __name__ == "__main__":

@@ -185,13 +185,14 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
 @click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
 def report(journal: str, html_path: str | None, junit_path: str | None,
            reports: list[Output], plugins: tuple[str, ...]) -> None:
-    """Re-render a journal: the terminal summary, and any --report / --html / --junit file."""
+    """Re-render a journal or a history (docs/reports.md): the terminal summary, and any
+    --report / --html / --junit file."""
     from chaospool._report.console import print_summary, write_reports
     from chaospool._report.select import bind
 
     outputs = [*reports, *_shorthands(None, html_path, junit_path)]
     found = _reporters_for_report(plugins, outputs)
-    data = _read_journal_or_exit(journal)
+    data = _read_input_or_exit(journal)
     # the journal is the only input here: a reporter that cannot draw it means a foreign file
     failures = write_reports(data, bind(outputs, found))
     if failures:
@@ -200,6 +201,18 @@ def report(journal: str, html_path: str | None, junit_path: str | None,
         print_summary(data, quiet=False, verbose=False)
     except (LookupError, TypeError, ValueError, AttributeError) as exc:
         _fail_invalid([f"{journal}:1:1: not a chaospool journal: {type(exc).__name__}: {exc}"])
+
+
+def _read_input_or_exit(path: str) -> dict[str, Any]:
+    """A journal, or a history rebuilt into one (same aggregator and checker as a live run)."""
+    from chaospool._engine.history import HistoryError, is_history, journal_from_history
+
+    if not is_history(path):
+        return _read_journal_or_exit(path)
+    try:
+        return journal_from_history(path)
+    except (OSError, HistoryError) as exc:
+        _fail_invalid([str(exc)])
 
 
 def _read_journal_or_exit(path: str) -> dict[str, Any]:
@@ -246,6 +259,8 @@ def _shorthands(journal: str | None, html: str | None, junit: str | None) -> lis
 @click.option("--report", "reports", multiple=True, metavar="NAME=PATH", callback=_report_specs,
               help="write the output of any reporter, built-in or plugin (repeatable)")
 @click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False), callback=_writable,
+              help="write every operation as JSON lines (docs/reports.md)")
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
 @click.option("--quiet", "-q", is_flag=True, help="only the verdict")
 @click.option("--verbose", "-v", is_flag=True, help="fault evidence and more")
@@ -258,6 +273,7 @@ def run(
     junit_path: str | None,
     reports: list[Output],
     plugins: tuple[str, ...],
+    history_path: str | None,
     dry_run: bool,
     quiet: bool,
     verbose: bool,
@@ -273,7 +289,7 @@ def run(
         return
     outputs = [*_shorthands(journal_path, html_path, junit_path), *reports]
     _check_reporters(loaded, outputs)
-    outs = _OutputPaths(outputs, multiple=len(loaded) > 1)
+    outs = _OutputPaths(outputs, multiple=len(loaded) > 1, history=history_path)
     codes: list[int] = []
     for item in loaded:
         codes.append(_run_one(item, seed, outs, quiet, verbose))
@@ -318,13 +334,16 @@ class _OutputPaths:
     is interrupted); without one, the journal goes to ``DEFAULT_JOURNAL``.
     """
 
-    def __init__(self, outputs: Sequence[Output], *, multiple: bool) -> None:
+    def __init__(self, outputs: Sequence[Output], *, multiple: bool,
+                 history: str | None = None) -> None:
         journals = [o for o in outputs if o.name == "journal"]
         self.journal = journals[0].path if journals else DEFAULT_JOURNAL
         self.others = [o for o in outputs if not (journals and o is journals[0])]
         self.multiple = multiple
         self.stdout_journals: list[dict[str, Any]] = []
         self._used: set[str] = set()
+        self._history = history
+        self.history: str | None = history  # the --history path of the experiment resolved last
 
     def resolve(self, stem: str) -> tuple[str, list[Output]]:
         """The journal path and the other outputs of the experiment named ``stem``."""
@@ -333,6 +352,8 @@ class _OutputPaths:
         if not self.multiple:
             return self.journal, list(self.others)
         stem = self._unique(stem)
+        if self._history is not None:
+            self.history = with_stem(Output("history", self._history), stem).path
         journal = with_stem(Output("journal", self.journal), stem).path
         return journal, [with_stem(o, stem) for o in self.others]
 
@@ -371,7 +392,8 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
     journal_path, others = outs.resolve(stem)
     collect = journal_path == "-" and outs.multiple  # printed together once all have run
     _catch_early_signals()
-    report = anyio.run(_run_watched, item, seed, None if collect else journal_path, quiet)
+    report = anyio.run(_run_watched, item, seed, None if collect else journal_path, quiet,
+                       outs.history)
     _catch_early_signals()
     journal = report.to_dict()
     if collect:
@@ -383,7 +405,8 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
     return EXIT_FAILED if failed and code != EXIT_INTERRUPTED else code
 
 
-async def _run_watched(item: Any, seed: int | None, journal_path: str | None, quiet: bool) -> Any:
+async def _run_watched(item: Any, seed: int | None, journal_path: str | None, quiet: bool,
+                       history_path: str | None = None) -> Any:
     """One run with the signal watcher and the live progress around it."""
     import anyio
 
@@ -395,7 +418,7 @@ async def _run_watched(item: Any, seed: int | None, journal_path: str | None, qu
         tg.start_soon(_watch_signals, stop, quiet)
         with live_progress(item.experiment, enabled=not quiet) as live:
             report = await run_loaded(item, seed=seed, journal_path=journal_path, stop=stop,
-                                      on_progress=feed(live))
+                                      on_progress=feed(live), history_path=history_path)
         tg.cancel_scope.cancel()
     return report
 

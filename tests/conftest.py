@@ -4,6 +4,7 @@ no child process behind."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -32,3 +33,19 @@ def _no_leftover_processes() -> Iterator[None]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _outcomes_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every journal built in a test keeps ok + fail + info = total (docs/reports.md)."""
+    from chaospool._engine import session
+    from chaospool._probe.summary import accounting_errors
+
+    build = session.build_journal
+
+    def checked(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        journal = build(*args, **kwargs)
+        assert not accounting_errors(journal), accounting_errors(journal)
+        return journal
+
+    monkeypatch.setattr(session, "build_journal", checked)

@@ -245,6 +245,7 @@ class _Builder:
             sessions=values["sessions"],
             retries=values["retries"],
             mix=values["mix"],
+            consistency=values["consistency"],
         )
 
     def _mix(self, path: Path, raw: Any) -> Any:

@@ -52,6 +52,11 @@ METRICS: dict[str, tuple[str, ...]] = {
     "max_latency": ("number", "duration"),
     "recovery_time": ("number", "duration"),
     "worker_restarts": ("number",),
+    # docs/reports.md, "Outcomes" and "Consistency"
+    "indeterminate": ("number",),
+    "maybe_duplicated": ("number",),
+    "lost_updates": ("number",),
+    "stale_reads": ("number",),
 }
 
 
@@ -134,6 +139,13 @@ KEYS: tuple[KeyDoc, ...] = (
         "int >= 0",
         0,
         "Attempts after the first, on worker crash, timeout or partition.",
+    ),
+    KeyDoc(
+        "load.consistency",
+        "bool",
+        False,
+        "true: a share of the calls are built-in per-session counter increments and reads, "
+        "checked for lost updates and stale reads (docs/reports.md).",
     ),
     KeyDoc(
         "load.mix",
@@ -288,6 +300,7 @@ class LoadSpec:
     sessions: int | None
     retries: int
     mix: tuple[MixEntry, ...]
+    consistency: bool = False
 
     @property
     def open_loop(self) -> bool:

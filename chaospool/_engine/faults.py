@@ -50,6 +50,12 @@ class Injection:
     done: anyio.Event = field(default_factory=anyio.Event)
     revert_deadline: float = math.inf  # see wind_down
     revert_scope: anyio.CancelScope | None = None
+    # told "injected", "reverted" and "settled" as they happen (live phases, the history)
+    listener: Callable[[str, Injection], None] | None = None
+
+    def notify(self, what: str) -> None:
+        if self.listener is not None:
+            self.listener(what, self)
 
     @property
     def active(self) -> bool:
@@ -170,6 +176,7 @@ async def _inject_and_hold(
     inj.targets = [{"index": h.index, "pid": h.pid} for h in targets]
     hooks.before_fault(inj.scheduled, inj.ctx)
     inj.injected_at = clock()
+    inj.notify("injected")
     try:
         await inj.fault.inject(inj.ctx)
     except Exception as exc:  # reason: any fault (plugin ones too) may raise; it is journaled
@@ -182,6 +189,7 @@ async def _inject_and_hold(
 async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> None:
     if inj.ctx is None or inj.injected_at is None:
         inj.done.set()
+        inj.notify("settled")
         return  # never injected: nothing to revert
     inj.revert_scope = scope = anyio.CancelScope(deadline=inj.revert_deadline)
     try:
@@ -193,6 +201,8 @@ async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> Non
     if scope.cancelled_caught:
         inj.ctx.record(revert_cut_short=True)
     inj.reverted_at = clock()
+    inj.notify("reverted")
+    inj.notify("settled")
     inj.done.set()
     hooks.after_fault(inj.scheduled, inj.ctx, inj.to_dict())
 

@@ -29,22 +29,34 @@ def reproduce_command(state: RunState) -> str:
 def _summary(state: RunState) -> dict[str, Any]:
     from chaospool._probe import bucket_width, summarize
 
-    return summarize(
+    summary = summarize(
         state.probe.recorder if state.probe is not None else None,
         end=state.end,
         worker_restarts=max(0, state.restarts_at_end - state.restarts_at_start),
         restart_times=state.restart_times,
         bucket=bucket_width(state.experiment.duration),
         faults=_fault_windows(state),
+        consistency=_consistency(state),
     )
+    return summary
+
+
+def _consistency(state: RunState) -> dict[str, Any] | None:
+    checker = getattr(state.probe, "checker", None)
+    return None if checker is None else dict(checker.to_dict())
 
 
 def build_journal(state: RunState) -> dict[str, Any]:
     """The journal of a finished (completed, failed or aborted) run."""
+    from chaospool._probe.summary import accounting_errors
     from chaospool._report.journal import assemble_journal, evaluate_checks
 
     experiment = state.experiment
     summary = _summary(state)
+    broken = accounting_errors(summary)
+    if broken and state.status != "aborted":  # an internal bug: never a passing verdict
+        state.status = "failed"
+        state.error = state.error or f"internal error: {broken[0]}"
     checks = evaluate_checks(experiment.steady_state, summary)
     extra: dict[str, Any] = {
         "error": state.error,
@@ -55,6 +67,8 @@ def build_journal(state: RunState) -> dict[str, Any]:
     }
     if state.probe is not None:
         extra["load"] = state.probe.info()
+    if "consistency" in summary:
+        extra["consistency"] = summary["consistency"]
     return assemble_journal(
         chaospool_version=__version__,
         seed=state.seed,

@@ -107,20 +107,26 @@ async def run_loaded(
     journal_path: str | os.PathLike[str] | None = None,
     stop: anyio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    history_path: str | os.PathLike[str] | None = None,
 ) -> Report:
     """Run a loaded experiment to a Report; the journal is written even when aborted.
 
     Never raises for what happens inside the run: an error chaospool did not expect (a bug, a
     plugin's value that breaks the summary) ends it as ``failed`` with ``error`` naming it and
     the journal written, so exit code 1 keeps meaning "a tolerance failed".
+    ``history_path``: stream the operations there as a history (docs/reports.md).
     """
     run_seed = resolve_seed(loaded.experiment, seed)
     state = prepare(loaded.experiment, seed=run_seed, registry=loaded.registry)
     state.replay = loaded.replay
     try:
+        state.history = _open_history(history_path)
         await run_experiment(state, hooks=loaded.hooks, stop=stop, on_progress=on_progress)
     except Exception as exc:  # reason: the run must end with a journal, whatever broke
         _mark_failed(state, exc)
+    finally:
+        if state.history is not None:
+            state.history.close()
     journal = _final_journal(loaded, state)
     if journal_path is not None:
         write_journal(journal, journal_path)
@@ -133,6 +139,14 @@ def _mark_failed(state: RunState, exc: BaseException) -> None:
         exc = exc.exceptions[0]  # the task group's wrapping says nothing to the user
     state.status = "failed"
     state.error = state.error or f"{type(exc).__name__}: {exc}"
+
+
+def _open_history(path: str | os.PathLike[str] | None) -> Any:
+    if path is None:
+        return None
+    from chaospool._probe import HistoryWriter
+
+    return HistoryWriter(path)
 
 
 def _final_journal(loaded: Loaded, state: RunState) -> dict[str, Any]:

@@ -33,7 +33,19 @@ from typing import Any, Protocol
 import anyio
 import anyio.abc
 
-from chaospool._probe.recorder import OK, WRONG_REPLY, Recorder, code_of
+from chaospool._probe.aggregate import Aggregator
+from chaospool._probe.consistency import INCR, READ, SHARE, Checker, counter_sessions
+from chaospool._probe.history import HistoryWriter
+from chaospool._probe.recorder import (
+    INFO,
+    KIND_OUTCOMES,
+    OK,
+    OUTCOME_KINDS,
+    WRONG_REPLY,
+    Recorder,
+    code_of,
+    outcome_of,
+)
 from chaospool.errors import ChaospoolError, RequestTimeout, WorkerCrashed
 
 __all__ = ("DEFAULT_MAX_IN_FLIGHT", "LoadLike", "MixLike", "PoolLike", "Probe")
@@ -90,10 +102,13 @@ def _carries(reply: Any, token: str) -> bool:
 
 
 class Probe:
-    """Generates the load on ``pool`` and keeps one outcome per operation in ``recorder``.
+    """Generates the load on ``pool`` and records one outcome per operation in ``recorder``.
 
     ``rng`` draws commands and sessions (seeded: the same seed gives the same mix);
-    ``clock()`` returns seconds since the run's start and stamps every row.
+    ``clock()`` returns seconds since the run's start and stamps every operation.
+    ``recorder``: an ``Aggregator`` (a run: flat memory) or, by default, a ``Recorder`` that
+    keeps rows (tests). ``checker``: the consistency checker (``load.consistency``; made here
+    when the load asks for it). ``history``: where to stream the history (``--history``).
     """
 
     def __init__(
@@ -104,18 +119,20 @@ class Probe:
         clock: Callable[[], float],
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        recorder: Recorder | Aggregator | None = None,
+        history: HistoryWriter | None = None,
     ) -> None:
         if not load.mix:
             raise ValueError("load.mix is empty: the probe has nothing to call")
         weights = [float(e.weight) for e in load.mix]
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError("load.mix weights must be >= 0 and not all 0")
-        self.recorder = recorder = Recorder()
-        # Bound appends: recording an outcome costs four C calls and no attribute lookups.
-        self._add_start = recorder.starts.append
-        self._add_end = recorder.ends.append
-        self._add_code = recorder.codes.append
-        self._add_attempts = recorder.attempts.append
+        self.recorder = recorder if recorder is not None else Recorder()
+        self.history = history
+        self.checker: Checker | None = None
+        if getattr(load, "consistency", False):
+            self.checker = Checker(counter_sessions(load.sessions, load.clients),
+                                   prefix=f"chaospool-c{int(rng.random() * 1e6):06d}-")
         self._execute = pool.execute
         self._load = load
         self._random = rng.random
@@ -132,6 +149,7 @@ class Probe:
         self.launched = 0
         self.shed = 0
         self.max_in_flight = 0
+        self._next_process = 0
 
     @property
     def open_loop(self) -> bool:
@@ -175,6 +193,7 @@ class Probe:
             "shed": self.shed,
             "max_in_flight": self.max_in_flight,
             "in_flight_cap": self._cap if self.open_loop else None,
+            "consistency": self.checker is not None,
         }
 
     # -- load shapes -----------------------------------------------------------------------
@@ -221,6 +240,20 @@ class Probe:
         token = f"op-{self._tokens}"
         return command, {**(args or {}), "token": token}, token
 
+    def _draw_checked(self) -> tuple[int, str]:
+        """A free checked session and a counter command (half increments, half reads), or
+        ``(-1, "")`` when this operation is an ordinary one."""
+        checker = self.checker
+        if checker is None or self._random() >= SHARE:
+            return -1, ""
+        index = checker.acquire(self._random)
+        return index, (INCR if self._random() < 0.5 else READ)
+
+    def _process(self) -> int:
+        """A fresh history process number (Knossos: a process with an info op never returns)."""
+        self._next_process += 1
+        return self._next_process - 1
+
     async def _operations(self, due: float | None) -> None:
         """One operation scheduled at ``due`` (open loop), or -- ``due`` None -- a closed-loop
         client's whole life: operation after operation until ``stop_at``.
@@ -230,36 +263,82 @@ class Probe:
         """
         clock, execute, draw, retries = self._clock, self._execute, self._draw, self._retries
         sessions, random_ = self._sessions, self._random
-        add_start, add_end = self._add_start, self._add_end
-        add_code, add_attempts = self._add_code, self._add_attempts
+        add, checker, history = self.recorder.add, self.checker, self.history
         think = self._load.think
+        process = self._process() if history is not None else 0
         while True:
             if due is None:
                 if clock() >= self._stop_at:
                     return
                 self.launched += 1
-            command, args, token = draw()
-            session = sessions[int(random_() * len(sessions))] if sessions else None
+            checked, command = self._draw_checked() if checker is not None else (-1, "")
+            if checked >= 0:
+                assert checker is not None
+                args: Any = None
+                token: str | None = None
+                session: str | None = checker.names[checked]
+            else:
+                command, args, token = draw()
+                session = sessions[int(random_() * len(sessions))] if sessions else None
             start = clock() if due is None else due
-            attempts = 0
-            while True:
-                attempts += 1
-                try:
-                    reply = await execute(command, args, session=session, retries=0)
-                except _RETRYABLE as exc:
-                    if attempts <= retries:
-                        continue
-                    code = code_of(exc)
-                except ChaospoolError as exc:
-                    code = code_of(exc)
-                else:
-                    code = OK if token is None or _carries(reply, token) else WRONG_REPLY
-                break
-            add_start(start)
-            add_end(clock())
-            add_code(code)
-            add_attempts(attempts)
+            if history is not None:
+                history.invoke(process, command, 1 if command == INCR else args, start,
+                               session)
+            attempts, dup, reply = 0, False, None
+            try:
+                while True:
+                    attempts += 1
+                    try:
+                        reply = await execute(command, args, session=session, retries=0)
+                    except _RETRYABLE as exc:
+                        outcome = outcome_of(exc)
+                        if attempts <= retries:
+                            dup = dup or outcome == INFO
+                            continue
+                        code = code_of(exc)
+                    except ChaospoolError as exc:
+                        code, outcome = code_of(exc), outcome_of(exc)
+                    else:
+                        code = OK if token is None or _carries(reply, token) else WRONG_REPLY
+                        outcome = KIND_OUTCOMES[code]
+                    break
+            except BaseException:
+                # cut off (an aborted run): no outcome, but the history and the checker
+                # must know the call may have happened
+                self._abandoned(checked, command, start, attempts, process, session)
+                raise
+            end = clock()
+            parsed = None
+            if checked >= 0:
+                assert checker is not None
+                if code == OK and (parsed := checker.reply(reply)) is None:
+                    code, outcome = WRONG_REPLY, INFO
+                checker.complete(checked, command, start, end, outcome, attempts, parsed)
+            add(start, end, code, attempts, outcome, dup)
+            if history is not None:
+                self._history_complete(process, outcome, command, code, parsed, end, session,
+                                       attempts)
+                if outcome == INFO:
+                    process = self._process()
             if due is not None:
                 return
             if think > 0:
                 await anyio.sleep(think)
+
+    def _history_complete(self, process: int, outcome: int, command: str, code: int,
+                          parsed: tuple[int, int | None] | None, end: float,
+                          session: str | None, attempts: int) -> None:
+        assert self.history is not None
+        value: Any = None if parsed is None else (1 if command == INCR else parsed[0])
+        self.history.complete(process, outcome, command, value, end,
+                              None if parsed is None else parsed[1], session,
+                              None if code == OK else OUTCOME_KINDS[code], attempts)
+
+    def _abandoned(self, checked: int, command: str, start: float, attempts: int,
+                   process: int, session: str | None) -> None:
+        end = self._clock()
+        if checked >= 0 and self.checker is not None:
+            self.checker.complete(checked, command, start, end, INFO, max(1, attempts), None)
+        if self.history is not None:
+            self.history.complete(process, INFO, command, None, end, None, session,
+                                  "abandoned")

@@ -1,9 +1,10 @@
-"""From recorded outcomes to the journal's ``metrics``, ``phases`` and ``timeline``.
+"""From the aggregated operations to the journal's ``metrics``, ``phases`` and ``timeline``.
 
-Everything is computed here, once, after the run: a column-wise pass over the recorder's arrays
-fills a tally per phase (by the operation's *start*) and per timeline bucket (by its *end*), each
-with its own HdrHistogram of latencies in microseconds. Percentiles come from those histograms; the
-mean and the maximum are exact.
+The probe aggregates as it goes (:mod:`chaospool._probe.aggregate`): a tally per phase (by the
+operation's *start*) and per timeline bucket (by its *end*). Summarizing only reads those
+tallies, so it takes the same time after a minute or a day (docs/design.md, "Long runs").
+Percentiles come from each phase's histogram (0.1 % bins); a bucket's p99, the mean and the
+maximum are exact.
 
 Empty sets: a phase or bucket without operations has ``success_rate``, ``error_rate`` and every
 latency ``null`` (there is nothing to measure), counts 0 and ``throughput`` 0.
@@ -12,24 +13,22 @@ latency ``null`` (there is nothing to measure), counts 0 and ``throughput`` 0.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
+from chaospool._probe.aggregate import Aggregator, PhaseTally
+from chaospool._probe.phases import PhaseClock
+from chaospool._probe.recorder import ERROR_KINDS, FAIL, INFO, OK, Recorder
 
-from chaospool._probe.recorder import ERROR_KINDS, OK, OUTCOME_KINDS, Recorder
-
-__all__ = ("PHASES", "FaultWindow", "bucket_width", "recovery_time", "summarize")
+__all__ = (
+    "PHASES", "FaultWindow", "accounting_errors", "bucket_width", "fault_bounds",
+    "fault_windows", "recovery_time", "replay", "summarize",
+)
 
 PHASES = ("before", "during", "after")
 FaultWindow = tuple[str, float | None, float | None]  # (name, injected_at, reverted_at)
 
-_LOWEST_US = 1
-_HIGHEST_US = 3_600_000_000  # one hour; slower operations are clamped to it
-_SIGNIFICANT = 3
 _PERCENTILES = {"p50_latency": 50.0, "p90_latency": 90.0, "p95_latency": 95.0,
                 "p99_latency": 99.0, "p999_latency": 99.9}
 _RECOVERY_SLACK = 0.01  # "within 0.01 of the before phase's success rate"
@@ -44,75 +43,50 @@ def bucket_width(duration: float) -> float:
     return 1.0
 
 
-@dataclass
-class _Tally:
-    """Counts and a latency histogram for one phase or one bucket."""
-
-    total: int = 0
-    succeeded: int = 0
-    recovered: int = 0
-    latency_sum: float = 0.0
-    latency_max: float = 0.0
-    by_code: list[int] = field(default_factory=lambda: [0] * len(OUTCOME_KINDS))
-    histogram: Any = None
-
-    def fill(self, latencies: Sequence[float]) -> None:
-        """Total, latency sum/max and histogram from this group's latencies (``by_code`` and
-        ``recovered`` are counted already). Equal microsecond values are recorded once, with
-        their count: far fewer histogram calls than operations."""
-        self.total = len(latencies)
-        self.succeeded = self.by_code[OK]
-        self.latency_sum = math.fsum(latencies)
-        self.latency_max = max(latencies)
-        self.histogram = histogram = HdrHistogram(_LOWEST_US, _HIGHEST_US, _SIGNIFICANT)
-        for value, count in Counter([round(x * 1e6) for x in latencies]).items():
-            histogram.record_value(min(_HIGHEST_US, value), count)
-
-    @property
-    def errors(self) -> int:
-        return self.total - self.succeeded
-
-    @property
-    def success_rate(self) -> float | None:
-        return self.succeeded / self.total if self.total else None
-
-    def p99(self) -> float | None:
-        if not self.total:
-            return None
-        value: int = self.histogram.get_value_at_percentile(99.0)
-        return round(min(value / 1e6, self.latency_max), 6)
-
-    def percentiles(self) -> dict[str, float | None]:
-        if not self.total:
-            return dict.fromkeys(_PERCENTILES)
-        values = self.histogram.get_percentile_to_value_dict(list(_PERCENTILES.values()))
-        # The histogram answers with its bucket's upper bound; never report above the true max.
-        return {key: round(min(values[p] / 1e6, self.latency_max), 6)
-                for key, p in _PERCENTILES.items()}
+def _percentiles(tally: PhaseTally) -> dict[str, float | None]:
+    if not tally.total or tally.histogram is None:
+        return dict.fromkeys(_PERCENTILES)
+    values = tally.histogram.percentiles(list(_PERCENTILES.values()))
+    # The histogram answers with its bin's upper edge; never report above the true max.
+    return {key: round(min(value, tally.latency_max), 6)
+            for key, value in zip(_PERCENTILES, values, strict=True)}
 
 
-def _metrics(tally: _Tally, length: float, restarts: int | None,
-             recovery: float | None) -> dict[str, Any]:
+def _metrics(tally: PhaseTally, length: float, restarts: int | None,
+             recovery: float | None,
+             consistency: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One metrics block. The consistency findings belong to the whole run: a phase's
+    ``lost_updates``/``stale_reads`` are null."""
     total = tally.total
-    mean = round(tally.latency_sum / total, 6) if total else None
+    succeeded = tally.outcomes[OK]
+    errors = total - succeeded
     return {
         "total": total,
-        "succeeded": tally.succeeded,
-        "errors": tally.errors,
+        "succeeded": succeeded,
+        "errors": errors,
         "recovered": tally.recovered,
-        "success_rate": tally.success_rate,
-        "error_rate": tally.errors / total if total else None,
+        "success_rate": succeeded / total if total else None,
+        "error_rate": errors / total if total else None,
         "throughput": total / length if total and length > 0 else 0.0,
-        "mean_latency": mean,
-        **tally.percentiles(),
+        "mean_latency": round(tally.latency_sum / total, 6) if total else None,
+        **_percentiles(tally),
         "max_latency": round(tally.latency_max, 6) if total else None,
         "worker_restarts": restarts,
         "recovery_time": recovery,
-        "errors_by_kind": {kind: tally.by_code[i + 1] for i, kind in enumerate(ERROR_KINDS)},
+        "errors_by_kind": {kind: tally.codes[i + 1] for i, kind in enumerate(ERROR_KINDS)},
+        "outcomes": _outcomes(tally.outcomes),
+        "indeterminate": tally.outcomes[INFO],
+        "maybe_duplicated": tally.dups,
+        "lost_updates": None if consistency is None else consistency["lost_updates"],
+        "stale_reads": None if consistency is None else consistency["stale_reads"],
     }
 
 
-def _windows(faults: Iterable[FaultWindow | Mapping[str, Any]]) -> list[FaultWindow]:
+def _outcomes(counts: Sequence[int]) -> dict[str, int]:
+    return {"ok": counts[OK], "fail": counts[FAIL], "info": counts[INFO]}
+
+
+def fault_windows(faults: Iterable[FaultWindow | Mapping[str, Any]]) -> list[FaultWindow]:
     """Fault windows from ``(name, injected_at, reverted_at)`` tuples or journal fault dicts."""
     windows: list[FaultWindow] = []
     for fault in faults:
@@ -149,15 +123,23 @@ def _bounds(first_inject: float | None, last_revert: float | None, end: float) -
     return _Bounds(inject, revert, end)
 
 
-def _active(windows: Sequence[FaultWindow], t: float, width: float, end: float) -> list[str]:
-    """Faults whose closed window [injected_at, reverted_at] overlaps bucket [t, t + width)."""
-    names = []
+def _active_lists(windows: Sequence[FaultWindow], n: int, width: float,
+                  end: float) -> list[list[str]]:
+    """Per bucket, the faults whose closed window [injected_at, reverted_at] overlaps bucket
+    [t, t + width): one pass per window over the buckets it covers, not per bucket and fault."""
+    active: list[list[str]] = [[] for _ in range(n)]
     for name, injected, reverted in windows:
-        assert injected is not None  # filtered by _windows
+        assert injected is not None  # filtered by fault_windows
         until = end if reverted is None else reverted
-        if injected < t + width and until >= t:
-            names.append(name)
-    return names
+        first = max(0, math.floor(injected / width + _EPS))
+        while first > 0 and injected < first * width:
+            first -= 1
+        i = first
+        while i < n and i * width <= until:
+            if injected < (i + 1) * width:
+                active[i].append(name)
+            i += 1
+    return active
 
 
 def recovery_time(
@@ -194,56 +176,6 @@ def recovery_time(
     return None
 
 
-def _group(index: Sequence[int], n: int, recorder: Recorder,
-           latencies: Sequence[float]) -> list[_Tally]:
-    """One tally per group, ``index[i]`` being operation i's group (a phase or a bucket)."""
-    tallies = [_Tally() for _ in range(n)]
-    codes, attempts = recorder.codes, recorder.attempts
-    for (group, code), count in Counter(zip(index, codes, strict=True)).items():
-        tallies[group].by_code[code] += count
-    recovered = Counter(g for g, c, a in zip(index, codes, attempts, strict=True)
-                        if c == OK and a > 1)
-    for group, count in recovered.items():
-        tallies[group].recovered = count
-    members: list[list[float]] = [[] for _ in range(n)]
-    for group, latency in zip(index, latencies, strict=True):
-        members[group].append(latency)
-    for tally, values in zip(tallies, members, strict=True):
-        if values:
-            tally.fill(values)
-    return tallies
-
-
-def _tally_all(recorder: Recorder, bounds: _Bounds, width: float,
-               n_buckets: int) -> tuple[list[_Tally], list[_Tally]]:
-    """Phases by each operation's start, buckets by its end (column-wise: this runs once per
-    recorded operation, so the per-operation work is list comprehensions and C counters)."""
-    starts, ends = recorder.starts, recorder.ends
-    latencies = [max(0.0, e - s) for s, e in zip(starts, ends, strict=True)]
-    edges = (bounds.inject, bounds.revert)
-    phase_index = [bisect_right(edges, s) for s in starts]
-    last = n_buckets - 1
-    bucket_index = [min(last, int(e / width + _EPS)) for e in ends]
-    return (_group(phase_index, len(PHASES), recorder, latencies),
-            _group(bucket_index, n_buckets, recorder, latencies))
-
-
-def _merge(tallies: Sequence[_Tally]) -> _Tally:
-    merged = _Tally()
-    for tally in tallies:
-        merged.total += tally.total
-        merged.succeeded += tally.succeeded
-        merged.recovered += tally.recovered
-        merged.latency_sum += tally.latency_sum
-        merged.latency_max = max(merged.latency_max, tally.latency_max)
-        merged.by_code = [a + b for a, b in zip(merged.by_code, tally.by_code, strict=True)]
-        if tally.histogram is not None:
-            if merged.histogram is None:
-                merged.histogram = HdrHistogram(_LOWEST_US, _HIGHEST_US, _SIGNIFICANT)
-            merged.histogram.add(tally.histogram)
-    return merged
-
-
 def _phase_restarts(restart_times: Sequence[float] | None,
                     bounds: _Bounds) -> list[int | None]:
     if restart_times is None:
@@ -255,8 +187,55 @@ def _phase_restarts(restart_times: Sequence[float] | None,
     return counts
 
 
+def replay(recorder: Recorder | None, *, width: float, first_inject: float | None,
+           last_revert: float | None) -> Aggregator:
+    """An aggregator fed with a recorder's rows (ordered by end), with known phase bounds."""
+    aggregator = Aggregator(width, PhaseClock.fixed(first_inject, last_revert))
+    if recorder is None:  # the run failed before the probe started: no operation at all
+        return aggregator
+    rows = sorted(zip(recorder.ends, recorder.starts, recorder.codes, recorder.attempts,
+                      recorder.outcomes, recorder.dups, strict=True))
+    add = aggregator.add
+    for end, start, code, attempts, outcome, dup in rows:
+        add(start, end, code, attempts, outcome, bool(dup))
+    aggregator.cancelled = recorder.cancelled
+    return aggregator
+
+
+def fault_bounds(windows: Sequence[FaultWindow], first_inject: float | None,
+                  last_revert: float | None) -> tuple[float | None, float | None]:
+    """``first_inject``/``last_revert`` unless given: the earliest ``injected_at``; the latest
+    ``reverted_at``, or ``None`` if any fault was never reverted."""
+    if first_inject is None and windows:
+        first_inject = min(w[1] for w in windows if w[1] is not None)
+    if last_revert is None and windows and all(w[2] is not None for w in windows):
+        last_revert = max(w[2] for w in windows if w[2] is not None)
+    return first_inject, last_revert
+
+
+def _column(values: Any, n: int, fill: Any) -> list[Any]:
+    """A bucket column padded (or cut) to ``n`` buckets."""
+    column = list(values[:n])
+    return column + [fill] * (n - len(column))
+
+
+def _timeline(agg: Aggregator, n: int, windows: Sequence[FaultWindow],
+              end: float) -> list[dict[str, Any]]:
+    """One row per bucket; column-wise, since a day has 86,400 of them."""
+    width = agg.width
+    exact = (width * 4).is_integer()  # multiples of 1/4 s are exact in binary: no rounding
+    times = [i * width for i in range(n)] if exact else [round(i * width, 6) for i in range(n)]
+    p99s = [None if x != x else round(x, 6) for x in _column(agg.p99, n, math.nan)]
+    columns = zip(times, _column(agg.ok, n, 0), _column(agg.fail, n, 0),
+                  _column(agg.info, n, 0), _column(agg.recovered, n, 0), p99s,
+                  _active_lists(windows, n, width, end), strict=True)
+    return [{"t": t, "succeeded": ok, "errors": fail + info, "recovered": rec,
+             "p99_latency": p99, "faults_active": active, "ok": ok, "fail": fail, "info": info}
+            for t, ok, fail, info, rec, p99, active in columns]
+
+
 def summarize(
-    recorder: Recorder | None,
+    recorder: Recorder | Aggregator | None,
     *,
     first_inject: float | None = None,
     last_revert: float | None = None,
@@ -265,49 +244,72 @@ def summarize(
     bucket: float = 1.0,
     faults: Iterable[FaultWindow | Mapping[str, Any]] = (),
     restart_times: Sequence[float] | None = None,
+    consistency: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The journal's ``metrics``, ``phases`` and ``timeline`` from the recorded outcomes.
 
     ``first_inject``/``last_revert`` default to what ``faults`` says (the earliest
     ``injected_at``; the latest ``reverted_at``, or ``None`` if any fault was never reverted).
+    A live ``Aggregator`` already holds its phases and its bucket width (``bucket`` is then
+    ignored); a ``Recorder``'s rows are replayed with these bounds.
     ``worker_restarts`` is the pool's total; ``restart_times`` (run clock) lets each phase count
     its own -- without them a phase's ``worker_restarts`` is ``None``. ``recovery_time`` is a
     property of the whole run and of its ``after`` phase; ``before``/``during`` carry ``None``.
+    ``consistency``: the checker's findings (``Checker.to_dict()``), or None without
+    ``load.consistency`` -- then ``lost_updates``/``stale_reads`` are null.
     """
     if not 0 < bucket <= 1.0:
         raise ValueError(f"timeline bucket width must be in (0, 1] seconds, not {bucket}")
-    if recorder is None:  # the run failed before the probe started: no operation at all
-        recorder = Recorder()
-    windows = _windows(faults)
-    if first_inject is None and windows:
-        first_inject = min(w[1] for w in windows if w[1] is not None)
-    if last_revert is None and windows and all(w[2] is not None for w in windows):
-        last_revert = max(w[2] for w in windows if w[2] is not None)
+    windows = fault_windows(faults)
+    first_inject, last_revert = fault_bounds(windows, first_inject, last_revert)
+    if isinstance(recorder, Aggregator):
+        agg = recorder
+    else:
+        agg = replay(recorder, width=bucket, first_inject=first_inject, last_revert=last_revert)
+    agg.finish(first_inject, last_revert)
+    width = agg.width
     bounds = _bounds(first_inject, last_revert, end)
-    span = max([bounds.end, *([max(recorder.ends)] if len(recorder) else [])])
-    n_buckets = max(1, math.ceil(span / bucket - _EPS))
-    phases, buckets = _tally_all(recorder, bounds, bucket, n_buckets)
-    overall = _merge(phases)
-    times = [round(i * bucket, 6) for i in range(n_buckets)]
+    span = max(bounds.end, agg.last_end)
+    n_buckets = max(1, math.ceil(span / width - _EPS), agg.buckets() if len(agg) else 0)
+    phases = agg.slots[:3]
+    overall = PhaseTally()
+    for tally in phases:
+        overall.absorb_copy(tally)
+    timeline = _timeline(agg, n_buckets, windows, bounds.end)
     recovery = recovery_time(
-        [(t, b.succeeded, b.total) for t, b in zip(times, buckets, strict=True)],
-        baseline=phases[0].success_rate if first_inject is not None else None,
-        first_inject=first_inject, last_revert=last_revert, width=bucket,
+        [(b["t"], b["succeeded"], b["succeeded"] + b["errors"]) for b in timeline],
+        baseline=_rate(phases[0]) if first_inject is not None else None,
+        first_inject=first_inject, last_revert=last_revert, width=width,
     )
     if worker_restarts is None:
         worker_restarts = len(restart_times) if restart_times is not None else 0
     restarts = _phase_restarts(restart_times, bounds)
     lengths = bounds.lengths() if first_inject is not None else (bounds.end, 0.0, 0.0)
-    return {
-        "metrics": _metrics(overall, bounds.end, worker_restarts, recovery),
+    summary = {
+        "metrics": _metrics(overall, bounds.end, worker_restarts, recovery, consistency),
         "phases": {
             name: _metrics(phases[i], lengths[i], restarts[i], recovery if i == 2 else None)
             for i, name in enumerate(PHASES)
         },
-        "timeline": [
-            {"t": t, "succeeded": b.succeeded, "errors": b.errors, "recovered": b.recovered,
-             "p99_latency": b.p99(),
-             "faults_active": _active(windows, t, bucket, bounds.end)}
-            for t, b in zip(times, buckets, strict=True)
-        ],
+        "timeline": timeline,
     }
+    if consistency is not None:
+        summary["consistency"] = dict(consistency)
+    return summary
+
+
+def accounting_errors(summary: Mapping[str, Any]) -> list[str]:
+    """Where ``ok + fail + info = total`` does not hold (overall, a phase, a bucket): a bug
+    in the accounting, never a property of the pool (docs/reports.md, "Outcomes")."""
+    blocks = [("overall", summary["metrics"]), *summary["phases"].items()]
+    errors = [f"{name}: outcomes {m['outcomes']} do not add up to total {m['total']}"
+              for name, m in blocks if sum(m["outcomes"].values()) != m["total"]]
+    errors += [f"timeline bucket t={b['t']}: ok + fail + info != succeeded + errors"
+               for b in summary["timeline"]
+               if b["ok"] + b["fail"] + b["info"] != b["succeeded"] + b["errors"]]
+    return errors
+
+
+def _rate(tally: PhaseTally) -> float | None:
+    total = tally.total
+    return tally.outcomes[OK] / total if total else None

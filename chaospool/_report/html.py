@@ -26,6 +26,7 @@ from chaospool._report._format import (
 )
 from chaospool._report.charts import timeline_charts
 from chaospool._report.files import write_text_atomic
+from chaospool._report.outcomes import outcomes_section
 
 __all__ = ("render_html", "write_html")
 
@@ -283,6 +284,7 @@ def render_html(journal: Mapping[str, Any]) -> str:
     """Return the whole report as one HTML document (inline CSS and SVG only)."""
     title = f"chaospool · {experiment_title(journal)}"
     body = "".join((_header(journal), _cards(journal), _checks(journal), _charts(journal),
+                    outcomes_section(journal),
                     _phases(journal), _faults(journal), _timeline_table(journal)))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

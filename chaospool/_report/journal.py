@@ -35,6 +35,8 @@ METRIC_KEYS = (
     "total", "succeeded", "errors", "recovered", "success_rate", "error_rate", "throughput",
     "mean_latency", "p50_latency", "p90_latency", "p95_latency", "p99_latency", "p999_latency",
     "max_latency", "worker_restarts", "recovery_time", "errors_by_kind",
+    # docs/reports.md, "Outcomes" and "Consistency"
+    "outcomes", "indeterminate", "maybe_duplicated", "lost_updates", "stale_reads",
 )
 _PHASE_NAMES = ("before", "during", "after")
 
@@ -132,7 +134,9 @@ def assemble_journal(
         "phases": copy.deepcopy(dict(summary["phases"])),
         "checks": [dict(c) for c in checks],
         "faults": [_fault_entry(f) for f in faults],
-        "timeline": copy.deepcopy(list(summary["timeline"])),
+        # a day has 86,400 buckets: copy them flat (a deepcopy takes seconds)
+        "timeline": [{**b, "faults_active": list(b.get("faults_active") or ())}
+                     for b in summary["timeline"]],
     }
     for key, value in (extra or {}).items():
         journal.setdefault(key, value)
@@ -253,6 +257,10 @@ class TimelineBucket(_ItemAccess):
     recovered: int
     p99_latency: float | None
     faults_active: tuple[str, ...]
+    # outcomes (docs/reports.md): ok + fail + info = succeeded + errors
+    ok: int = 0
+    fail: int = 0
+    info: int = 0
 
 
 def _fault_record(d: Mapping[str, Any]) -> FaultRecord:
@@ -273,6 +281,7 @@ def _bucket(d: Mapping[str, Any]) -> TimelineBucket:
         t=d["t"], succeeded=d.get("succeeded", 0), errors=d.get("errors", 0),
         recovered=d.get("recovered", 0), p99_latency=d.get("p99_latency"),
         faults_active=tuple(d.get("faults_active") or ()),
+        ok=d.get("ok", d.get("succeeded", 0)), fail=d.get("fail", 0), info=d.get("info", 0),
     )
 
 

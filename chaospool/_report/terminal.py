@@ -35,6 +35,7 @@ from chaospool._report._format import (
     reproduce_command,
     status_line,
 )
+from chaospool._report.outcomes import outcomes_line
 
 __all__ = ("LiveDisplay", "LiveProgress", "render_summary", "summary_renderable", "summary_text")
 
@@ -139,6 +140,11 @@ def _failed_only(journal: Mapping[str, Any]) -> dict[str, Any]:
     return {**journal, "checks": [c for c in journal.get("checks") or [] if not c.get("ok")]}
 
 
+def _inconsistent(journal: Mapping[str, Any]) -> bool:
+    found = journal.get("consistency") or {}
+    return bool(found.get("lost_updates") or found.get("stale_reads"))
+
+
 def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
                        verbose: bool = False, journal_path: str | None = None,
                        footer: bool = True) -> RenderableType:
@@ -151,6 +157,9 @@ def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
     if journal.get("checks"):
         parts.append(_checks_table(journal))
     parts.append(_phases_table(journal))
+    outcomes = outcomes_line(journal)
+    if outcomes is not None:
+        parts.append(Text(outcomes, style="red" if _inconsistent(journal) else ""))
     errors = _errors_table(journal) if verbose else None
     if errors is not None:
         parts.append(errors)

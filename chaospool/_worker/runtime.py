@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 
 from chaospool._wire import protocol as p
+from chaospool._worker.builtins import COMMANDS as BUILTIN_COMMANDS
 
 Transport = Callable[[bytes], None]
 ReplyFilter = Callable[[bytes], bytes]
@@ -194,7 +195,7 @@ class WorkerCore:
         self.runtime.send_reply(self._run(msg))
 
     def _run(self, msg: p.Request) -> bytes:
-        handler = self.commands.get(msg.command)
+        handler = self.commands.get(msg.command) or BUILTIN_COMMANDS.get(msg.command)
         if handler is None:
             known = ", ".join(sorted(self.commands))
             exc = LookupError(f"unknown command {msg.command!r} (this worker has: {known})")

@@ -26,6 +26,7 @@ class Load:
     sessions: int | None = None
     retries: int = 0
     mix: tuple[Mix, ...] = (Mix("ping"),)
+    consistency: bool = False
 
 
 @dataclass

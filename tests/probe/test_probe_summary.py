@@ -19,6 +19,7 @@ METRIC_KEYS = {
     "total", "succeeded", "errors", "recovered", "success_rate", "error_rate", "throughput",
     "mean_latency", "p50_latency", "p90_latency", "p95_latency", "p99_latency", "p999_latency",
     "max_latency", "worker_restarts", "recovery_time", "errors_by_kind",
+    "outcomes", "indeterminate", "maybe_duplicated", "lost_updates", "stale_reads",
 }
 COUNTS = ("total", "succeeded", "errors", "recovered")
 
@@ -74,7 +75,8 @@ def test_keys_are_exactly_the_contracts() -> None:
     assert all(set(p) == METRIC_KEYS for p in s["phases"].values())
     assert set(s["metrics"]["errors_by_kind"]) == set(ERROR_KINDS)
     assert all(
-        set(b) == {"t", "succeeded", "errors", "recovered", "p99_latency", "faults_active"}
+        set(b) == {"t", "succeeded", "errors", "recovered", "p99_latency", "faults_active",
+                   "ok", "fail", "info"}
         for b in s["timeline"]
     )
     json.dumps(s, allow_nan=False)  # JSON-able, no NaN or infinity
