@@ -51,11 +51,13 @@ def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str])
     from chaospool._engine.session import load_with_plugins
     from chaospool._plugins import PluginLoadError
 
+    _check_plugin_options(plugins)
     loaded: list[Any] = []
     errors: list[str] = []
     for path in paths:
         try:
-            loaded.append(load_with_plugins(path, overrides=list(sets), plugins=plugins))
+            loaded.append(load_with_plugins(path, overrides=list(sets), plugins=plugins,
+                                            check_worker=True))
         except chaospool.ExperimentError as exc:
             errors.extend(str(e) for e in exc.errors)
         except PluginLoadError as exc:
@@ -63,6 +65,22 @@ def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str])
     if errors:
         _fail_invalid(errors)
     return loaded
+
+
+def _check_plugin_options(plugins: Sequence[str]) -> None:
+    """A ``--plugin`` that does not load is the option's fault, not an experiment file's: it is
+    reported once, against the option (relative .py paths are taken from the current
+    directory)."""
+    from chaospool._plugins import PluginLoadError, plugin_manager
+
+    try:
+        plugin_manager(list(plugins))
+    except PluginLoadError as exc:
+        _fail_invalid([f"--plugin {exc.plugin}: {exc.message}"])
+
+
+def _steps(n: int) -> str:
+    return f"{n} fault step{'' if n == 1 else 's'}"
 
 
 def _writable(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -99,14 +117,19 @@ def _import_from_cwd() -> None:
 
 @main.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(experiments: tuple[str, ...]) -> None:
-    """Check experiments; print every error as FILE:LINE:COL: message."""
+@click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+def validate(experiments: tuple[str, ...], plugins: tuple[str, ...]) -> None:
+    """Check experiments; print every error as FILE:LINE:COL: message.
+
+    Also imports each worker module in a child process and checks that every command the
+    experiment names exists.
+    """
     for path in experiments:
         if not Path(path).is_file():
             _fail_invalid([f"{path}:1:1: no such file"])
-    loaded = _load_all(experiments, (), ())
+    loaded = _load_all(experiments, (), plugins)
     for path, item in zip(experiments, loaded, strict=True):
-        click.echo(f"{path}: ok ({len(item.experiment.method)} fault steps)")
+        click.echo(f"{path}: ok ({_steps(len(item.experiment.method))})")
 
 
 @main.command()
