@@ -53,6 +53,8 @@ def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) ->
         "reproduce": reproduce_command(state),
         "plugin_errors": [e.to_dict() if hasattr(e, "to_dict") else e
                           for e in plugin_errors or []],
+        "events": state.events.items,
+        "events_dropped": state.events.dropped,
     }
     if state.probe is not None:
         extra["load"] = state.probe.info()

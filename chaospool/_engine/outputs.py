@@ -54,7 +54,9 @@ def live_progress(loaded: Loaded, *, enabled: bool) -> Any:
 def feed(live: Any) -> Callable[[Progress], None]:
     def update(p: Progress) -> None:
         live.update(elapsed=p.elapsed, ops=p.ops, success_rate=p.success_rate,
-                    active_faults=p.active_faults)
+                    active_faults=p.active_faults, faults_done=p.faults_done,
+                    faults_total=p.faults_total, restarts=p.restarts, errors=p.errors,
+                    recent_faults=p.recent_faults)
 
     return update
 

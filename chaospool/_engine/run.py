@@ -19,6 +19,7 @@ import anyio
 
 import chaospool
 from chaospool._dsl.model import Experiment
+from chaospool._engine.events import EventLog
 from chaospool._engine.faults import Injection, run_injection, wind_down
 from chaospool._engine.schedule import (
     ScheduledStep,
@@ -33,6 +34,8 @@ __all__ = ("Progress", "RunState", "draw_seed", "prepare", "run_experiment")
 
 # How often the live progress callback is fed; a display refreshes no faster anyway.
 PROGRESS_INTERVAL = 0.25
+# An instant fault (a kill) is shown this long after it happened, or no one would see it.
+RECENT_FAULT = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class Progress:
     ops: int
     success_rate: float | None
     active_faults: tuple[str, ...]
+    faults_done: int = 0  # injections reverted (or failed) of faults_total
+    faults_total: int = 0
+    restarts: int = 0
+    errors: int = 0
+    recent_faults: tuple[str, ...] = ()  # ended within RECENT_FAULT seconds: a kill is instant
 
 
 @dataclass
@@ -64,6 +72,7 @@ class RunState:
     restart_times: list[float] = field(default_factory=list)
     replay: tuple[str, ...] = ()  # --set/--plugin arguments for the reproduce command
     probe: Any = None
+    events: EventLog = field(default_factory=EventLog)  # the pool's reactions (journal)
 
     def clock(self) -> float:
         return time.monotonic() - self.t0
@@ -173,6 +182,7 @@ def _note_restart(state: RunState, event: Any) -> None:
     # only replacements after the clock started count: warm-up is not part of any phase
     if event.kind == "restart" and state.t0:
         state.restart_times.append(event.time - state.t0)
+    state.events.note(event, state.t0)
 
 
 async def _drive(
@@ -223,5 +233,11 @@ def _progress(state: RunState) -> Progress:
     ok = recorder.codes.count(0)  # C-speed count of code 0 ("ok"); a few ms at 10^6 rows
     active = tuple(i.scheduled.name for i in state.injections if i.active)
     rate = ok / ops if ops else None
-    return Progress(min(state.clock(), state.experiment.duration), state.experiment.duration,
-                    ops, rate, active)
+    now = state.clock()
+    done = [i for i in state.injections if i.reverted_at is not None or i.error is not None]
+    recent = tuple(i.scheduled.name for i in done
+                   if i.reverted_at is not None and now - i.reverted_at < RECENT_FAULT)
+    return Progress(min(now, state.experiment.duration), state.experiment.duration,
+                    ops, rate, active, faults_done=len(done),
+                    faults_total=len(state.injections), restarts=len(state.restart_times),
+                    errors=ops - ok, recent_faults=recent)
