@@ -61,10 +61,14 @@ def fmt_observed(metric: str, expected: Any, observed: Any, ok: bool) -> str:
     # more decimals while the text reads as a boundary the value is not at, or (a failed
     # check) while it is not the exact value
     while decimals < _MAX_DECIMALS and float(text) != value and (
-            float(text) in avoid or not ok):
+            float(text) in avoid or not ok or _significant(text) < 2):
         decimals += 1
         text = _digits(value, decimals)
     return f"{text}{suffix}"
+
+
+def _significant(text: str) -> int:
+    return len(text.lstrip("-").replace(".", "").lstrip("0"))
 
 
 def _digits(value: float, decimals: int) -> str:
