@@ -41,6 +41,7 @@ def _summary(state: RunState) -> dict[str, Any]:
 
 def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) -> dict[str, Any]:
     """The journal of a finished (completed, failed or aborted) run."""
+    from chaospool._probe.summary import LATENCY_BAND_EDGES
     from chaospool._report.journal import assemble_journal, evaluate_checks
 
     experiment = state.experiment
@@ -55,6 +56,7 @@ def build_journal(state: RunState, *, plugin_errors: list[Any] | None = None) ->
                           for e in plugin_errors or []],
         "events": state.events.items,
         "events_dropped": state.events.dropped,
+        "latency_band_edges": list(LATENCY_BAND_EDGES),  # of each bucket's latency_bands
     }
     if state.probe is not None:
         extra["load"] = state.probe.info()

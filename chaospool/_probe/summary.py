@@ -12,7 +12,7 @@ latency ``null`` (there is nothing to measure), counts 0 and ``throughput`` 0.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +22,9 @@ from hdrh.histogram import HdrHistogram
 
 from chaospool._probe.recorder import ERROR_KINDS, OK, OUTCOME_KINDS, Recorder
 
-__all__ = ("PHASES", "FaultWindow", "bucket_width", "recovery_time", "summarize")
+__all__ = (
+    "LATENCY_BAND_EDGES", "PHASES", "FaultWindow", "bucket_width", "recovery_time", "summarize",
+)
 
 PHASES = ("before", "during", "after")
 FaultWindow = tuple[str, float | None, float | None]  # (name, injected_at, reverted_at)
@@ -32,6 +34,10 @@ _HIGHEST_US = 3_600_000_000  # one hour; slower operations are clamped to it
 _SIGNIFICANT = 3
 _PERCENTILES = {"p50_latency": 50.0, "p90_latency": 90.0, "p95_latency": 95.0,
                 "p99_latency": 99.0, "p999_latency": 99.9}
+# Upper edges (seconds) of the latency bands each timeline bucket counts, for the report's
+# latency heat map (docs/reports.md); the last band is everything slower.
+LATENCY_BAND_EDGES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+_BAND_EDGES_US = tuple(round(edge * 1e6) for edge in LATENCY_BAND_EDGES)
 _RECOVERY_SLACK = 0.01  # "within 0.01 of the before phase's success rate"
 _EPS = 1e-9
 
@@ -55,6 +61,7 @@ class _Tally:
     latency_max: float = 0.0
     by_code: list[int] = field(default_factory=lambda: [0] * len(OUTCOME_KINDS))
     histogram: Any = None
+    bands: list[int] | None = None
 
     def fill(self, latencies: Sequence[float]) -> None:
         """Total, latency sum/max and histogram from this group's latencies (``by_code`` and
@@ -65,8 +72,10 @@ class _Tally:
         self.latency_sum = math.fsum(latencies)
         self.latency_max = max(latencies)
         self.histogram = histogram = HdrHistogram(_LOWEST_US, _HIGHEST_US, _SIGNIFICANT)
+        self.bands = bands = [0] * (len(LATENCY_BAND_EDGES) + 1)
         for value, count in Counter([round(x * 1e6) for x in latencies]).items():
             histogram.record_value(min(_HIGHEST_US, value), count)
+            bands[bisect_left(_BAND_EDGES_US, value)] += count
 
     @property
     def errors(self) -> int:
@@ -75,6 +84,13 @@ class _Tally:
     @property
     def success_rate(self) -> float | None:
         return self.succeeded / self.total if self.total else None
+
+    def max_latency(self) -> float | None:
+        return round(self.latency_max, 6) if self.total else None
+
+    def latency_bands(self) -> list[int]:
+        """Operations per latency band (``LATENCY_BAND_EDGES``)."""
+        return self.bands or [0] * (len(LATENCY_BAND_EDGES) + 1)
 
     def p99(self) -> float | None:
         if not self.total:
@@ -306,7 +322,8 @@ def summarize(
         },
         "timeline": [
             {"t": t, "succeeded": b.succeeded, "errors": b.errors, "recovered": b.recovered,
-             "p99_latency": b.p99(),
+             "p99_latency": b.p99(), "max_latency": b.max_latency(),
+             "latency_bands": b.latency_bands(),
              "faults_active": _active(windows, t, bucket, bounds.end)}
             for t, b in zip(times, buckets, strict=True)
         ],

@@ -60,7 +60,7 @@ def fmt_observed(metric: str, expected: Any, observed: Any, ok: bool) -> str:
     text = _digits(value, decimals)
     # more decimals while the text reads as a boundary the value is not at, or (a failed
     # check) while it is not the exact value
-    while decimals < _MAX_DECIMALS and float(text) != value and (
+    while decimals < _MAX_DECIMALS and abs(float(text) - value) > abs(value) * 1e-7 and (
             float(text) in avoid or not ok or _significant(text) < 2):
         decimals += 1
         text = _digits(value, decimals)
@@ -119,11 +119,19 @@ def _fault_line(index: int, fault: Mapping[str, Any]) -> str:
 
 # -- the story ----------------------------------------------------------------------------------
 
-_EVENT_WORDS = {
-    "crash": "worker crashes", "restart": "replacements", "timeout": "kills of timed-out workers",
-    "health_fail": "failed health checks", "recycle": "recycles", "retire": "retirements",
-    "circuit_open": "circuit opened", "circuit_half_open": "circuit half-open",
+_EVENT_WORDS = {  # kind -> (one, several)
+    "crash": ("worker crash", "worker crashes"), "restart": ("replacement", "replacements"),
+    "timeout": ("kill of a timed-out worker", "kills of timed-out workers"),
+    "health_fail": ("failed health check", "failed health checks"),
+    "recycle": ("recycle", "recycles"), "retire": ("retirement", "retirements"),
+    "circuit_open": ("circuit opening", "circuit openings"),
+    "circuit_half_open": ("circuit half-open", "circuit half-opens"),
 }
+
+
+def _event_words(kind: str, n: int) -> str:
+    one, several = _EVENT_WORDS.get(kind, (kind, kind))
+    return f"{n} {one if n == 1 else several}"
 
 
 def stopped_note(journal: Mapping[str, Any]) -> str | None:
@@ -147,8 +155,7 @@ def happened_lines(journal: Mapping[str, Any]) -> list[str]:
     lines += [_fault_line(i, f) for i, f in enumerate(faults)]
     events = Counter(str(e.get("kind")) for e in journal.get("events") or [])
     if events:
-        lines.append("pool: " + ", ".join(f"{n} {_EVENT_WORDS.get(k, k)}"
-                                          for k, n in events.most_common()))
+        lines.append("pool: " + ", ".join(_event_words(k, n) for k, n in events.most_common()))
     lines.append(f"workers restarted: {m.get('worker_restarts', 0)}")
     lines.append(f"operations recovered (succeeded after a failed attempt): "
                  f"{m.get('recovered', 0)}")
