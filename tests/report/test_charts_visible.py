@@ -47,7 +47,7 @@ def isolated(journal: dict[str, Any]) -> dict[str, Any]:
 
 def test_isolated_buckets_between_empty_ones_are_drawn_as_dots(journal: dict[str, Any]) -> None:
     journal = isolated(journal)
-    throughput, success, latency = timeline_charts(journal)
+    _throughput, success, latency = timeline_charts(journal)
     with_data = sum(1 for b in journal["timeline"] if b["succeeded"] + b["errors"])
     assert len(dots(success, 0)) == with_data
     # the 0 % points at 12, 14, 16 s are among them, with their values on hover
