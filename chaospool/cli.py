@@ -145,13 +145,26 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
     except PluginLoadError as exc:
         _fail_invalid([str(exc)])
     if as_json:
-        keys = ("name", "description", "params", "source")
-        click.echo(json.dumps([{k: e[k] for k in keys} for e in catalog], indent=2))
+        click.echo(json.dumps([{k: v for k, v in e.items() if k != "display"}
+                               for e in catalog], indent=2))
         return
     for entry in catalog:
-        params = ", ".join(f"{k}={v}" for k, v in entry["display"].items()) or "-"
         click.echo(f"{entry['name']:<22} {entry['description']}")
-        click.echo(f"{'':<22} params: {params}  [{entry['source']}]")
+        click.echo(f"{'':<22} acts on: {_scope(entry)}   [{entry['source']}]")
+        for name, shown in entry["display"].items():
+            choices = entry["choices"].get(name)
+            kind = " | ".join(map(str, choices)) if choices else entry["types"][name]
+            click.echo(f"{'':<22}   {name}: {shown}  ({kind})")
+
+
+def _scope(entry: dict[str, Any]) -> str:
+    when = entry.get("pool_level_when")
+    if when:
+        cond = " or ".join(f"{k}: {v}" for k, values in when.items() for v in values)
+        return f"the whole pool with {cond} (target ignored); the target workers otherwise"
+    if entry["pool_level"]:
+        return "the whole pool (target ignored)"
+    return "the target workers (default: one drawn with the seed)"
 
 
 @main.command()
