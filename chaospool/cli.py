@@ -7,11 +7,12 @@ interrupted by SIGINT/SIGTERM after every fault was reverted and the journal wri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -79,6 +80,17 @@ def _check_plugin_options(plugins: Sequence[str]) -> None:
         _fail_invalid([f"--plugin {exc.plugin}: {exc.message}"])
 
 
+@contextlib.contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """A reader that closed the pipe early (``| head``) is not the run's failure: the exit code
+    still says how the run went (3 stays 3), not 1 for a BrokenPipeError."""
+    try:
+        yield
+    except BrokenPipeError:
+        # the interpreter flushes stdout again at exit: point it at /dev/null first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _steps(n: int) -> str:
     return f"{n} fault step{'' if n == 1 else 's'}"
 
@@ -128,8 +140,9 @@ def validate(experiments: tuple[str, ...], plugins: tuple[str, ...]) -> None:
         if not Path(path).is_file():
             _fail_invalid([f"{path}:1:1: no such file"])
     loaded = _load_all(experiments, (), plugins)
-    for path, item in zip(experiments, loaded, strict=True):
-        click.echo(f"{path}: ok ({_steps(len(item.experiment.method))})")
+    with _reader_may_leave():
+        for path, item in zip(experiments, loaded, strict=True):
+            click.echo(f"{path}: ok ({_steps(len(item.experiment.method))})")
 
 
 @main.command()
@@ -144,6 +157,11 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
         catalog = fault_catalog(plugins)
     except PluginLoadError as exc:
         _fail_invalid([str(exc)])
+    with _reader_may_leave():
+        _print_catalog(catalog, as_json)
+
+
+def _print_catalog(catalog: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([{k: v for k, v in e.items() if k != "display"}
                                for e in catalog], indent=2))
@@ -190,7 +208,10 @@ def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
 @main.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, help="override the experiment's seed")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a field")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="override a field by its dotted path, e.g. --set pool.size=8 --set "
+                   "duration=5s; list items by index: method.0.at=9s (or method[0].at=9s); "
+                   "VALUE is read as YAML (repeatable)")
 @click.option("--journal", "journal_path", default=DEFAULT_JOURNAL, show_default=True,
               callback=_writable, help="JSON journal path ('-' = stdout)")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
@@ -199,8 +220,10 @@ def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
               help="JUnit XML path")
 @click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
-@click.option("--quiet", "-q", is_flag=True, help="only the verdict")
-@click.option("--verbose", "-v", is_flag=True, help="fault evidence and more")
+@click.option("--quiet", "-q", is_flag=True,
+              help="print only the verdict, where an aborted run stopped, and the failed checks")
+@click.option("--verbose", "-v", is_flag=True,
+              help="also print errors by kind per phase and every fault's evidence as a table")
 def run(
     experiments: tuple[str, ...],
     seed: int | None,
@@ -223,8 +246,9 @@ def run(
             _fail_invalid([f"{path}:1:1: no such file"])
     loaded = _load_all(experiments, sets, plugins)
     if dry_run:
-        for item in loaded:
-            print_schedule(item, seed)
+        with _reader_may_leave():
+            for item in loaded:
+                print_schedule(item, seed)
         return
     outs = _OutputPaths(journal_path, html_path, junit_path, multiple=len(loaded) > 1)
     codes: list[int] = []
@@ -314,7 +338,8 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
     if collect:
         outs.stdout_journals.append(journal)
     write_reports(journal, html=html_path, junit=junit_path)
-    print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
+    with _reader_may_leave():
+        print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
     return _exit_code(journal)
 
 

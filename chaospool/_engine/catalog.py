@@ -14,8 +14,8 @@ from chaospool._plugins import fault_registry, fault_source, plugin_manager
 from chaospool.fault import Fault, Unit
 
 __all__ = (
-    "display_defaults", "fault_catalog", "param_choices", "param_defaults", "param_types",
-    "param_units", "pool_scope",
+    "display_defaults", "display_params", "fault_catalog", "param_choices", "param_defaults",
+    "param_types", "param_units", "pool_scope",
 )
 
 
@@ -120,6 +120,22 @@ def pool_scope(cls: type[Fault]) -> tuple[bool, dict[str, list[Any]] | None]:
         if pooled and len(pooled) < len(choices):
             return cls.acts_on_pool(default), {name: pooled}
     return cls.acts_on_pool(default), None
+
+
+def display_params(cls: type[Fault], values: dict[str, Any]) -> dict[str, str]:
+    """A step's parameters as a user writes them (``200ms``, not ``0.2``)."""
+    hints = typing.get_type_hints(cls.Params, include_extras=True)
+    printers: dict[str, Callable[[Any], str]] = {
+        "duration": print_duration, "size": print_size, "rate": _print_byte_rate}
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        printer = printers.get(_unit_of(_strip_optional(hints.get(name))) or "")
+        if printer is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = printer(value)
+        else:
+            plain = isinstance(value, str) and value and " " not in value
+            out[name] = value if plain else repr(value) if isinstance(value, str) else str(value)
+    return out
 
 
 def fault_catalog(plugins: Sequence[str] = ()) -> list[dict[str, Any]]:

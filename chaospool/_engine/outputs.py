@@ -14,12 +14,11 @@ from chaospool._engine.session import Loaded, resolve_seed
 __all__ = ("feed", "live_progress", "print_schedule", "print_summary", "write_reports")
 
 
-def _fmt_param(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def print_schedule(loaded: Loaded, seed: int | None) -> None:
-    """The resolved schedule: time, fault, name, target slots, parameters (one line a step)."""
+    """The resolved schedule under column headers: time, fault, name, targets, how long it is
+    held, parameters as written in YAML (one line a step)."""
+    from chaospool._engine.catalog import display_params
+
     exp = loaded.experiment
     run_seed = resolve_seed(exp, seed)
     click.echo(f"{exp.path or '<mapping>'}: {exp.title or 'untitled'}")
@@ -28,6 +27,8 @@ def print_schedule(loaded: Loaded, seed: int | None) -> None:
     steps = loaded.schedule(run_seed)
     if not steps:
         click.echo("  (no faults: a baseline run)")
+        return
+    click.echo(f"  {'at':>8}  {'fault':<20} {'name':<24} {'targets':<14}{'held':<8}parameters")
     for s in steps:
         if s.slots is not None:
             slots = "slots " + ",".join(str(i) for i in s.slots)
@@ -35,11 +36,12 @@ def print_schedule(loaded: Loaded, seed: int | None) -> None:
             slots = f"session {s.step.target.session}"
         else:
             slots = "pool"
-        params = " ".join(f"{k}={_fmt_param(v)}" for k, v in s.params_dict().items())
+        shown = display_params(loaded.registry[s.fault], s.params_dict())
+        params = " ".join(f"{k}={v}" for k, v in shown.items())
         dur = s.step.duration
-        held = f" for {print_duration(dur)}" if dur is not None else ""
-        click.echo(f"  at {print_duration(s.at):>8}  {s.fault:<20} {s.name:<24} {slots:<14}"
-                   f"{held}  {params}".rstrip())
+        held = print_duration(dur) if dur is not None else "instant"
+        click.echo(f"  {print_duration(s.at):>8}  {s.fault:<20} {s.name:<24} {slots:<14}"
+                   f"{held:<8}{params}".rstrip())
 
 
 def live_progress(loaded: Loaded, *, enabled: bool) -> Any:
@@ -67,9 +69,9 @@ def print_summary(journal: dict[str, Any], *, quiet: bool, verbose: bool,
 
     if journal_path == "-":
         # stdout carries the journal itself: the verdict goes to stderr
-        from rich.console import Console
+        from chaospool._report.terminal import PipeSafeConsole
 
-        render_summary(journal, Console(stderr=True), quiet=quiet, verbose=verbose)
+        render_summary(journal, PipeSafeConsole(stderr=True), quiet=quiet, verbose=verbose)
         return
     render_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
 

@@ -41,7 +41,10 @@ from chaospool._report.happened import (
     stopped_note,
 )
 
-__all__ = ("LiveDisplay", "LiveProgress", "render_summary", "summary_renderable", "summary_text")
+__all__ = (
+    "LiveDisplay", "LiveProgress", "PipeSafeConsole", "render_summary", "summary_renderable",
+    "summary_text",
+)
 
 _PHASE_COLUMNS = ("total", "errors", "success_rate", "p99_latency", "throughput")
 
@@ -210,13 +213,21 @@ def render_summary(journal: Mapping[str, Any], console: Console | None = None, *
     ``quiet``: the verdict and any failed check only. ``verbose``: adds errors by kind and each
     fault's evidence. ``journal_path``: named in the footer.
     """
-    console = console or Console()
+    console = console or PipeSafeConsole()
     console.print(summary_renderable(journal, quiet=quiet, verbose=verbose,
                                      journal_path=journal_path, footer=False))
     if not quiet:
         # soft wrap: never folded or cropped, so the reproduce command copies intact from a log
         console.print()
         console.print(_footer(journal, journal_path), soft_wrap=True)
+
+
+class PipeSafeConsole(Console):
+    """A console whose reader may leave (``| head``): rich's default exits with status 1 on a
+    broken pipe, which would hide the run's own exit code (3 must stay 3)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # the CLI redirects stdout and keeps the run's exit code
 
 
 def summary_text(journal: Mapping[str, Any], width: int = 100, **options: Any) -> str:
