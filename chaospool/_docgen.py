@@ -239,11 +239,21 @@ def dsl_page() -> str:
 def _dsl_tail() -> str:
     from chaospool._dsl import limits
 
-    return _DSL_TAIL.format(
-        clients=f"{limits.CLIENTS_MAX:,}", herd=f"{limits.HERD_MAX:,}",
-        fds=limits.FDS_PER_WORKER, reserved=limits.FDS_RESERVED,
-        mb=limits.WORKER_MEMORY // 10**6,
-    )
+    fds, mb = limits.FDS_PER_WORKER, limits.WORKER_MEMORY // 10**6
+    rows = [
+        ["`pool.size + pool.max_overflow`",
+         f"the smallest of: (open-file limit − {limits.FDS_RESERVED}) / {fds}; half the process "
+         f"limit (`ulimit -u`, `pid_max`); available memory / {mb} MB",
+         f"each worker holds {fds} of the parent's file descriptors (data socket, control "
+         f"socket, log pipe, process), is a process, and needs about {mb} MB"],
+        ["`load.clients`", f"{limits.CLIENTS_MAX:,}",
+         "each closed-loop client is a task with its own buffers; beyond that the probe, not "
+         "the pool, is what gets measured"],
+        ["a fault's `requests` (`thundering_herd`)", f"{limits.HERD_MAX:,}",
+         "every request of a herd is pending at once and holds a few KB of the parent's "
+         "memory"],
+    ]
+    return _DSL_TAIL.format(limits_table=_table(["what", "limit", "why"], rows))
 
 
 _DSL_TAIL = """
@@ -291,12 +301,7 @@ the current directory (`--plugin`). See [workers.md](workers.md).
 
 An experiment that would take the machine down is refused with the limit and its reason:
 
-| what | limit | why |
-|---|---|---|
-| `pool.size + pool.max_overflow` | the smallest of: (open-file limit − {reserved}) / {fds}; half the process limit (`ulimit -u`, `pid_max`); available memory / {mb} MB | each worker holds {fds} of the parent's file descriptors (data socket, control socket, log pipe, process), is a process, and needs about {mb} MB |
-| `load.clients` | {clients} | each closed-loop client is a task with its own buffers; beyond that the probe, not the pool, is what gets measured |
-| a fault's `requests` (`thundering_herd`) | {herd} | every request of a herd is pending at once and holds a few KB of the parent's memory |
-
+{limits_table}
 The pool limit is read from the machine when the experiment is validated, so the message gives
 this machine's figure.
 """

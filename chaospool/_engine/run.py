@@ -163,6 +163,7 @@ async def _run_with_pool(
 
     experiment = state.experiment
     async with Pool(**experiment.pool.pool_kwargs()) as pool:
+        _refuse_unknown_commands(experiment, pool)
         unsubscribe = hooks.subscribe_pool(pool)
         unsubscribe_restarts = pool.subscribe(lambda ev: _note_restart(state, ev))
         try:
@@ -176,6 +177,18 @@ async def _run_with_pool(
             state.restarts_at_end = pool.stats().restarts
             unsubscribe_restarts()
             unsubscribe()
+
+
+def _refuse_unknown_commands(experiment: Experiment, pool: Pool) -> None:
+    """Stop before any load when the worker lacks a command of the mix: every call of it would
+    be refused, and the run would read as the pool's failure (validation checks this too; an
+    Experiment built in code, or a worker changed since, reaches here)."""
+    known = set(getattr(pool, "commands", None) or ())
+    missing = sorted({e.command for e in experiment.load.mix} - known) if known else []
+    if missing:
+        raise chaospool.ChaospoolError(
+            f"worker {experiment.pool.worker!r} has no command {', '.join(map(repr, missing))} "
+            f"named in load.mix (it has: {', '.join(sorted(known))}): nothing was run")
 
 
 def _note_restart(state: RunState, event: Any) -> None:
