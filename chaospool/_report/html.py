@@ -72,7 +72,8 @@ table.kv>tbody>tr>td,table.kv>tbody>tr>th{padding:2px 6px}
 details summary{cursor:pointer;font-weight:600}
 .stopped{border:1px solid var(--warn);background:#fff6e5;border-radius:6px;padding:6px 12px;
  margin:10px 0 0;font-weight:600;color:#7a4a00}
-.happened{margin:12px 0 0}.happened ul{margin:4px 0 0;padding-left:20px;white-space:pre-wrap}
+.happened{margin:12px 0 0}.happened ul{margin:4px 0 0;padding-left:20px}
+.happened li.sub{list-style:circle;margin-left:18px}
 .chart svg.heatmap{margin-top:8px}
 """
 
@@ -115,8 +116,16 @@ def _header(journal: Mapping[str, Any]) -> str:
     )
 
 
+def _happened_item(line: str) -> str:
+    if not line.startswith("  "):
+        return f"<li>{_e(line)}</li>"
+    # a fault: its label, then its one line of evidence
+    label, _, evidence = line.strip().partition("\n")
+    return f'<li class="sub">{_e(label)}<br><code>{_e(evidence.strip())}</code></li>'
+
+
 def _happened(journal: Mapping[str, Any]) -> str:
-    items = "".join(f"<li>{_e(line)}</li>" for line in happened_lines(journal))
+    items = "".join(_happened_item(line) for line in happened_lines(journal))
     return f'<div class="happened"><b>What happened</b><ul>{items}</ul></div>'
 
 
