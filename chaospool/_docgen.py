@@ -232,7 +232,79 @@ def dsl_page() -> str:
             rows, section = [], top
         rows.append([f"`{doc.path}`", f"`{doc.type}`", _key_default(doc), doc.description])
     out.append(_table(header, rows))
+    out.append(_dsl_tail())
     return "".join(out)
+
+
+def _dsl_tail() -> str:
+    from chaospool._dsl import limits
+
+    fds, mb = limits.FDS_PER_WORKER, limits.WORKER_MEMORY // 10**6
+    rows = [
+        ["`pool.size + pool.max_overflow`",
+         f"the smallest of: (open-file limit − {limits.FDS_RESERVED}) / {fds}; half the process "
+         f"limit (`ulimit -u`, `pid_max`); available memory / {mb} MB",
+         f"each worker holds {fds} of the parent's file descriptors (data socket, control "
+         f"socket, log pipe, process), is a process, and needs about {mb} MB"],
+        ["`load.clients`", f"{limits.CLIENTS_MAX:,}",
+         "each closed-loop client is a task with its own buffers; beyond that the probe, not "
+         "the pool, is what gets measured"],
+        ["a fault's `requests` (`thundering_herd`)", f"{limits.HERD_MAX:,}",
+         "every request of a herd is pending at once and holds a few KB of the parent's "
+         "memory"],
+    ]
+    return _DSL_TAIL.format(limits_table=_table(["what", "limit", "why"], rows))
+
+
+_DSL_TAIL = """
+## Overriding a field: `--set`
+
+`chaospool run FILE --set KEY=VALUE` (repeatable) replaces one field before validation. `KEY` is
+the field's dotted path: `pool.size=8`, `duration=5s`, `load.clients=50`. A list item is
+addressed by its index, written `method.0.at=9s` or `method[0].at=9s` (both mean the first
+step's `at`). `VALUE` is read as YAML: `8` is a number, `{{worker: 1}}` a mapping, `5s` stays
+text for the duration parser; a value starting with an operator (`>= 0.95`) is a tolerance. An
+override's errors are reported as `--set:1:COLUMN`.
+
+## What `validate` checks
+
+`chaospool validate FILE...` (and `run`, before anything starts) reports every problem at once,
+each as `FILE:LINE:COL: path: message`, and exits 2:
+
+- the YAML itself: syntax, duplicate keys, tags that would construct objects, aliases that
+  refer to a node containing them (a value cannot contain itself), documents too large;
+- every key and value against the table above and each fault's own parameters (unknown keys
+  and fault names with a did-you-mean; an unknown fault also says how to load a plugin's:
+  `plugins:` in the file or `--plugin`);
+- **the worker module**: it is imported in a child process, as the pool's workers import it,
+  and every command the experiment names must exist: `load.mix` commands, a fault parameter
+  called `command` (`thundering_herd`), and commands a fault calls itself (`resource_exhaustion`
+  with `resource: capacity` holds every worker with `sleep`). A misspelt command gets a
+  did-you-mean from the worker's real command list; a module that does not import is reported
+  on `pool.worker`;
+- call arguments (`load.mix[].args`, a herd's `args`) that cannot be sent to a worker, such as
+  an integer beyond 64 bits;
+- sizes the machine cannot hold (below).
+
+`--plugin SPEC` loads a plugin for `validate` as for `run`; a plugin that does not load is
+reported against the option (`--plugin SPEC: message`), not against the experiment file.
+
+### Where `pool.worker` and plugins are found
+
+A worker module, and a plugin given by module name, is looked up in the experiment file's
+directory first (when it holds the module's file or package, that directory goes first on
+`sys.path`, which the workers inherit), then in the current directory, then in the installed
+packages. A plugin given as a `.py` path is relative to the experiment file (`plugins:`) or to
+the current directory (`--plugin`). See [workers.md](workers.md).
+
+### Limits
+
+An experiment that would take the machine down is refused with the limit and its reason:
+
+{limits_table}
+The pool limit is read from the machine when the experiment is validated, so the message gives
+this machine's figure.
+"""
 
 
 # -------------------------------------------------------------------------------- main

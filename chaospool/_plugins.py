@@ -37,6 +37,7 @@ from typing import Any
 import pluggy
 
 from chaospool import hookspecs
+from chaospool._dsl.worker_check import use_module_dir
 from chaospool.errors import PluginLoadError
 from chaospool.fault import Fault
 from chaospool.hookspecs import Reporter
@@ -147,6 +148,8 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
 
 def _import_module(spec: str, base_dir: Path | str | None) -> ModuleType:
+    if base_dir is not None:  # the experiment's directory first, as for pool.worker
+        use_module_dir(spec, Path(base_dir))
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:

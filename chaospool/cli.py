@@ -8,12 +8,13 @@ fault was reverted and the journal written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -60,11 +61,13 @@ def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str])
     """Validate every experiment before anything starts; report every error of every file."""
     from chaospool._engine.session import load_with_plugins
 
+    _check_plugin_options(plugins)
     loaded: list[Any] = []
     errors: list[str] = []
     for path in paths:
         try:
-            loaded.append(load_with_plugins(path, overrides=list(sets), plugins=plugins))
+            loaded.append(load_with_plugins(path, overrides=list(sets), plugins=plugins,
+                                            check_worker=True))
         except chaospool.ExperimentError as exc:
             errors.extend(str(e) for e in exc.errors)
         except PluginLoadError as exc:
@@ -72,6 +75,33 @@ def _load_all(paths: Sequence[str], sets: Sequence[str], plugins: Sequence[str])
     if errors:
         _fail_invalid(errors)
     return loaded
+
+
+def _check_plugin_options(plugins: Sequence[str]) -> None:
+    """A ``--plugin`` that does not load is the option's fault, not an experiment file's: it is
+    reported once, against the option (relative .py paths are taken from the current
+    directory)."""
+    from chaospool._plugins import PluginLoadError, plugin_manager
+
+    try:
+        plugin_manager(list(plugins))
+    except PluginLoadError as exc:
+        _fail_invalid([f"--plugin {exc.plugin}: {exc.message}"])
+
+
+@contextlib.contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """A reader that closed the pipe early (``| head``) is not the run's failure: the exit code
+    still says how the run went (3 stays 3), not 1 for a BrokenPipeError."""
+    try:
+        yield
+    except BrokenPipeError:
+        # the interpreter flushes stdout again at exit: point it at /dev/null first
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _steps(n: int) -> str:
+    return f"{n} fault step{'' if n == 1 else 's'}"
 
 
 def _writable(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -142,13 +172,19 @@ def _user_modules_importable() -> None:
 
 @main.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(experiments: tuple[str, ...]) -> None:
-    """Check experiments; print every error as FILE:LINE:COL: message."""
+@click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+def validate(experiments: tuple[str, ...], plugins: tuple[str, ...]) -> None:
+    """Check experiments; print every error as FILE:LINE:COL: message.
+
+    Also imports each worker module in a child process and checks that every command the
+    experiment names exists.
+    """
     _user_modules_importable()
     _require_files(experiments)
-    loaded = _load_all(experiments, (), ())
-    for path, item in zip(experiments, loaded, strict=True):
-        click.echo(f"{path}: ok ({len(item.experiment.method)} fault steps)")
+    loaded = _load_all(experiments, (), plugins)
+    with _reader_may_leave():
+        for path, item in zip(experiments, loaded, strict=True):
+            click.echo(f"{path}: ok ({_steps(len(item.experiment.method))})")
 
 
 @main.command()
@@ -164,14 +200,32 @@ def faults(as_json: bool, plugins: tuple[str, ...]) -> None:
         catalog = fault_catalog(plugins)
     except PluginLoadError as exc:
         _fail_invalid([str(exc)])
+    with _reader_may_leave():
+        _print_catalog(catalog, as_json)
+
+
+def _print_catalog(catalog: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
-        keys = ("name", "description", "params", "source")
-        click.echo(json.dumps([{k: e[k] for k in keys} for e in catalog], indent=2))
+        click.echo(json.dumps([{k: v for k, v in e.items() if k != "display"}
+                               for e in catalog], indent=2))
         return
     for entry in catalog:
-        params = ", ".join(f"{k}={v}" for k, v in entry["display"].items()) or "-"
         click.echo(f"{entry['name']:<22} {entry['description']}")
-        click.echo(f"{'':<22} params: {params}  [{entry['source']}]")
+        click.echo(f"{'':<22} acts on: {_scope(entry)}   [{entry['source']}]")
+        for name, shown in entry["display"].items():
+            choices = entry["choices"].get(name)
+            kind = " | ".join(map(str, choices)) if choices else entry["types"][name]
+            click.echo(f"{'':<22}   {name}: {shown}  ({kind})")
+
+
+def _scope(entry: dict[str, Any]) -> str:
+    when = entry.get("pool_level_when")
+    if when:
+        cond = " or ".join(f"{k}: {v}" for k, values in when.items() for v in values)
+        return f"the whole pool with {cond} (target ignored); the target workers otherwise"
+    if entry["pool_level"]:
+        return "the whole pool (target ignored)"
+    return "the target workers (default: one drawn with the seed)"
 
 
 @main.command()
@@ -249,7 +303,10 @@ def _shorthands(journal: str | None, html: str | None, junit: str | None) -> lis
 @main.command()
 @click.argument("experiments", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--seed", type=int, help="override the experiment's seed")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override a field")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="override a field by its dotted path, e.g. --set pool.size=8 --set "
+                   "duration=5s; list items by index: method.0.at=9s (or method[0].at=9s); "
+                   "VALUE is read as YAML (repeatable)")
 @click.option("--journal", "journal_path", callback=_writable,
               help=f"JSON journal path ('-' = stdout; default {DEFAULT_JOURNAL})")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
@@ -262,8 +319,10 @@ def _shorthands(journal: str | None, html: str | None, junit: str | None) -> lis
 @click.option("--history", "history_path", type=click.Path(dir_okay=False), callback=_writable,
               help="write every operation as JSON lines (docs/reports.md)")
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
-@click.option("--quiet", "-q", is_flag=True, help="only the verdict")
-@click.option("--verbose", "-v", is_flag=True, help="fault evidence and more")
+@click.option("--quiet", "-q", is_flag=True,
+              help="print only the verdict, where an aborted run stopped, and the failed checks")
+@click.option("--verbose", "-v", is_flag=True,
+              help="also print errors by kind per phase and every fault's evidence as a table")
 def run(
     experiments: tuple[str, ...],
     seed: int | None,
@@ -285,7 +344,8 @@ def run(
     _user_modules_importable()
     loaded = _load_all(experiments, sets, plugins)
     if dry_run:
-        _print_schedules(loaded, seed)
+        with _reader_may_leave():
+            _print_schedules(loaded, seed)
         return
     outputs = [*_shorthands(journal_path, html_path, junit_path), *reports]
     _check_reporters(loaded, outputs)
@@ -306,7 +366,15 @@ def _print_schedules(loaded: Sequence[Any], seed: int | None) -> None:
 
     for item in loaded:
         run_seed = resolve_seed(item.experiment, seed)
-        print_schedule(item.experiment, run_seed, item.schedule(run_seed))
+        print_schedule(item.experiment, run_seed, item.schedule(run_seed),
+                       _param_display(item.registry))
+
+
+def _param_display(registry: Any) -> Any:
+    """A step's parameters as a user writes them (``200ms``, not ``0.2``)."""
+    from chaospool._engine.catalog import display_params
+
+    return lambda fault, values: display_params(registry[fault], values)
 
 
 def _check_reporters(loaded: Sequence[Any], outputs: Sequence[Output]) -> None:
@@ -399,7 +467,8 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
     if collect:
         outs.stdout_journals.append(journal)
     failed = _write_outputs(item, journal, others)
-    print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
+    with _reader_may_leave():
+        print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
     code = _exit_code(journal)
     # an output CI relies on (JUnit, say) is missing: never let the command pass
     return EXIT_FAILED if failed and code != EXIT_INTERRUPTED else code

@@ -80,4 +80,4 @@ def _refuse_inside_event_loop() -> None:
 def _load(source: Source | Experiment, overrides: Overrides, plugins: Sequence[str]) -> Any:
     from chaospool._engine.session import load_with_plugins
 
-    return load_with_plugins(source, overrides=overrides, plugins=plugins)
+    return load_with_plugins(source, overrides=overrides, plugins=plugins, check_worker=True)

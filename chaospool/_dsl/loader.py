@@ -18,6 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from chaospool._dsl.checks import (
+    CommandProbe,
+    check_args,
+    check_clients,
+    check_commands,
+    check_sizes,
+)
 from chaospool._dsl.methods import MethodReader
 from chaospool._dsl.model import (
     KEYS,
@@ -53,17 +60,19 @@ def load(
     *,
     overrides: Overrides = (),
     registry: Registry,
+    commands: CommandProbe | None = None,
 ) -> Experiment:
     """Read, override and validate an experiment; raise ExperimentError with every problem.
 
     ``registry`` maps fault names to fault classes, or is a callable
     ``(plugins, base_dir) -> mapping`` called with the experiment's validated ``plugins:`` list,
-    so the faults those plugins provide can be validated too.
+    so the faults those plugins provide can be validated too. ``commands`` (when given) imports
+    the worker module and lists its commands: each command the experiment names is checked.
     """
     opened = _open(source)
     reader = Reader(opened.source)
     reader.errors.extend(apply_overrides(opened.source, overrides))
-    experiment = _Builder(reader, registry, opened).build()
+    experiment = _Builder(reader, registry, opened, commands).build()
     if reader.errors or experiment is None:
         raise ExperimentError(sorted(reader.errors, key=_place))
     return experiment
@@ -139,10 +148,14 @@ Special = Mapping[str, Callable[[Path, Any], Any]]
 
 
 class _Builder:
-    def __init__(self, reader: Reader, registry: Registry, opened: _Opened) -> None:
+    def __init__(
+        self, reader: Reader, registry: Registry, opened: _Opened, commands: CommandProbe | None
+    ) -> None:
         self.reader = reader
         self.registry = registry
         self.opened = opened
+        self.commands = commands
+        self.faults: FaultRegistry = {}
 
     def section(self, path: Path, doc_path: str, raw: Any, special: Special | None = None) -> Any:
         """Read a mapping whose keys are described under ``doc_path`` in the key table.
@@ -191,6 +204,10 @@ class _Builder:
         if top is INVALID:
             return None
         top["method"] = self._method(("method",), top["method"], top)
+        check_sizes(self.reader, top["pool"], top["method"])
+        if self.commands is not None:
+            base_dir = pathlib.Path(self.opened.base_dir)
+            check_commands(self.reader, top, self.commands, base_dir, self.faults)
         return self._experiment(top) if _all_valid(top) else None
 
     def _experiment(self, top: Mapping[str, Any]) -> Experiment:
@@ -236,6 +253,8 @@ class _Builder:
 
     def _load(self, path: Path, raw: Any) -> LoadSpec | Any:
         values = self.section(path, "load", raw, {"mix": self._mix})
+        if values is INVALID or check_clients(self.reader, values["clients"]) is INVALID:
+            return INVALID
         if not _all_valid(values):
             return INVALID
         return LoadSpec(
@@ -255,7 +274,9 @@ class _Builder:
         if not items:
             return self.reader.error(path, "the mix needs at least one command")
         entries = [self.section((*path, i), "load.mix[]", item) for i, item in enumerate(items)]
-        if not _all_valid(entries):
+        if not _all_valid(entries) or not all([  # a list: every bad entry is reported
+            check_args(self.reader, (*path, i, "args"), e["args"]) for i, e in enumerate(entries)
+        ]):
             return INVALID
         return tuple(MixEntry(e["command"], e["weight"], e["args"]) for e in entries)
 
@@ -287,6 +308,7 @@ class _Builder:
 
     def _method(self, path: Path, raw: Any, top: Mapping[str, Any]) -> Any:
         registry = self._registry(top["plugins"])
+        self.faults = registry or {}
         pool = top["pool"] if isinstance(top["pool"], PoolSpec) else None
         reader = MethodReader(self.reader, registry, pool, top["duration"])
         return reader.read(path, [] if raw is None else raw)

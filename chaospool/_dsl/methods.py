@@ -115,7 +115,10 @@ class MethodReader:
             return None
         if name not in self.registry:
             self.reader.error(
-                (*path, "fault"), f"unknown fault {name!r}" + did_you_mean(name, self.registry)
+                (*path, "fault"),
+                f"unknown fault {name!r}" + did_you_mean(name, self.registry)
+                + "; a plugin's fault needs the plugin loaded: `plugins: [my_faults.py]` in the "
+                "experiment or `--plugin my_faults.py` (see `chaospool faults`)",
             )
             return None
         return self.registry[name]

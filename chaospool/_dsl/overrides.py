@@ -1,10 +1,10 @@
 """``--set KEY=VALUE`` overrides, applied to the raw tree before validation.
 
 ``KEY`` is a dotted path (``pool.size``, ``load.clients``, ``method.0.at``; a number indexes a
-list). ``VALUE`` is read as YAML, so ``8`` is an integer, ``5s`` stays text for the unit parser and
-``{worker: 1}`` is a mapping; a value starting with a comparison operator (``>= 0.95``) is a
-tolerance and stays text. Values given in a Python mapping are used as they are, except text,
-which is read as YAML like on the command line.
+list, also written ``method[0].at``). ``VALUE`` is read as YAML, so ``8`` is an integer, ``5s``
+stays text for the unit parser and ``{worker: 1}`` is a mapping; a value starting with a
+comparison operator (``>= 0.95``) is a tolerance and stays text. Values given in a Python
+mapping are used as they are, except text, which is read as YAML like on the command line.
 
 Every override is then validated like the file itself; its problems are located in the
 argument: file ``--set``, line 1, column = where the key segment or the value starts.
@@ -25,6 +25,7 @@ __all__ = ("SET_FILE", "Overrides", "apply_overrides")
 
 SET_FILE = "--set"
 
+_SEGMENT = re.compile(r"\[([^\]]*)\]|([^.\[\]]*)")
 _TOLERANCE_START = re.compile(r"\s*(<=|>=|==|!=|<|>)")
 
 Overrides = Mapping[str, Any] | Sequence[str]
@@ -72,12 +73,7 @@ def _parse(text: str, given: Any) -> _Override:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise _Error(1, f"expected KEY=VALUE (e.g. pool.size=8), got {text!r}")
-    segments, column = [], 1
-    for part in key.split("."):
-        if not part.strip():
-            raise _Error(column, f"empty key segment in {key!r}")
-        segments.append((part.strip(), column + len(part) - len(part.lstrip())))
-        column += len(part) + 1
+    segments = _segments(key)
     value_column = len(key) + 2
     if given is not _FROM_TEXT and not isinstance(given, str):
         return _Override(text, tuple(segments), given, value_column, None)
@@ -85,6 +81,29 @@ def _parse(text: str, given: Any) -> _Override:
         # ">= 0.95" is not valid YAML (">" starts a folded block, "!" a tag): take it as text.
         return _Override(text, tuple(segments), raw.strip(), value_column, None)
     return _Override(text, tuple(segments), *_yaml_value(raw, value_column))
+
+
+def _segments(key: str) -> list[tuple[str, int]]:
+    """``method.0.at`` and ``method[0].at`` alike -> each segment with its 1-based column."""
+    segments: list[tuple[str, int]] = []
+    at = 0
+    while at <= len(key):
+        match = _SEGMENT.match(key, at)
+        text = None if match is None else (match.group(1) if match.group(1) is not None
+                                           else match.group(2))
+        if match is None or text is None or not text.strip():
+            raise _Error(at + 1 + (match is not None and match.group(1) is not None),
+                         f"empty key segment in {key!r} (write method.0.at or method[0].at)")
+        start = match.start(1) if match.group(1) is not None else match.start(2)
+        segments.append((text.strip(), start + 1 + len(text) - len(text.lstrip())))
+        at = match.end()
+        if at < len(key) and key[at] == ".":
+            at += 1
+        elif at == len(key):
+            break
+        elif key[at] != "[":
+            raise _Error(at + 1, f"unexpected {key[at]!r} in {key!r}")
+    return segments
 
 
 def _yaml_value(raw: str, column: int) -> tuple[Any, int, Source | None]:

@@ -105,6 +105,8 @@ def _literal(choices: tuple[Any, ...], value: Any) -> Any:
         if value == choice and type(value) is type(choice):
             return choice
     hint = did_you_mean(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+    if "did you mean" not in hint:
+        hint = ""  # the choices are listed once, right here
     listed = ", ".join(show(c) for c in choices)
     raise ValueError(f"expected one of {listed}, got {show(value)}{hint}")
 

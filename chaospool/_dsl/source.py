@@ -128,7 +128,13 @@ class _Walker:
         self._visits = 0
 
     def walk(self, node: yaml.Node, path: Path) -> None:
-        if id(node) in self._stack or self._visits > MAX_NODES:
+        if id(node) in self._stack:
+            # An alias inside the very node it names: the data would contain itself, which no
+            # experiment value can be (and which would recurse without end further on).
+            self._error(node, path, "this YAML alias refers to a node that contains it: "
+                                    "an experiment cannot hold a value that contains itself")
+            return
+        if self._visits > MAX_NODES:
             return
         self._visits += 1
         if self._visits > MAX_NODES:

@@ -48,7 +48,7 @@ def _consistency(state: RunState) -> dict[str, Any] | None:
 
 def build_journal(state: RunState) -> dict[str, Any]:
     """The journal of a finished (completed, failed or aborted) run."""
-    from chaospool._probe.summary import accounting_errors
+    from chaospool._probe.summary import LATENCY_BAND_EDGES, accounting_errors
     from chaospool._report.journal import assemble_journal, evaluate_checks
 
     experiment = state.experiment
@@ -64,6 +64,9 @@ def build_journal(state: RunState) -> dict[str, Any]:
         "elapsed": state.end,
         "reproduce": reproduce_command(state),
         "plugin_errors": [],  # filled in once the experiment_end hooks ran (session.py)
+        "events": state.events.items,
+        "events_dropped": state.events.dropped,
+        "latency_band_edges": list(LATENCY_BAND_EDGES),  # of each bucket's latency_bands
     }
     if state.probe is not None:
         extra["load"] = state.probe.info()

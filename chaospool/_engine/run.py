@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from chaospool._dsl.model import Experiment
+from chaospool._engine.events import EventLog
 from chaospool._engine.faults import Injection, run_injection, wind_down
 from chaospool._engine.schedule import (
     ScheduledStep,
@@ -33,6 +34,8 @@ __all__ = ("Progress", "RunState", "draw_seed", "prepare", "run_experiment")
 
 # How often the live progress callback is fed; a display refreshes no faster anyway.
 PROGRESS_INTERVAL = 0.25
+# An instant fault (a kill) is shown this long after it happened, or no one would see it.
+RECENT_FAULT = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class Progress:
     ops: int
     success_rate: float | None
     active_faults: tuple[str, ...]
+    faults_done: int = 0  # injections reverted (or failed) of faults_total
+    faults_total: int = 0
+    restarts: int = 0
+    errors: int = 0
+    recent_faults: tuple[str, ...] = ()  # ended within RECENT_FAULT seconds: a kill is instant
 
 
 @dataclass
@@ -65,6 +73,7 @@ class RunState:
     replay: tuple[str, ...] = ()  # --set/--plugin arguments for the reproduce command
     probe: Any = None
     history: Any = None  # a HistoryWriter (--history), closed by whoever opened it
+    events: EventLog = field(default_factory=EventLog)  # the pool's reactions (journal)
 
     def clock(self) -> float:
         return time.monotonic() - self.t0
@@ -156,6 +165,7 @@ async def _run_with_pool(
     experiment = state.experiment
     recorder = _live_recorder(state)
     async with Pool(**experiment.pool.pool_kwargs()) as pool:
+        _refuse_unknown_commands(experiment, pool)
         unsubscribe = hooks.subscribe_pool(pool)
         unsubscribe_restarts = pool.subscribe(lambda ev: _note_restart(state, ev))
         try:
@@ -200,10 +210,23 @@ def _nemesis_value(inj: Injection) -> dict[str, Any]:
     return {"fault": inj.scheduled.fault, "name": inj.scheduled.name, "targets": inj.targets}
 
 
+def _refuse_unknown_commands(experiment: Experiment, pool: Pool) -> None:
+    """Stop before any load when the worker lacks a command of the mix: every call of it would
+    be refused, and the run would read as the pool's failure (validation checks this too; an
+    Experiment built in code, or a worker changed since, reaches here)."""
+    known = set(getattr(pool, "commands", None) or ())
+    missing = sorted({e.command for e in experiment.load.mix} - known) if known else []
+    if missing:
+        raise ChaospoolError(
+            f"worker {experiment.pool.worker!r} has no command {', '.join(map(repr, missing))} "
+            f"named in load.mix (it has: {', '.join(sorted(known))}): nothing was run")
+
+
 def _note_restart(state: RunState, event: Any) -> None:
     # only replacements after the clock started count: warm-up is not part of any phase
     if event.kind == "restart" and state.t0:
         state.restart_times.append(event.time - state.t0)
+    state.events.note(event, state.t0)
 
 
 async def _drive(
@@ -254,5 +277,11 @@ def _progress(state: RunState) -> Progress:
     ok = recorder.succeeded
     active = tuple(i.scheduled.name for i in state.injections if i.active)
     rate = ok / ops if ops else None
-    return Progress(min(state.clock(), state.experiment.duration), state.experiment.duration,
-                    ops, rate, active)
+    now = state.clock()
+    done = [i for i in state.injections if i.reverted_at is not None or i.error is not None]
+    recent = tuple(i.scheduled.name for i in done
+                   if i.reverted_at is not None and now - i.reverted_at < RECENT_FAULT)
+    return Progress(min(now, state.experiment.duration), state.experiment.duration,
+                    ops, rate, active, faults_done=len(done),
+                    faults_total=len(state.injections), restarts=len(state.restart_times),
+                    errors=ops - ok, recent_faults=recent)

@@ -18,6 +18,7 @@ import pluggy
 
 from chaospool._dsl import load as dsl_load
 from chaospool._dsl.model import Experiment
+from chaospool._dsl.worker_check import WorkerCommands, probe_worker, use_module_dir
 from chaospool._engine.journal import build_journal
 from chaospool._engine.run import Progress, RunState, draw_seed, prepare, run_experiment
 from chaospool._engine.schedule import ScheduledStep, pool_level_predicate, schedule
@@ -53,9 +54,13 @@ def load_with_plugins(
     *,
     overrides: Mapping[str, Any] | Sequence[str] | None = None,
     plugins: Sequence[str] = (),
+    check_worker: bool = False,
 ) -> Loaded:
     """Load the plugins (``--plugin`` ones, then the experiment's ``plugins:``, relative to its
     file) and validate the source against the faults they register.
+
+    ``check_worker``: also import the worker module (in a child process) and check every
+    command the experiment names (docs/dsl.md, "What validate checks").
 
     Raises ``ExperimentError`` (every problem, located) or ``PluginLoadError``.
     """
@@ -70,12 +75,18 @@ def load_with_plugins(
     if isinstance(source, Experiment):
         experiment = source
     else:
-        experiment = dsl_load(source, overrides=overrides or (), registry=registry_for)
+        experiment = dsl_load(source, overrides=overrides or (), registry=registry_for,
+                              commands=_worker_commands if check_worker else None)
     if not managers:  # the DSL calls the factory only when the rest validated far enough
         registry_for(experiment.plugins, Path(experiment.base_dir))
     pm, registry = managers[-1]
     return Loaded(experiment, registry, Hooks(pm), _replay_args(overrides, plugins),
                   reporters(pm))
+
+
+def _worker_commands(spec: str, base_dir: Path) -> WorkerCommands:
+    use_module_dir(spec, base_dir)  # the experiment's directory first; the workers inherit it
+    return probe_worker(spec)
 
 
 def _replay_args(

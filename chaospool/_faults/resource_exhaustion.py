@@ -62,6 +62,11 @@ class ResourceExhaustion(Fault):
     def acts_on_pool(cls, params: Any) -> bool:
         return getattr(params, "resource", None) == "capacity"
 
+    @classmethod
+    def required_commands(cls, params: Any) -> dict[str, str]:
+        """Worker commands it calls, checked at validate time (docs/plugins.md)."""
+        return {"resource": "sleep"} if cls.acts_on_pool(params) else {}
+
     name: ClassVar[str] = "resource_exhaustion"
 
     @dataclass

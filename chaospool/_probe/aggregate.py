@@ -2,8 +2,8 @@
 
 Memory does not grow with the number of operations (docs/design.md, "Long runs"): each phase
 keeps counters and one latency histogram (``LogHistogram``); each closed timeline bucket keeps
-five numbers (ok, fail, info, recovered, p99 -- about 24 bytes). Only the bucket being filled
-holds its latencies (at most one bucket width of operations), so its p99 is exact; when the
+six numbers (ok, fail, info, recovered, p99, max) and 13 latency-band counts (about 90 bytes).
+Only the bucket being filled holds its latencies (at most one bucket width of operations), so its p99 is exact; when the
 clock moves on they are folded into the phase histograms in one batch and dropped.
 
 An operation counts in the phase in which it *started* (``PhaseClock``) and in the bucket in
@@ -16,13 +16,15 @@ from __future__ import annotations
 import heapq
 import math
 from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
 from itertools import chain
 
 from chaospool._probe.histogram import LogHistogram
 from chaospool._probe.phases import PENDING, PhaseClock
 from chaospool._probe.recorder import KIND_OUTCOMES, OK, OUTCOME_KINDS
 
-__all__ = ("Aggregator", "PhaseTally")
+__all__ = ("BAND_EDGES", "N_BANDS", "Aggregator", "PhaseTally")
 
 _EPS = 1e-9
 
@@ -98,6 +100,20 @@ class PhaseTally:
             self.histogram.add(other.histogram)
 
 
+# Upper edges (seconds) of the latency bands each timeline bucket counts, for the report's
+# latency heat map (docs/reports.md); the last band is everything slower.
+BAND_EDGES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+N_BANDS = len(BAND_EDGES) + 1
+_NO_BANDS = (0,) * N_BANDS
+
+
+def _band_counts(latencies: Iterable[float]) -> list[int]:
+    counts = [0] * N_BANDS
+    for value in latencies:
+        counts[bisect_left(BAND_EDGES, value)] += 1
+    return counts
+
+
 class Aggregator:
     """Tallies per phase (before, during, after, pending) and per bucket of ``width`` seconds.
 
@@ -118,6 +134,9 @@ class Aggregator:
         # closed buckets, index = bucket number
         self.ok, self.fail, self.info, self.recovered = (array("I") for _ in range(4))
         self.p99 = array("d")
+        self.max = array("d")
+        # per closed bucket, operations per latency band (BAND_EDGES): the report's heat map
+        self.bands = array("I")
         self._bucket = 0
         self._current = [0, 0, 0, 0]  # ok, fail, info, recovered of the open bucket
         self.phases.on_fold = self._fold
@@ -159,6 +178,8 @@ class Aggregator:
         self._close_bucket()
         for _ in range(self._bucket + 1, bucket):
             self._append_bucket(0, 0, 0, 0, math.nan)
+            self.max.append(math.nan)
+            self.bands.extend(_NO_BANDS)
         self._bucket = bucket
 
     def _close_bucket(self) -> None:
@@ -167,6 +188,8 @@ class Aggregator:
         top = heapq.nlargest(n - math.ceil(0.99 * n) + 1,
                              chain.from_iterable(s.buffer for s in self.slots))
         p99 = top[-1] if n else math.nan
+        self.max.append(top[0] if n else math.nan)
+        self.bands.extend(_band_counts(chain.from_iterable(s.buffer for s in self.slots)))
         ok, fail, info, recovered = self._current
         self._append_bucket(ok, fail, info, recovered, p99)
         self._current = [0, 0, 0, 0]

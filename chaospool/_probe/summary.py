@@ -17,13 +17,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chaospool._probe.aggregate import Aggregator, PhaseTally
+from chaospool._probe.aggregate import BAND_EDGES, N_BANDS, Aggregator, PhaseTally
 from chaospool._probe.phases import PhaseClock
 from chaospool._probe.recorder import ERROR_KINDS, FAIL, INFO, OK, Recorder
 
 __all__ = (
-    "PHASES", "FaultWindow", "accounting_errors", "bucket_width", "fault_bounds",
-    "fault_windows", "recovery_time", "replay", "summarize",
+    "LATENCY_BAND_EDGES", "PHASES", "FaultWindow", "accounting_errors", "bucket_width",
+    "fault_bounds", "fault_windows", "recovery_time", "replay", "summarize",
 )
 
 PHASES = ("before", "during", "after")
@@ -31,6 +31,7 @@ FaultWindow = tuple[str, float | None, float | None]  # (name, injected_at, reve
 
 _PERCENTILES = {"p50_latency": 50.0, "p90_latency": 90.0, "p95_latency": 95.0,
                 "p99_latency": 99.0, "p999_latency": 99.9}
+LATENCY_BAND_EDGES = BAND_EDGES  # of each timeline bucket's latency_bands
 _RECOVERY_SLACK = 0.01  # "within 0.01 of the before phase's success rate"
 _EPS = 1e-9
 
@@ -226,12 +227,21 @@ def _timeline(agg: Aggregator, n: int, windows: Sequence[FaultWindow],
     exact = (width * 4).is_integer()  # multiples of 1/4 s are exact in binary: no rounding
     times = [i * width for i in range(n)] if exact else [round(i * width, 6) for i in range(n)]
     p99s = [None if x != x else round(x, 6) for x in _column(agg.p99, n, math.nan)]
+    maxes = [None if x != x else round(x, 6) for x in _column(agg.max, n, math.nan)]
     columns = zip(times, _column(agg.ok, n, 0), _column(agg.fail, n, 0),
-                  _column(agg.info, n, 0), _column(agg.recovered, n, 0), p99s,
-                  _active_lists(windows, n, width, end), strict=True)
+                  _column(agg.info, n, 0), _column(agg.recovered, n, 0), p99s, maxes,
+                  _band_rows(agg, n), _active_lists(windows, n, width, end), strict=True)
     return [{"t": t, "succeeded": ok, "errors": fail + info, "recovered": rec,
-             "p99_latency": p99, "faults_active": active, "ok": ok, "fail": fail, "info": info}
-            for t, ok, fail, info, rec, p99, active in columns]
+             "p99_latency": p99, "max_latency": top, "latency_bands": bands,
+             "faults_active": active, "ok": ok, "fail": fail, "info": info}
+            for t, ok, fail, info, rec, p99, top, bands, active in columns]
+
+
+def _band_rows(agg: Aggregator, n: int) -> list[list[int]]:
+    """Each bucket's operations per latency band (``LATENCY_BAND_EDGES``)."""
+    flat = agg.bands
+    rows = [flat[i * N_BANDS:(i + 1) * N_BANDS].tolist() for i in range(min(n, agg.buckets()))]
+    return rows + [[0] * N_BANDS for _ in range(n - len(rows))]
 
 
 def summarize(

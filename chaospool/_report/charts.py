@@ -14,8 +14,9 @@ from __future__ import annotations
 import itertools
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import pygal
@@ -23,7 +24,7 @@ from pygal.style import Style
 
 from chaospool._report._format import fault_label
 
-__all__ = ("Window", "fault_windows", "timeline_charts")
+__all__ = ("Window", "event_marks", "fault_windows", "timeline_charts")
 
 
 def _drop_pygal_import_hook() -> None:
@@ -42,6 +43,9 @@ def _drop_pygal_import_hook() -> None:
 _drop_pygal_import_hook()
 
 _LINE_COLOURS = {"throughput": "#1f6fb4", "success": "#2a9d3f", "latency": "#e07b00"}
+_MAX_COLOUR = "#7a3e00"
+_WIDTH = 800
+_SUCCESS_TOP = 104.0
 _FAULT_COLOURS = ("#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22")
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
 # A white halo keeps a window's label legible where it crosses a line.
@@ -72,6 +76,9 @@ class _Series:
     success: list[float | None]
     p99_ms: list[float | None]
     end: float
+    max_ms: list[float | None] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)  # each bucket's start (hover text)
+    counts: list[tuple[int, int]] = field(default_factory=list)  # (succeeded, errors)
 
 
 def fault_windows(journal: Mapping[str, Any], run_end: float) -> list[Window]:
@@ -114,10 +121,14 @@ def _series(journal: Mapping[str, Any]) -> _Series:
         # A sliver of a bucket (the run's last instants) gives no meaningful rate.
         s.throughput.append(done / covered if covered >= width / 4 else None)
         s.success.append(100.0 * ok / done if done else None)
-        p99 = bucket.get("p99_latency")
+        p99, peak = bucket.get("p99_latency"), bucket.get("max_latency")
         s.p99_ms.append(None if p99 is None else p99 * 1000.0)
+        s.max_ms.append(None if peak is None else peak * 1000.0)
+        s.starts.append(bucket["t"])
+        s.counts.append((ok, err))
     last = timeline[-1]["t"] + width if timeline else 0.0
-    return _Series(s.times, s.throughput, s.success, s.p99_ms, last)
+    return _Series(s.times, s.throughput, s.success, s.p99_ms, last, s.max_ms, s.starts,
+                   s.counts)
 
 
 def _nice_top(values: Sequence[float | None]) -> float:
@@ -131,8 +142,7 @@ def _nice_top(values: Sequence[float | None]) -> float:
     return peak * 1.1
 
 
-def _style(n_faults: int, line_colour: str) -> Style:
-    faults = tuple(_FAULT_COLOURS[i % len(_FAULT_COLOURS)] for i in range(n_faults))
+def _style(colours: Sequence[str]) -> Style:
     return Style(
         background="white",
         plot_background="white",
@@ -145,9 +155,9 @@ def _style(n_faults: int, line_colour: str) -> Style:
         legend_font_size=13,
         title_font_size=15,
         value_label_font_size=12,
-        colors=(line_colour, *faults),
+        colors=tuple(colours),
         opacity=".22",
-        stroke_width="2.5",
+        stroke_width="2",
         stroke_width_hover="3",
         opacity_hover=".35",
     )
@@ -163,17 +173,18 @@ def _tick(value: float) -> str:
     return text.rjust(6, "\u2007")
 
 
-def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
-           x_end: float) -> Any:
-    legend_rows = (n_faults + 2) // 2  # the line's entry and one per fault, two a row
+def _chart(title: str, y_title: str, top: float, colours: Sequence[str], x_end: float) -> Any:
+    entries = len(colours)
+    legend_rows = (entries + 1) // 2  # two entries a row
     return pygal.XY(
         js=[],  # pygal's default loads a tooltip script from the network
-        style=_style(n_faults, colour),
+        style=_style(colours),
         title=title,
         x_title="seconds since start",
         y_title=y_title,
-        width=1100,
-        height=340 + 19 * legend_rows,  # the plot keeps its height as the legend grows
+        # drawn at the size it is read at: scaled to a 800 px window it keeps 12 px labels
+        width=_WIDTH,
+        height=300 + 19 * legend_rows,  # the plot keeps its height as the legend grows
         range=(0, top),
         xrange=(0, x_end),
         show_dots=False,
@@ -186,7 +197,7 @@ def _chart(title: str, y_title: str, top: float, n_faults: int, colour: str,
         margin=8,
         # pygal reserves floor(entries / columns) legend rows, one short for an odd count;
         # the rest is room for the last row's descenders.
-        margin_bottom=16 + 20 * ((n_faults + 1) % 2),
+        margin_bottom=16 + 20 * (entries % 2),
         no_data_text="no timeline data",
         value_formatter=_tick,
     )
@@ -238,32 +249,151 @@ def _render(chart: Any) -> str:
     return _keep_labels_inside(_SCRIPT.sub("", _COMMENT.sub("", svg)))
 
 
-def _one(series: _Series, windows: Sequence[Window], spec: tuple[str, str, str, str],
-         values: list[float | None], top_of: Callable[[list[float | None]], float]) -> str:
-    title, y_title, legend, colour = spec
-    top = top_of(values)
-    x_end = max([series.end, *(w.end for w in windows)], default=1.0) or 1.0
-    chart = _chart(title, y_title, top, len(windows), colour, x_end)
-    chart.add(legend, [(t, v) for t, v in zip(series.times, values, strict=True)],
-              allow_interruptions=True)
+@dataclass(frozen=True)
+class _Line:
+    """One plotted measure: a value per bucket and the hover text of each bucket's point."""
+
+    legend: str
+    colour: str
+    values: list[float | None]
+    hover: Callable[[int], str]
+    dashed: bool = False
+
+
+def _one(title: str, y_title: str, top: float, lines: Sequence[_Line], windows: Sequence[Window],
+         events: Sequence[_EventMarks], x_end: float, series: _Series) -> str:
+    colours = [line.colour for line in lines]
+    colours += [_FAULT_COLOURS[i % len(_FAULT_COLOURS)] for i in range(len(windows))]
+    colours += [marks.colour for marks in events]
+    chart = _chart(title, y_title, top, colours, x_end)
+    dots: dict[int, list[str]] = {}
+    for k, line in enumerate(lines):
+        # every bucket with data is a visible dot: one between two empty buckets has no line
+        chart.add(line.legend, list(zip(series.times, line.values, strict=True)),
+                  allow_interruptions=True, show_dots=True, dots_size=2.5,
+                  stroke_style={"width": 1.5, "dasharray": "4,3"} if line.dashed else None)
+        dots[k] = [line.hover(i) for i, v in enumerate(line.values) if v is not None]
     _add_windows(chart, windows, top)
-    return _render(chart)
+    groups = {len(lines) + i: _window_title(w) for i, w in enumerate(windows)}
+    for j, marks in enumerate(events):
+        y = top * (0.03 + 0.055 * j)
+        chart.add(marks.legend, [(t, y) for t in marks.times], stroke=False, show_dots=True,
+                  dots_size=4)
+        dots[len(lines) + len(windows) + j] = list(marks.titles)
+    return _with_titles(_render(chart), dots, groups)
+
+
+def _window_title(w: Window) -> str:
+    kind = "instant" if w.instant else f"until {w.end:.2f} s"
+    return f"{w.label}: injected at {w.start:.2f} s, {kind}"
+
+
+_SERIE = re.compile(r'<g class="series serie-(\d+) color-\d+">')
+_CIRCLE = re.compile(r"<circle ([^>]*?)\s*/>")
+
+
+def _with_titles(svg: str, dots: Mapping[int, list[str]], groups: Mapping[int, str]) -> str:
+    """Hover text without any script: an SVG ``<title>`` in each point and each band."""
+    parts = _SERIE.split(svg)
+    out = [parts[0]]
+    for k_text, chunk in zip(parts[1::2], parts[2::2], strict=True):
+        k = int(k_text)
+        head = f'<g class="series serie-{k} color-{k}">'
+        if k in groups:
+            head += f"<title>{escape(groups[k])}</title>"
+        if k in dots and "<circle" in chunk:
+            chunk = _titled_circles(chunk, iter(dots[k]))
+        out += [head, chunk]
+    return "".join(out)
+
+
+def _titled_circles(chunk: str, texts: Iterator[str]) -> str:
+    return _CIRCLE.sub(
+        lambda m: f"<circle {m.group(1)}><title>{escape(next(texts, ''))}</title></circle>",
+        chunk)
+
+
+def _bucket_text(series: _Series, i: int) -> str:
+    ok, err = series.counts[i]
+    return f"{series.starts[i]:g} s: {ok} succeeded, {err} errors"
+
+
+def _lines(series: _Series) -> dict[str, list[_Line]]:
+    def text(unit: str, values: list[float | None], fmt: str) -> Callable[[int], str]:
+        return lambda i: f"{_bucket_text(series, i)} · {format(values[i] or 0, fmt)} {unit}"
+
+    return {
+        "throughput": [_Line("throughput (ops/s)", _LINE_COLOURS["throughput"],
+                             series.throughput, text("ops/s", series.throughput, ".1f"))],
+        "success": [_Line("success rate (%)", _LINE_COLOURS["success"], series.success,
+                          text("% succeeded", series.success, ".2f"))],
+        # max first, dashed, so that p99 is drawn over it where they meet
+        "latency": [
+            _Line("max latency (ms)", _MAX_COLOUR, series.max_ms,
+                  text("ms max", series.max_ms, ".1f"), dashed=True),
+            _Line("p99 latency (ms)", _LINE_COLOURS["latency"], series.p99_ms,
+                  text("ms p99", series.p99_ms, ".1f")),
+        ],
+    }
 
 
 def timeline_charts(journal: Mapping[str, Any]) -> list[str]:
-    """Three SVG charts (throughput, success rate, p99 latency), fault windows in each."""
+    """Three SVG charts (throughput, success rate, latency: p99 and max), with fault windows
+    and the pool's own reactions (crashes, replacements, kills, circuit) in each."""
     series = _series(journal)
     reverts = (f.get("reverted_at") or 0.0 for f in journal.get("faults") or [])
     run_end = max(series.end, float(journal.get("elapsed") or 0.0), *reverts, 1.0)
     windows = fault_windows(journal, run_end)
+    events = event_marks(journal)
+    x_end = max([series.end, *(w.end for w in windows)], default=1.0) or 1.0
+    lines = _lines(series)
+    latency_top = _nice_top([*series.p99_ms, *series.max_ms])
     return [
-        _one(series, windows, ("Throughput", "operations / s", "throughput (ops/s)",
-                               _LINE_COLOURS["throughput"]),
-             list(series.throughput), _nice_top),
-        _one(series, windows, ("Success rate", "% of operations", "success rate (%)",
-                               _LINE_COLOURS["success"]),
-             series.success, lambda _values: 100.0),
-        _one(series, windows, ("p99 latency", "milliseconds", "p99 latency (ms)",
-                               _LINE_COLOURS["latency"]),
-             series.p99_ms, _nice_top),
+        _one("Throughput", "operations / s", _nice_top(series.throughput), lines["throughput"],
+             windows, events, x_end, series),
+        # a little headroom: a flat 100 % line must not hide in the plot's top edge
+        _one("Success rate", "% of operations", _SUCCESS_TOP, lines["success"], windows,
+             events, x_end, series),
+        _one("Latency per bucket", "milliseconds", latency_top, lines["latency"], windows,
+             events, x_end, series),
     ]
+
+
+# -- the pool's reactions -------------------------------------------------------------------------
+
+_EVENT_KINDS = (  # (journal kinds, legend, colour)
+    (("crash",), "pool: worker crashed", "#111111"),
+    (("timeout", "health_fail"), "pool: killed a stuck worker", "#b5179e"),
+    (("restart",), "pool: replacement started", "#2a9d8f"),
+    (("recycle", "retire"), "pool: worker recycled / retired", "#6c757d"),
+    (("circuit_open", "circuit_half_open"), "pool: circuit open / half-open", "#e63946"),
+)
+
+
+@dataclass(frozen=True)
+class _EventMarks:
+    legend: str
+    colour: str
+    times: list[float]
+    titles: list[str]
+
+
+def _event_text(event: Mapping[str, Any]) -> str:
+    where = f" slot {event['index']}" if event.get("index") is not None else ""
+    pid = f" pid {event['pid']}" if event.get("pid") is not None else ""
+    extra = " ".join(f"{k}={event[k]}" for k in ("reason", "signal", "exitcode", "replaces")
+                     if event.get(k) is not None)
+    return f"{float(event.get('t') or 0.0):.2f} s: {event.get('kind')}{where}{pid} {extra}".rstrip()
+
+
+def event_marks(journal: Mapping[str, Any]) -> list[_EventMarks]:
+    """The journal's pool events, one marker series per kind of reaction present."""
+    events = [e for e in journal.get("events") or [] if isinstance(e, Mapping)]
+    marks = []
+    for kinds, legend, colour in _EVENT_KINDS:
+        mine = [e for e in events if e.get("kind") in kinds]
+        if mine:
+            marks.append(_EventMarks(f"{legend} ({len(mine)})", colour,
+                                     [float(e.get("t") or 0.0) for e in mine],
+                                     [_event_text(e) for e in mine]))
+    return marks

@@ -38,36 +38,57 @@ class ProgressLike(Protocol):
     def success_rate(self) -> float | None: ...
     @property
     def active_faults(self) -> tuple[str, ...]: ...
+    @property
+    def faults_done(self) -> int: ...
+    @property
+    def faults_total(self) -> int: ...
+    @property
+    def restarts(self) -> int: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def recent_faults(self) -> tuple[str, ...]: ...
 
 
 def _fmt_param(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def print_schedule(experiment: Any, seed: int, steps: Sequence[Any]) -> None:
-    """The resolved schedule: time, fault, name, target slots, parameters (one line a step)."""
+def _plain_params(fault: str, values: dict[str, Any]) -> dict[str, str]:
+    return {k: _fmt_param(v) for k, v in values.items()}
+
+
+ParamDisplay = Callable[[str, dict[str, Any]], Mapping[str, str]]
+
+
+def print_schedule(experiment: Any, seed: int, steps: Sequence[Any],
+                   display: ParamDisplay = _plain_params) -> None:
+    """The resolved schedule under column headers: time, fault, name, targets, how long it is
+    held, parameters as written in YAML by ``display`` (one line a step)."""
     exp = experiment
     click.echo(f"{exp.path or '<mapping>'}: {exp.title or 'untitled'}")
     click.echo(f"  seed {seed}  duration {print_duration(exp.duration)}  "
                f"pool {exp.pool.worker} size={exp.pool.size} max_overflow={exp.pool.max_overflow}")
     if not steps:
         click.echo("  (no faults: a baseline run)")
+        return
+    click.echo(f"  {'at':>8}  {'fault':<20} {'name':<24} {'targets':<14}{'held':<8}parameters")
     for s in steps:
-        click.echo(_schedule_line(s))
+        click.echo(_schedule_line(s, display))
 
 
-def _schedule_line(s: Any) -> str:
+def _schedule_line(s: Any, display: ParamDisplay) -> str:
     if s.slots is not None:
         slots = "slots " + ",".join(str(i) for i in s.slots)
     elif s.step.target.kind == "session":
         slots = f"session {s.step.target.session}"
     else:
         slots = "pool"
-    params = " ".join(f"{k}={_fmt_param(v)}" for k, v in s.params_dict().items())
+    params = " ".join(f"{k}={v}" for k, v in display(s.fault, s.params_dict()).items())
     dur = s.step.duration
-    held = f" for {print_duration(dur)}" if dur is not None else ""
-    return (f"  at {print_duration(s.at):>8}  {s.fault:<20} {s.name:<24} {slots:<14}"
-            f"{held}  {params}").rstrip()
+    held = print_duration(dur) if dur is not None else "instant"
+    return (f"  {print_duration(s.at):>8}  {s.fault:<20} {s.name:<24} {slots:<14}"
+            f"{held:<8}{params}").rstrip()
 
 
 def live_progress(experiment: Any, *, enabled: bool) -> Any:
@@ -81,7 +102,9 @@ def live_progress(experiment: Any, *, enabled: bool) -> Any:
 def feed(live: Any) -> Callable[[ProgressLike], None]:
     def update(p: ProgressLike) -> None:
         live.update(elapsed=p.elapsed, ops=p.ops, success_rate=p.success_rate,
-                    active_faults=p.active_faults)
+                    active_faults=p.active_faults, faults_done=p.faults_done,
+                    faults_total=p.faults_total, restarts=p.restarts, errors=p.errors,
+                    recent_faults=p.recent_faults)
 
     return update
 
@@ -92,9 +115,9 @@ def print_summary(journal: Mapping[str, Any], *, quiet: bool, verbose: bool,
 
     if journal_path == "-":
         # stdout carries the journal itself: the verdict goes to stderr
-        from rich.console import Console
+        from chaospool._report.terminal import PipeSafeConsole
 
-        render_summary(journal, Console(stderr=True), quiet=quiet, verbose=verbose)
+        render_summary(journal, PipeSafeConsole(stderr=True), quiet=quiet, verbose=verbose)
         return
     render_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
 

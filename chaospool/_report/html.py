@@ -26,6 +26,8 @@ from chaospool._report._format import (
 )
 from chaospool._report.charts import timeline_charts
 from chaospool._report.files import write_text_atomic
+from chaospool._report.happened import fmt_observed, happened_lines, stopped_note
+from chaospool._report.heatmap import latency_heatmap
 from chaospool._report.outcomes import outcomes_section
 
 __all__ = ("render_html", "write_html")
@@ -70,6 +72,11 @@ table.kv>tbody>tr>td,table.kv>tbody>tr>th{padding:2px 6px}
 .problems{border:1px solid var(--bad);background:#fdeced;border-radius:6px;padding:8px 14px;
  margin:12px 0 0}.problems ul{margin:4px 0 0;padding-left:20px}
 details summary{cursor:pointer;font-weight:600}
+.stopped{border:1px solid var(--warn);background:#fff6e5;border-radius:6px;padding:6px 12px;
+ margin:10px 0 0;font-weight:600;color:#7a4a00}
+.happened{margin:12px 0 0}.happened ul{margin:4px 0 0;padding-left:20px}
+.happened li.sub{list-style:circle;margin-left:18px}
+.chart svg.heatmap{margin-top:8px}
 """
 
 _CARDS = ("total", "success_rate", "recovered", "throughput", "p99_latency", "worker_restarts",
@@ -100,12 +107,28 @@ def _header(journal: Mapping[str, Any]) -> str:
         ("chaospool", journal.get("chaospool_version")),
     ]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
+    stopped = stopped_note(journal)
+    note = f'<p class="stopped">{_e(stopped)}</p>' if stopped else ""
     return (
         f"<header><h1>{_e(experiment_title(journal))}</h1>"
-        f"<div>{_badge(journal)}</div>{_problems(journal)}<dl class=\"meta\">{rows}</dl>"
+        f"<div>{_badge(journal)}</div>{note}{_problems(journal)}"
+        f"{_happened(journal)}<dl class=\"meta\">{rows}</dl>"
         "<h2>Reproduce</h2>"
         f"<code class=\"cmd\">{_e(reproduce_command(journal))}</code></header>"
     )
+
+
+def _happened_item(line: str) -> str:
+    if not line.startswith("  "):
+        return f"<li>{_e(line)}</li>"
+    # a fault: its label, then its one line of evidence
+    label, _, evidence = line.strip().partition("\n")
+    return f'<li class="sub">{_e(label)}<br><code>{_e(evidence.strip())}</code></li>'
+
+
+def _happened(journal: Mapping[str, Any]) -> str:
+    items = "".join(_happened_item(line) for line in happened_lines(journal))
+    return f'<div class="happened"><b>What happened</b><ul>{items}</ul></div>'
 
 
 def _problems(journal: Mapping[str, Any]) -> str:
@@ -141,19 +164,31 @@ def _checks(journal: Mapping[str, Any]) -> str:
             f'<tr class="{"ok" if ok else "fail"}"><td>{verdict}</td>'
             f"<td><code>{_e(check_name(c))}</code></td><td>{_e(c.get('phase'))}</td>"
             f"<td class=\"num\">{_e(c.get('expected'))}</td>"
-            f"<td class=\"num\">{_e(fmt_metric(metric, c.get('observed')))}</td></tr>"
+            f"<td class=\"num\">{_e(_observed(metric, c, ok))}</td></tr>"
         )
     head = ("<tr><th>result</th><th>check</th><th>phase</th><th class=\"num\">expected</th>"
             "<th class=\"num\">observed</th></tr>")
-    return f"<section><h2>Checks</h2><table>{head}{''.join(rows)}</table></section>"
+    title = "Checks" if stopped_note(journal) is None else \
+        "Checks <small>(evaluated on an incomplete run)</small>"
+    return f"<section id=\"checks\"><h2>{title}</h2><table>{head}{''.join(rows)}</table></section>"
+
+
+def _observed(metric: str, check: Mapping[str, Any], ok: bool) -> str:
+    return fmt_observed(metric, check.get("expected"), check.get("observed"), ok)
 
 
 def _charts(journal: Mapping[str, Any]) -> str:
-    svgs = "".join(f'<div class="chart">{svg}</div>' for svg in timeline_charts(journal))
+    svgs = [*timeline_charts(journal)]
+    heat = latency_heatmap(journal)
+    if heat is not None:
+        svgs.append(heat)
+    body = "".join(f'<div class="chart">{svg}</div>' for svg in svgs)
     note = ('<p class="muted small">Shaded bands are fault windows, from injection to revert '
             "(an instant fault such as a kill is drawn at a minimum width and marked "
-            "<i>instant</i> in the legend). Each point is one timeline bucket.</p>")
-    return f"<section><h2>Timeline</h2>{note}{svgs}</section>"
+            "<i>instant</i> in the legend). Each dot is one timeline bucket (hover for its "
+            "values); markers along the bottom are the pool's own reactions: crashes, "
+            "replacements, kills of stuck workers, the circuit breaker.</p>")
+    return f'<section id="timeline"><h2>Timeline</h2>{note}{body}</section>'
 
 
 def _phase_map(journal: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -12,7 +12,6 @@ thread: it redraws when it is updated, at most ``max_fps`` times a second.
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -35,15 +34,26 @@ from chaospool._report._format import (
     reproduce_command,
     status_line,
 )
+from chaospool._report.happened import (
+    evidence_line,
+    fmt_observed,
+    happened_lines,
+    stopped_note,
+)
 from chaospool._report.outcomes import outcomes_line
 
-__all__ = ("LiveDisplay", "LiveProgress", "render_summary", "summary_renderable", "summary_text")
+__all__ = (
+    "LiveDisplay", "LiveProgress", "PipeSafeConsole", "render_summary", "summary_renderable",
+    "summary_text",
+)
 
 _PHASE_COLUMNS = ("total", "errors", "success_rate", "p99_latency", "throughput")
 
 
 def _checks_table(journal: Mapping[str, Any]) -> Table:
-    table = Table(title="Checks", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
+    stopped = stopped_note(journal)
+    title = "Checks" if stopped is None else "Checks (evaluated on an incomplete run)"
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
     for name, justify in (("ok", "center"), ("metric", "left"), ("phase", "left"),
                           ("expected", "right"), ("observed", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -55,7 +65,8 @@ def _checks_table(journal: Mapping[str, Any]) -> Table:
             metric,
             str(check.get("phase") or "overall"),
             str(check.get("expected", "")),
-            Text(fmt_metric(metric, check.get("observed")), style="" if ok else "bold red"),
+            Text(fmt_observed(metric, check.get("expected"), check.get("observed"), ok),
+                 style="" if ok else "bold red"),
         )
     return table
 
@@ -95,6 +106,9 @@ def _headline(journal: Mapping[str, Any]) -> Text:
     style = "bold green" if journal.get("ok") else "bold red"
     text = Text(f"chaospool · {experiment_title(journal)}\n", style="bold")
     text.append(status_line(journal), style=style)
+    stopped = stopped_note(journal)
+    if stopped:
+        text.append(f"\n{stopped}", style="bold yellow")
     for problem in problems(journal):
         text.append(f"\n{problem}", style="red")
     return text
@@ -114,7 +128,8 @@ def _footer(journal: Mapping[str, Any], journal_path: str | None) -> Text:
 def _errors_table(journal: Mapping[str, Any]) -> Table | None:
     phases = dict(journal.get("phases") or {})
     phases["overall"] = journal.get("metrics") or {}
-    kinds = sorted({k for p in PHASES for k in (phases.get(p) or {}).get("errors_by_kind") or {}})
+    kinds = sorted({k for p in PHASES
+                    for k, n in ((phases.get(p) or {}).get("errors_by_kind") or {}).items() if n})
     if not kinds:
         return None
     table = Table(title="Errors by kind", box=box.SIMPLE_HEAD, show_edge=False,
@@ -128,11 +143,33 @@ def _errors_table(journal: Mapping[str, Any]) -> Table | None:
     return table
 
 
-def _evidence(journal: Mapping[str, Any]) -> Text:
-    text = Text("Fault evidence", style="italic")
+def _evidence(journal: Mapping[str, Any]) -> Table:
+    """Each fault's evidence as rows of key and value: never raw JSON folded across lines."""
+    table = Table(title="Fault evidence", box=box.SIMPLE_HEAD, show_edge=False,
+                  title_justify="left")
+    for name in ("fault", "evidence", "value"):
+        table.add_column(name, overflow="fold")
     for i, fault in enumerate(journal.get("faults") or []):
-        text.append(f"\n{fault_label(i, fault)}: ", style="bold")
-        text.append(json.dumps(fault.get("effect") or {}, sort_keys=True, default=str))
+        for n, (key, value) in enumerate((fault.get("effect") or {}).items()):
+            table.add_row(fault_label(i, fault) if n == 0 else "", str(key), _value(value))
+    return table
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        shown = "; ".join(evidence_line(v) if isinstance(v, Mapping) else str(v)
+                          for v in value[:3])
+        more = f"; … {len(value) - 3} more" if len(value) > 3 else ""
+        return f"{len(value)}: {shown}{more}" if value else "0"
+    if isinstance(value, Mapping):
+        return evidence_line(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _happened(journal: Mapping[str, Any]) -> Text:
+    text = Text("What happened", style="bold")
+    for line in happened_lines(journal):
+        text.append(f"\n{line}")
     return text
 
 
@@ -154,6 +191,7 @@ def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
         if not journal.get("ok") and _failed_only(journal)["checks"]:
             parts.append(_checks_table(_failed_only(journal)))
         return Group(*parts)
+    parts.append(_happened(journal))
     if journal.get("checks"):
         parts.append(_checks_table(journal))
     parts.append(_phases_table(journal))
@@ -184,13 +222,21 @@ def render_summary(journal: Mapping[str, Any], console: Console | None = None, *
     ``quiet``: the verdict and any failed check only. ``verbose``: adds errors by kind and each
     fault's evidence. ``journal_path``: named in the footer.
     """
-    console = console or Console()
+    console = console or PipeSafeConsole()
     console.print(summary_renderable(journal, quiet=quiet, verbose=verbose,
                                      journal_path=journal_path, footer=False))
     if not quiet:
         # soft wrap: never folded or cropped, so the reproduce command copies intact from a log
         console.print()
         console.print(_footer(journal, journal_path), soft_wrap=True)
+
+
+class PipeSafeConsole(Console):
+    """A console whose reader may leave (``| head``): rich's default exits with status 1 on a
+    broken pipe, which would hide the run's own exit code (3 must stay 3)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError  # the CLI redirects stdout and keeps the run's exit code
 
 
 def summary_text(journal: Mapping[str, Any], width: int = 100, **options: Any) -> str:
@@ -236,16 +282,19 @@ class LiveProgress:
         self.close()
 
     def update(self, *, elapsed: float, ops: int, success_rate: float | None,
-               active_faults: Sequence[str] = (), total: float | None = None) -> None:
+               active_faults: Sequence[str] = (), total: float | None = None,
+               **counts: Any) -> None:
         """Record the run's state; redraw unless the last redraw was too recent.
 
         ``success_rate`` is a fraction (0..1) or None before the first operation ended;
         ``total`` (seconds) may be given here when it is not known at construction.
+        ``counts``: ``faults_done``, ``faults_total``, ``restarts``, ``errors`` and
+        ``recent_faults`` (ended a moment ago: a kill is instant, it is shown a while).
         """
         if total is not None:
             self.total = max(total, 0.0)
         self._state = {"elapsed": elapsed, "ops": ops, "success_rate": success_rate,
-                       "active_faults": tuple(active_faults)}
+                       "active_faults": tuple(active_faults), **counts}
         if self._live is None:
             return
         now = time.monotonic()
@@ -264,15 +313,26 @@ class LiveProgress:
         grid = Table.grid(padding=(0, 1))
         grid.add_row(
             Text(self.title or "chaospool", style="bold"),
-            ProgressBar(total=self.total or None, completed=s["elapsed"], width=30),
+            ProgressBar(total=self.total or None, completed=s["elapsed"], width=20),
             Text(f"{s['elapsed']:5.1f}/{self.total:.1f} s"),
             Text(f"ops {s['ops']:,}"),
             Text(f"success {fmt_metric('success_rate', s['success_rate'])}",
                  style=_rate_style(s["success_rate"])),
-            Text("faults: " + (", ".join(s["active_faults"]) or "none"),
-                 style="bold red" if s["active_faults"] else "dim"),
+            Text(f"errors {s.get('errors', 0):,}", style="red" if s.get("errors") else "dim"),
+            Text(f"restarts {s.get('restarts', 0)}", style="dim"),
+            _faults_text(s),
         )
         return grid
+
+
+def _faults_text(s: Mapping[str, Any]) -> Text:
+    """``faults 1/3: kill-a (now), slow-b (done)``: what is on, and what just happened."""
+    head = f"faults {s.get('faults_done', 0)}/{s.get('faults_total', 0)}"
+    active, recent = tuple(s["active_faults"]), tuple(s.get("recent_faults", ()))
+    names = [f"{n} (now)" for n in active] + [f"{n} (done)" for n in recent if n not in active]
+    if not names:
+        return Text(head, style="dim")
+    return Text(f"{head}: " + ", ".join(names), style="bold red" if active else "yellow")
 
 
 def _rate_style(rate: float | None) -> str:

@@ -264,10 +264,21 @@ def test_exit_1_when_a_tolerance_fails_and_junit_has_the_failure(tmp_path: Path)
 
 
 def test_exit_3_when_the_pool_cannot_start(tmp_path: Path) -> None:
-    exp = write(tmp_path / "ns.yaml", "version: 1\nduration: 1s\npool: {worker: no_such_mod_x}\n")
+    # imports where validation imports it (`python -c`), fails where the pool starts workers
+    write(tmp_path / "flaky_mod_x.py", "import sys\nfrom chaospool.workers.demo import *\n"
+                                       "if sys.argv[0] != '-c':\n    raise RuntimeError('down')\n")
+    exp = write(tmp_path / "ns.yaml", "version: 1\nduration: 1s\npool: {worker: flaky_mod_x}\n")
     out = cli("run", str(exp), "--journal", "ns.json", cwd=tmp_path)
     assert out.returncode == 3, out.stdout + out.stderr
     assert journal_of(tmp_path / "ns.json")["status"] == "failed"
+
+
+def test_exit_2_when_the_worker_module_does_not_import(tmp_path: Path) -> None:
+    exp = write(tmp_path / "ns.yaml", "version: 1\nduration: 1s\npool: {worker: no_such_mod_x}\n")
+    out = cli("run", str(exp), "--journal", "ns.json", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.startswith(f"{exp}:3:16: pool.worker: worker module 'no_such_mod_x'")
+    assert not (tmp_path / "ns.json").exists()
 
 
 BOOM_PLUGIN = '''\
@@ -494,7 +505,9 @@ def test_faults_json_shape_and_plugins(tmp_path: Path) -> None:
     entries = json.loads(out.stdout)
     assert isinstance(entries, list)
     for e in entries:
-        assert set(e) == {"name", "description", "params", "source"}
+        # the contract's keys, plus what a tool needs to write a step (docs/faults.md)
+        assert set(e) == {"name", "description", "params", "source", "types", "units",
+                          "choices", "pool_level", "pool_level_when"}
         assert isinstance(e["params"], dict)
         assert e["description"]
     by_name = {e["name"]: e for e in entries}

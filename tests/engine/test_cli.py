@@ -112,11 +112,21 @@ def test_run_writes_journal_and_exit_1_when_a_tolerance_fails(tmp_path: Path) ->
     assert "<failure" in (tmp_path / "r.xml").read_text(encoding="utf-8")
 
 
+# imports where validation imports it (`python -c`), fails where the pool's workers start
+WORKER_FAILING_IN_POOL = """
+import sys
+from chaospool.workers.demo import *
+if sys.argv[0] != "-c":
+    raise RuntimeError("no_such_module_xyz: the database is down")
+"""
+
+
 @pytest.mark.timeout(60)
 def test_exit_3_when_the_pool_cannot_start(tmp_path: Path) -> None:
+    (tmp_path / "flaky_worker.py").write_text(WORKER_FAILING_IN_POOL, encoding="utf-8")
     journal = tmp_path / "j.json"
     out = cli("run", str(EXPERIMENTS / "baseline.yaml"), "--set", "duration=1s",
-              "--set", "pool.worker=no_such_module_xyz", "--journal", str(journal), cwd=tmp_path)
+              "--set", "pool.worker=flaky_worker", "--journal", str(journal), cwd=tmp_path)
     assert out.returncode == 3, out.stdout + out.stderr
     data = load_journal(journal)
     assert data["status"] == "failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,9 +117,19 @@ def test_missing_directory_is_named(tmp_path: Path) -> None:
 def test_missing_module(write_plugin: WritePlugin, tmp_path: Path) -> None:
     write_plugin("freezer.py")
     with pytest.raises(PluginLoadError) as info:
-        plugin_manager(["freezer"], base_dir=tmp_path)
-    assert str(info.value).startswith("plugin 'freezer': no module named 'freezer'")
+        plugin_manager(["freezr"], base_dir=tmp_path)
+    assert str(info.value).startswith("plugin 'freezr': no module named 'freezr'")
     assert "did you mean 'freezer.py'?" in str(info.value)
+
+
+def test_module_name_found_in_the_experiments_directory_first(
+    write_plugin: WritePlugin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plugins by module name resolve as pool.worker does (docs/plugins.md)."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the experiment's directory goes first
+    write_plugin("freezer_here.py")
+    pm = plugin_manager(["freezer_here"], base_dir=tmp_path)
+    assert "freeze" in fault_registry(pm)
 
 
 def test_empty_spec() -> None:

@@ -76,10 +76,22 @@ def test_keys_are_exactly_the_contracts() -> None:
     assert set(s["metrics"]["errors_by_kind"]) == set(ERROR_KINDS)
     assert all(
         set(b) == {"t", "succeeded", "errors", "recovered", "p99_latency", "faults_active",
-                   "ok", "fail", "info"}
+                   "ok", "fail", "info",
+                   "max_latency", "latency_bands"}  # the last two for the report's charts
         for b in s["timeline"]
     )
     json.dumps(s, allow_nan=False)  # JSON-able, no NaN or infinity
+
+
+def test_each_bucket_has_its_max_and_latency_bands_that_add_up() -> None:
+    s = summary_of(random_recorder(2), first_inject=3.0, last_revert=6.0)
+    for b in s["timeline"]:
+        total = b["succeeded"] + b["errors"]
+        assert sum(b["latency_bands"]) == total
+        if total:
+            assert b["max_latency"] >= b["p99_latency"]
+        else:
+            assert b["max_latency"] is None
 
 
 def test_counts_and_kinds_match_the_rows() -> None:
