@@ -3,8 +3,9 @@
 Memory does not grow with the number of operations (docs/design.md, "Long runs"): each phase
 keeps counters and one latency histogram (``LogHistogram``); each closed timeline bucket keeps
 six numbers (ok, fail, info, recovered, p99, max) and 13 latency-band counts (about 90 bytes).
-Only the bucket being filled holds its latencies (at most one bucket width of operations), so its p99 is exact; when the
-clock moves on they are folded into the phase histograms in one batch and dropped.
+Only the bucket being filled holds its latencies (at most one bucket width of operations), so
+its p99 is exact; when the clock moves on they are folded into the phase histograms in one
+batch and dropped.
 
 An operation counts in the phase in which it *started* (``PhaseClock``) and in the bucket in
 which it *ended*. Operations are recorded when they end, so ends arrive in order on the live
