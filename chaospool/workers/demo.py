@@ -5,6 +5,12 @@
 stored in the session · ``list_programs`` -> ``{"programs": [ids]}`` of this session ·
 ``execute {program_id, inputs}`` -> ``{"outputs": ...}`` (an error if the session has no such
 program).
+
+A session keeps its ``MAX_PROGRAMS`` (32) most recent programs: creating one more drops the
+oldest (``execute`` on it then fails like on any unknown program). Why: a real session holds a
+bounded working set, and a demo session that grew without end made every later call of the
+seed scenario slower -- the measurement would show the workload growing, not the faults
+(docs/design.md, Pool, "Sessions"). Program ids stay unique within a session.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 from chaospool.worker import Context, command
 
 _kept: list[bytes] = []  # alloc'd memory stays alive for the worker's lifetime
+MAX_PROGRAMS = 32  # programs a session keeps (the most recent ones)
 
 
 @command
@@ -52,9 +59,14 @@ def alloc(args: Any, ctx: Context) -> dict[str, int]:
 
 @command
 def create_program(args: Any, ctx: Context) -> dict[str, str]:
-    programs = ctx.session.setdefault("programs", {})
-    program_id = f"prog-{len(programs)}"
+    session = ctx.session
+    programs = session.setdefault("programs", {})
+    number = session.get("created", len(programs))  # a counter: ids are never reused
+    program_id = f"prog-{number}"
     programs[program_id] = (args or {}).get("signature", {})
+    session["created"] = number + 1
+    while len(programs) > MAX_PROGRAMS:
+        del programs[next(iter(programs))]  # the oldest: dicts (and msgpack maps) keep order
     return {"program_id": program_id}
 
 
