@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from chaospool._probe.recorder import OK, WRONG_REPLY, Recorder, code_of
 from chaospool.errors import ChaospoolError, RequestTimeout, WorkerCrashed
@@ -263,3 +264,5 @@ class Probe:
                 return
             if think > 0:
                 await anyio.sleep(think)
+            elif code != OK:  # calls that all fail at once must not starve the event loop
+                await anyio.lowlevel.checkpoint()
