@@ -232,7 +232,7 @@ class Pool(RequestPath, Supervisor):
             queue_depth=len(self._waiters), max_queue_depth=c.max_queue_depth,
             restarts=c.restarts, checkouts=c.checkouts, checkins=c.checkins, errors=c.errors,
             crashes=c.crashes, timeouts=c.timeouts, recycles=c.recycles,
-            circuit_open=self._circuit_open,
+            circuit_open=self._circuit_open, subscriber_errors=self._bus.errors,
         )
 
     @property
