@@ -369,9 +369,9 @@ class ProcessBackend:
                 entry[1].append((msg.pid, exit_))
                 entry[0].set()
         elif isinstance(msg, p.Exited):
-            exit_ = self._exits.pop(msg.pid, None)
-            if exit_ is not None:
-                exit_.set(ExitStatus(msg.exitcode, msg.signal))
+            gone = self._exits.pop(msg.pid, None)
+            if gone is not None:
+                gone.set(ExitStatus(msg.exitcode, msg.signal))
 
     async def _zygote_gone(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
         """The zygote is gone: its workers die with it (PDEATHSIG); reap it, release waiters."""
