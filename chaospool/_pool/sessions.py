@@ -55,7 +55,8 @@ class Sessions:
         self.records: dict[str, SessionRecord] = {}
         self.affinity: OrderedDict[str, Worker] = OrderedDict()
         # session -> calls waiting for their turn; a key is present while one call holds it
-        self.turns: dict[str, deque[Call]] = {}
+        # (an empty tuple until a second call arrives: most turns are never contended)
+        self.turns: dict[str, deque[Call] | tuple[()]] = {}
         self._ids = ids
 
     def state(self, session: str) -> dict[Any, Any] | None:
@@ -73,9 +74,11 @@ class Sessions:
         assert session is not None
         line = self.turns.get(session)
         if line is None:
-            self.turns[session] = deque()
+            self.turns[session] = ()
             call.has_turn = True
             return True
+        if not line:
+            line = self.turns[session] = deque()
         line.append(call)
         return False
 
@@ -89,6 +92,7 @@ class Sessions:
         if not line:
             self.turns.pop(session, None)
             return None
+        assert isinstance(line, deque)
         call = line.popleft()
         call.has_turn = True
         return call
@@ -96,8 +100,9 @@ class Sessions:
     def leave_line(self, call: Call) -> bool:
         """``call`` stops waiting for its turn; False if it was not in line."""
         line = self.turns.get(call.session) if call.session is not None else None
-        if line is None or call not in line:
+        if not line or call not in line:
             return False
+        assert isinstance(line, deque)
         line.remove(call)
         return True
 
