@@ -313,26 +313,29 @@ class RequestPath(PoolState):
             reply = cast("p.Reply | p.Failure | p.Miss", msg)
             call = w.pending.pop(reply.id, None)
             if call is None or call.abandoned:
-                self._late_reply(w, reply)
-                if call is not None and call.command is not None:
-                    if call.session is not None:  # its change is discarded, the copy stale
-                        self._sessions.forget(w, call.session)
-                    self._checkin(w)
+                self._discard(w, call, reply)
                 return False
+            if call.session is not None:  # a command on a session (never a control op)
+                if kind is p.Miss:
+                    self._resend(w, call)
+                    return True
+                reply = self._session_reply(w, call, cast("p.Reply | p.Failure", reply))
+            call.msg = cast("p.Reply | p.Failure", reply)
             if call.command is not None:
-                if call.session is not None:
-                    if kind is p.Miss:
-                        self._resend(w, call)
-                        return True
-                    reply = self._session_reply(w, call, cast("p.Reply | p.Failure", reply))
-                call.msg = cast("p.Reply | p.Failure", reply)
                 self._checkin(w)  # may dispatch the next queued call right now
-            else:
-                call.msg = cast("p.Reply | p.Failure", reply)
             call.event.set()
         elif kind is p.Pong and w.ping_id == cast("p.Pong", msg).id:
             w.ping_id = None
         return True
+
+    def _discard(self, w: Worker, call: Call | None, reply: p.Reply | p.Failure | p.Miss) -> None:
+        """A reply nobody waits for: counted; the worker is checked in, and its copy of the
+        session (changed by a call whose change is discarded) is no longer trusted."""
+        self._late_reply(w, reply)
+        if call is not None and call.command is not None:
+            if call.session is not None:
+                self._sessions.forget(w, call.session)
+            self._checkin(w)
 
     def _session_reply(
         self, w: Worker, call: Call, reply: p.Reply | p.Failure
