@@ -307,3 +307,19 @@ def test_a_session_dict_is_a_dict() -> None:
     assert isinstance(d, dict)
     assert p.decode_value(p.encode_value(d)) == {"a": 1}
     assert d == {"a": 1}
+
+
+async def test_a_demo_session_keeps_its_most_recent_programs() -> None:
+    from chaospool.workers.demo import MAX_PROGRAMS
+
+    async with Pool("chaospool.workers.demo", size=1, backend="memory") as pool:
+        made = [(await pool.execute("create_program", {"signature": SIGNATURE},
+                                    session="s"))["program_id"]
+                for _ in range(MAX_PROGRAMS + 5)]
+        assert len(set(made)) == len(made)  # ids are never reused
+        assert await _programs(pool, "s") == sorted(made[5:])
+        with pytest.raises(CommandError, match="no program"):
+            await pool.execute("execute", {"program_id": made[0], "inputs": {}}, session="s")
+        reply = await pool.execute("execute", {"program_id": made[-1], "inputs": {"q": 1}},
+                                   session="s")
+        assert reply == {"outputs": {"a": "a(q=1)"}}
