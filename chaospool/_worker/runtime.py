@@ -228,13 +228,18 @@ class WorkerCore:
                 return self._fail(msg, "UnserialisableSession", text)
             if changed or deleted:
                 copy.version = msg.id  # the version the pool gives this state if it adopts it
-        frame = p.encode_frame(p.Reply(msg.id, value, changed or None, deleted or None))
-        if len(frame) - p.HEADER.size > p.MAX_FRAME:
-            text = (f"the reply to {msg.command!r} (its result and session changes) is "
-                    f"{len(frame) - p.HEADER.size} bytes, above the frame limit of "
-                    f"{p.MAX_FRAME} bytes")
-            return self._fail(msg, "FrameTooLarge", text)
-        return frame
+        return self._framed(msg, p.Reply(msg.id, value, changed or None, deleted or None))
+
+    def _framed(self, msg: p.Request, reply: p.Reply) -> bytes:
+        """The reply's frame; a Failure instead when it would exceed the frame limit (the
+        pool would take it for a corrupt stream and kill this worker)."""
+        frame = p.encode_frame(reply)
+        size = len(frame) - p.HEADER.size
+        if size <= p.MAX_FRAME:
+            return frame
+        text = (f"the reply to {msg.command!r} (its result and session changes) is {size} "
+                f"bytes, above the frame limit of {p.MAX_FRAME} bytes")
+        return self._fail(msg, "FrameTooLarge", text)
 
     def handle_control(self, msg: p.Message) -> None:
         """A Ping or a Control op (runs on the control thread, beside any command)."""
