@@ -49,5 +49,6 @@ def test_the_seed_scenario_without_faults_is_flat() -> None:
     report = chaospool.run(CASCADE, overrides={"method": [], "duration": f"{duration}s"})
     timeline = report.timeline
     first, last = _rate(timeline, 0.0, 3.0), _rate(timeline, duration - 3.0, duration)
+    print(f"cascade without faults: first 3 s {first:.0f} ops/s, last 3 s {last:.0f} ops/s")
     assert report.metrics["total"] > 0
     assert last >= 0.8 * first, f"first 3 s: {first:.0f} ops/s, last 3 s: {last:.0f} ops/s"
