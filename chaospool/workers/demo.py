@@ -10,7 +10,8 @@ A session keeps its ``MAX_PROGRAMS`` (32) most recent programs: creating one mor
 oldest (``execute`` on it then fails like on any unknown program). Why: a real session holds a
 bounded working set, and a demo session that grew without end made every later call of the
 seed scenario slower -- the measurement would show the workload growing, not the faults
-(docs/design.md, Pool, "Sessions"). Program ids stay unique within a session.
+(docs/design.md, Pool, "Sessions"). Program ids stay unique within a session. Each program
+is a top-level key of the session's state, so a change ships only that program.
 """
 
 from __future__ import annotations
@@ -57,31 +58,37 @@ def alloc(args: Any, ctx: Context) -> dict[str, int]:
     return {"kept_mb": round(sum(len(b) for b in _kept) / 10**6)}
 
 
+# Each program is a top-level key of the session ("program:prog-7"), so creating one ships
+# that key (and the counter), and listing them reads only keys: neither costs what the other
+# programs weigh (docs/design.md, Pool, "Sessions").
+_PREFIX = "program:"
+
+
 @command
 def create_program(args: Any, ctx: Context) -> dict[str, str]:
     session = ctx.session
-    programs = session.setdefault("programs", {})
-    number = session.get("created", len(programs))  # a counter: ids are never reused
+    number = int(session.get("created", 0))  # a counter: ids are never reused
     program_id = f"prog-{number}"
-    programs[program_id] = (args or {}).get("signature", {})
+    session[_PREFIX + program_id] = (args or {}).get("signature", {})
     session["created"] = number + 1
-    while len(programs) > MAX_PROGRAMS:
-        del programs[next(iter(programs))]  # the oldest: dicts (and msgpack maps) keep order
+    if number >= MAX_PROGRAMS:  # one too many: drop the oldest
+        session.pop(f"{_PREFIX}prog-{number - MAX_PROGRAMS}", None)
     return {"program_id": program_id}
 
 
 @command
 def list_programs(args: Any, ctx: Context) -> dict[str, list[str]]:
-    return {"programs": sorted(ctx.session.get("programs", {}))}
+    ids = [key[len(_PREFIX):] for key in ctx.session if key.startswith(_PREFIX)]
+    return {"programs": sorted(ids)}
 
 
 @command
 def execute(args: Any, ctx: Context) -> dict[str, Any]:
     program_id = (args or {}).get("program_id")
-    programs = ctx.session.get("programs", {})
-    if program_id not in programs:
+    key = f"{_PREFIX}{program_id}"
+    if key not in ctx.session:
         raise KeyError(f"session {ctx.session_id!r} has no program {program_id!r}")
-    signature = programs[program_id] or {}
+    signature = ctx.session[key] or {}
     inputs = (args or {}).get("inputs", {}) or {}
     joined = ", ".join(f"{k}={inputs[k]!r}" for k in sorted(inputs))
     outputs = {name: f"{name}({joined})" for name in signature.get("outputs", ["output"])}
