@@ -10,8 +10,10 @@
         ctx.session.setdefault("programs", {})[pid] = args["signature"]
         return {"program_id": pid}
 
-``ctx.session`` is the session's state: a dict owned by the pool, shipped back with the reply
-and re-hydrated into whichever worker serves the session next (it survives a worker crash).
+``ctx.session`` is the session's state: a dict owned by the pool (it survives a worker crash).
+What a handler changes in it is shipped back per top-level key; a handler that raises changes
+nothing; calls of one session run one at a time (docs/design.md, Pool, "Sessions"). Keep no
+reference to a session value beyond the call.
 A plugin control op is ``def fn(args: dict, runtime: ControlRuntime) -> Any``, called by
 ``WorkerHandle.control("module:fn", args)`` on the worker's control thread.
 """

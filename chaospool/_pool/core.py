@@ -29,7 +29,6 @@ from chaospool.errors import (
     ChaospoolError,
     CommandError,
     PoolClosed,
-    ProtocolError,
     RequestTimeout,
     WorkerCrashed,
     WorkerStartError,
@@ -174,16 +173,18 @@ class Pool(RequestPath, Supervisor):
         """Run ``command`` on a worker and return its result.
 
         Raises CheckoutTimeout, QueueFull, RequestTimeout, WorkerCrashed (ProtocolError),
-        CircuitOpen, PoolClosed or CommandError. ``retries`` re-runs the call (after a short
+        CircuitOpen, PoolClosed or CommandError (also for args that cannot be encoded or do
+        not fit in a frame). ``retries`` re-runs the call (after a short
         backoff) when the worker crashed or timed out.
         """
         if self._closed or not self._opened:
             raise PoolClosed("the pool is closed" if self._closed else "the pool is not open")
         try:
-            raw = p.encode_value(args)
-        except _ENCODE_ERRORS as exc:
+            raw = self._encode_args(command, args)
+        except CommandError:
             self._counters.errors += 1
-            raise ProtocolError(f"the args of {command!r} cannot be serialised: {exc}") from exc
+            await anyio.lowlevel.checkpoint()  # a caller retrying in a loop must yield
+            raise
         deadline = self.config.request_timeout if timeout is None else timeout
         attempt = 0
         while True:
@@ -203,6 +204,20 @@ class Pool(RequestPath, Supervisor):
                 await anyio.lowlevel.checkpoint()
                 raise
 
+    @staticmethod
+    def _encode_args(command: str, args: Any) -> msgspec.Raw:
+        """The args, encoded once; a CommandError (the call's fault, not the worker's) when
+        they cannot be encoded or would not fit in a frame."""
+        try:
+            raw = p.encode_value(args)
+        except _ENCODE_ERRORS as exc:
+            raise CommandError("UnserialisableArgs",
+                               f"the args of {command!r} cannot be serialised: {exc}") from exc
+        if len(raw) > p.payload_limit():
+            raise CommandError("FrameTooLarge", f"the args of {command!r} take {len(raw)} "
+                               f"bytes, above the {p.payload_limit()}-byte frame limit")
+        return raw
+
     def stats(self) -> PoolStats:
         ready = busy = overflow = 0
         for w in self._slots:
@@ -217,7 +232,7 @@ class Pool(RequestPath, Supervisor):
             queue_depth=len(self._waiters), max_queue_depth=c.max_queue_depth,
             restarts=c.restarts, checkouts=c.checkouts, checkins=c.checkins, errors=c.errors,
             crashes=c.crashes, timeouts=c.timeouts, recycles=c.recycles,
-            circuit_open=self._circuit_open,
+            circuit_open=self._circuit_open, subscriber_errors=self._bus.errors,
         )
 
     @property
@@ -262,9 +277,8 @@ class Pool(RequestPath, Supervisor):
         return any(w is not None and w.pid == pid for w in self._slots)
 
     def session_state(self, session: str) -> Any:
-        """The pool's authoritative copy of a session's state (None if unknown)."""
-        raw = self._sessions.get(session)
-        return None if raw is None else p.decode_value(raw)
+        """The pool's authoritative copy of a session's state (None if unknown or empty)."""
+        return self._sessions.state(session)
 
     # ------------------------------------------------------------------ fault surface
     async def _control(

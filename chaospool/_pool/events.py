@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+_log = logging.getLogger("chaospool.pool")
 
 EVENT_KINDS = (
     "start",
@@ -53,6 +56,7 @@ class PoolStats:
     timeouts: int
     recycles: int
     circuit_open: bool
+    subscriber_errors: int = 0  # exceptions raised by event subscribers (each logged once)
 
 
 class Counters:
@@ -82,13 +86,20 @@ class Counters:
 
 
 class EventBus:
-    """Synchronous subscribers; emitting costs nothing when nobody listens."""
+    """Synchronous subscribers; emitting costs nothing when nobody listens.
 
-    __slots__ = ("errors", "subscribers")
+    A subscriber that raises must not break the request path, nor grow the pool's memory: its
+    first error is logged (``chaospool.pool``, with the traceback), every error is counted
+    (``errors``, per subscriber in ``errors_by``), and nothing else is kept.
+    """
+
+    __slots__ = ("errors", "errors_by", "subscribers")
 
     def __init__(self) -> None:
         self.subscribers: list[Callable[[PoolEvent], None]] = []
-        self.errors: list[BaseException] = []
+        self.errors = 0
+        # id(subscriber) -> its error count, while it is subscribed (unsubscribe drops it)
+        self.errors_by: dict[int, int] = {}
 
     def subscribe(self, callback: Callable[[PoolEvent], None]) -> Callable[[], None]:
         self.subscribers.append(callback)
@@ -96,6 +107,8 @@ class EventBus:
         def unsubscribe() -> None:
             if callback in self.subscribers:
                 self.subscribers.remove(callback)
+                if callback not in self.subscribers:
+                    self.errors_by.pop(id(callback), None)
 
         return unsubscribe
 
@@ -109,4 +122,13 @@ class EventBus:
             try:
                 callback(event)
             except Exception as exc:  # a broken subscriber must not break the request path
-                self.errors.append(exc)
+                self._failed(callback, event, exc)
+
+    def _failed(self, callback: Callable[[PoolEvent], None], event: PoolEvent,
+                exc: Exception) -> None:
+        self.errors += 1
+        count = self.errors_by[id(callback)] = self.errors_by.get(id(callback), 0) + 1
+        if count == 1:
+            _log.error("pool event subscriber %r raised on a %r event; its further errors are "
+                       "counted (PoolStats.subscriber_errors), not logged", callback,
+                       event.kind, exc_info=exc)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import signal as _signal
 import socket
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
 _UNKNOWN = ExitStatus(None, None)
+_log = logging.getLogger("chaospool.pool")
 
 
 class _Exit:
@@ -272,7 +274,7 @@ class ProcessBackend:
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._tokens = itertools.count(1)
-        self._spawned: dict[int, tuple[anyio.Event, list[int]]] = {}
+        self._spawned: dict[int, tuple[anyio.Event, list[tuple[int, _Exit]]]] = {}
         self._exits: dict[int, _Exit] = {}
         self._alive = False
         self._hello: anyio.Event | None = None
@@ -337,11 +339,21 @@ class ProcessBackend:
                     continue
                 if not data:
                     break
-                self._on_zygote(p.decode_zygote(data))
-        except (OSError, anyio.ClosedResourceError, msgspec.DecodeError):
+                self._on_datagram(data)
+        except (OSError, anyio.ClosedResourceError):
             pass
         finally:
             await self._zygote_gone(sock, proc)
+
+    def _on_datagram(self, data: bytes) -> None:
+        try:
+            msg = p.decode_zygote(data)
+        except msgspec.DecodeError as exc:
+            # one datagram is one whole message (SOCK_SEQPACKET): skip it, the next is intact
+            _log.error("the fork server of %r sent a malformed message (%s), ignored: %r",
+                       self.worker, exc, data[:200])
+            return
+        self._on_zygote(msg)
 
     def _on_zygote(self, msg: p.ZygoteMessage) -> None:
         if isinstance(msg, p.Hello | p.StartFailed):
@@ -349,15 +361,17 @@ class ProcessBackend:
             if self._hello is not None:
                 self._hello.set()
         elif isinstance(msg, p.Spawned):
-            self._exits[msg.pid] = _Exit()
+            # the spawner gets this very _Exit: a worker that dies at once may have its Exited
+            # handled before the spawner resumes, and must not leave it waiting on another
+            exit_ = self._exits[msg.pid] = _Exit()
             entry = self._spawned.get(msg.token)
             if entry is not None:
-                entry[1].append(msg.pid)
+                entry[1].append((msg.pid, exit_))
                 entry[0].set()
         elif isinstance(msg, p.Exited):
-            exit_ = self._exits.pop(msg.pid, None)
-            if exit_ is not None:
-                exit_.set(ExitStatus(msg.exitcode, msg.signal))
+            gone = self._exits.pop(msg.pid, None)
+            if gone is not None:
+                gone.set(ExitStatus(msg.exitcode, msg.signal))
 
     async def _zygote_gone(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
         """The zygote is gone: its workers die with it (PDEATHSIG); reap it, release waiters."""
@@ -384,7 +398,7 @@ class ProcessBackend:
         ctl_p, ctl_c = socket.socketpair()
         log_r, log_w = os.pipe()
         token = next(self._tokens)
-        event, pids = anyio.Event(), list[int]()
+        event, pids = anyio.Event(), list[tuple[int, _Exit]]()
         self._spawned[token] = (event, pids)
         try:
             assert self._sock is not None
@@ -417,14 +431,13 @@ class ProcessBackend:
             ctl_p.close()
             os.close(log_r)
             raise WorkerStartError(f"the fork server died while starting worker {index}")
-        return await self._link(pids[0], data_p, ctl_p, log_r)
+        return await self._link(*pids[0], data_p, ctl_p, log_r)
 
     async def _link(
-        self, pid: int, data: socket.socket, ctl: socket.socket, log_r: int
+        self, pid: int, exit_: _Exit, data: socket.socket, ctl: socket.socket, log_r: int
     ) -> ProcessLink:
         data.setblocking(False)
         ctl.setblocking(False)
-        exit_ = self._exits.get(pid) or _Exit()
         link = ProcessLink(pid, data, ctl, exit_)
         await link.start()
         assert self._tg is not None

@@ -11,6 +11,10 @@ Dispatching the next queued call from the reply callback -- instead of waking it
 send it -- keeps workers busy without any pipelining: a worker still holds exactly one request,
 so a crash fails only that one. Request ids are unique per pool and a reply only completes the
 call registered under its id *on that worker*: a late reply cannot reach another caller.
+
+Calls on one session take turns (``chaospool/_pool/sessions.py``): a call whose session has a
+call in flight waits in that session's line, and enters the path above when the call before it
+ends -- answered, failed, timed out, or given up by its caller (whose reply is then discarded).
 """
 
 from __future__ import annotations
@@ -25,16 +29,15 @@ from chaospool._pool.state import PoolState
 from chaospool._pool.worker import Call, Worker
 from chaospool._wire import protocol as p
 from chaospool.errors import (
+    ChaospoolError,
     CheckoutTimeout,
     CircuitOpen,
     CommandError,
+    PoolClosed,
     QueueFull,
     RequestTimeout,
 )
 
-# Sessions whose state a worker keeps between requests; beyond it the least recently used are
-# dropped (their next request carries the state again). Bounds a long-lived worker's memory.
-SESSION_CACHE = 1024
 
 class RequestPath(PoolState):
     async def _execute_once(
@@ -47,20 +50,92 @@ class RequestPath(PoolState):
         if self._circuit_open:
             raise CircuitOpen(self._circuit_message())
         call = Call(command, self._flag(), raw, session, timeout)
-        w = self._take_idle(session) if self._idle else None
+        try:
+            if session is None or self._sessions.take_turn(call):
+                self._route(call)
+            else:
+                self._wait_turn(call)
+            try:
+                if self._loop is not None:
+                    await call.event.wait()  # the lazy timers set it on a deadline
+                else:
+                    await self._wait_with_scopes(call)
+            except BaseException:
+                self._abandon(call)
+                raise
+            return self._result(call)
+        finally:
+            if call.has_turn:  # answered, failed or given up: the session's next call goes
+                self._pass_turn(call)
+
+    def _route(self, call: Call) -> None:
+        """To an idle worker now, else into the FIFO queue (QueueFull beyond max_queue)."""
+        if call.session is not None:
+            self._check_fits(call)
+        w = self._take_idle(call.session) if self._idle else None
         if w is not None:
             self._dispatch(w, call)
         else:
             self._enqueue(call)
+
+    def _check_fits(self, call: Call) -> None:
+        """A request must fit in one frame with its session's whole state (which it may have
+        to carry); checked once the call holds the turn, when that state cannot change."""
+        assert call.session is not None
+        size = len(call.raw) + self._sessions.size(call.session) + len(call.session)
+        if size > p.payload_limit():
+            raise CommandError("FrameTooLarge", (
+                f"{call.command!r} on session {call.session!r}: its args and the session's "
+                f"state take {size} bytes, above the {p.payload_limit()}-byte frame limit"))
+
+    # -- session turns --------------------------------------------------------------------
+    def _wait_turn(self, call: Call) -> None:
+        """Another call of this session is in flight: wait in its line, at most
+        checkout_timeout (then the line's wait, like the queue's, ends in CheckoutTimeout)."""
+        session = call.session
+        assert session is not None
+        if self._sessions.waiting(session) > self.config.max_queue:
+            self._sessions.leave_line(call)
+            raise QueueFull(f"{self.config.max_queue} calls of session {session!r} already "
+                            f"wait for their turn (max_queue={self.config.max_queue})")
+        call.queue_deadline = self._clock() + self.config.checkout_timeout
+        if self._loop is not None:
+            call.timer = self._loop.call_at(call.queue_deadline, self._expire_turn, call)
+
+    def _expire_turn(self, call: Call) -> None:
+        call.timer = None
+        if not call.has_turn and not call.event.is_set():
+            self._turn_timed_out(call)
+
+    def _turn_timed_out(self, call: Call) -> None:
+        self._sessions.leave_line(call)
+        self._bus.emit("checkout_timeout", timeout=self.config.checkout_timeout)
+        call.error = CheckoutTimeout(
+            f"session {call.session!r}: the call before this one still ran after "
+            f"checkout_timeout={self.config.checkout_timeout}s (a session's calls run one at "
+            "a time)")
+        call.event.set()
+
+    def _pass_turn(self, call: Call) -> None:
+        """``call`` is over: the next call of its session gets the turn and is routed."""
+        call.has_turn = False
+        session = call.session
+        assert session is not None
+        nxt = self._sessions.next_turn(session)
+        if nxt is None:
+            return
+        if nxt.timer is not None:
+            nxt.timer.cancel()
+            nxt.timer = None
         try:
-            if self._loop is not None:
-                await call.event.wait()  # the lazy timers set it on a deadline
-            else:
-                await self._wait_with_scopes(call)
-        except BaseException:
-            self._abandon(call)
-            raise
-        return self._result(call)
+            if self._closed:
+                raise PoolClosed("the pool is closing")
+            if self._circuit_open:
+                raise CircuitOpen(self._circuit_message())
+            self._route(nxt)
+        except ChaospoolError as exc:  # its caller raises it, then passes the turn on
+            nxt.error = exc
+            nxt.event.set()
 
     def _take_idle(self, session: str | None) -> Worker:
         idle = self._idle
@@ -95,8 +170,14 @@ class RequestPath(PoolState):
         """The waits of a call on backends without lazy timers (trio): anyio scopes."""
         while not call.event.is_set():
             if call.worker is None:
+                # the deadline is read again each time: a call that got its session's turn
+                # entered the queue with a new one
                 left = call.queue_deadline - self._clock()
-                if not await call.event.wait(max(0.0, left)) and call.worker is None:
+                if left > 0:
+                    await call.event.wait(left)
+                elif call.session is not None and not call.has_turn:
+                    self._turn_timed_out(call)
+                else:
                     self._leave_queue(call)
                     call.timed_out = True
                     return
@@ -179,6 +260,8 @@ class RequestPath(PoolState):
         self._kill(w, "timeout")
 
     def _leave_queue(self, call: Call) -> None:
+        if call.session is not None and self._sessions.leave_line(call):
+            return  # it was still waiting for its session's turn
         with contextlib.suppress(ValueError):
             self._waiters.remove(call)
 
@@ -191,28 +274,10 @@ class RequestPath(PoolState):
         call.deadline = self._clock() + call.timeout
         if self._loop is not None:
             self._arm_worker(w, call.deadline)
-        session = call.session
-        if session is None:
+        if call.session is None:
             self._send_now(w, p.Request(rid, call.command or "", call.raw))
-            return
-        held = self._holds(w, session)
-        state = p.NIL if held else self._sessions.get(session, p.NIL)
-        evict = w.evict or None
-        if evict:
-            w.evict = []
-        self._send_now(w, p.Request(rid, call.command or "", call.raw, session, state, held, evict))
-
-    def _holds(self, w: Worker, session: str) -> bool:
-        """Whether ``w`` already holds the session's current state; if not, it will after
-        this request (least recently used sessions beyond the cap are evicted)."""
-        token = self._session_tokens.get(session, 0)
-        cached = w.cached
-        held = cached.get(session) == token
-        cached[session] = token
-        cached.move_to_end(session)
-        if len(cached) > SESSION_CACHE:
-            w.evict.append(cached.popitem(last=False)[0])
-        return held
+        else:
+            self._send_now(w, self._sessions.request(w, call, rid))
 
     def _send_now(self, w: Worker, msg: p.Message) -> None:
         part, link = w.partition, w.link
@@ -244,38 +309,53 @@ class RequestPath(PoolState):
     def _deliver(self, w: Worker, msg: p.Message) -> bool:
         """Complete the call ``msg`` answers; False if nobody waits for it any more."""
         kind = type(msg)
-        if kind is p.Reply or kind is p.Failure:
-            reply = cast("p.Reply | p.Failure", msg)
+        if kind is p.Reply or kind is p.Failure or kind is p.Miss:
+            reply = cast("p.Reply | p.Failure | p.Miss", msg)
             call = w.pending.pop(reply.id, None)
             if call is None or call.abandoned:
-                self._late_reply(w, reply)
-                if call is not None and call.command is not None:
-                    self._checkin(w)
+                self._discard(w, call, reply)
                 return False
-            call.msg = reply
+            if call.session is not None:  # a command on a session (never a control op)
+                if kind is p.Miss:
+                    self._resend(w, call)
+                    return True
+                reply = self._session_reply(w, call, cast("p.Reply | p.Failure", reply))
+            call.msg = cast("p.Reply | p.Failure", reply)
             if call.command is not None:
-                if call.session is not None and kind is p.Reply:
-                    self._keep_session(call.session, cast("p.Reply", reply), w)
                 self._checkin(w)  # may dispatch the next queued call right now
             call.event.set()
         elif kind is p.Pong and w.ping_id == cast("p.Pong", msg).id:
             w.ping_id = None
         return True
 
-    def _keep_session(self, session: str, msg: p.Reply, w: Worker) -> None:
-        if msg.session != p.NIL:
-            self._sessions[session] = msg.session
-            # a new state: only the worker that produced it holds it now
-            token = self._session_tokens[session] = next(self._token_seq)
-            w.cached[session] = token
-        old = self._affinity.get(session)
-        if old is not w:
-            if old is not None:
-                old.sessions.discard(session)
-            self._affinity[session] = w
-            w.sessions.add(session)
+    def _discard(self, w: Worker, call: Call | None, reply: p.Reply | p.Failure | p.Miss) -> None:
+        """A reply nobody waits for: counted; the worker is checked in, and its copy of the
+        session (changed by a call whose change is discarded) is no longer trusted."""
+        self._late_reply(w, reply)
+        if call is not None and call.command is not None:
+            if call.session is not None:
+                self._sessions.forget(w, call.session)
+            self._checkin(w)
 
-    def _late_reply(self, w: Worker, msg: p.Reply | p.Failure) -> None:
+    def _session_reply(
+        self, w: Worker, call: Call, reply: p.Reply | p.Failure
+    ) -> p.Reply | p.Failure:
+        assert call.session is not None
+        if type(reply) is p.Failure:  # nothing changed; the worker dropped its copy
+            self._sessions.forget(w, call.session)
+            return reply
+        return self._sessions.adopt(w, call, cast("p.Reply", reply)) or reply
+
+    def _resend(self, w: Worker, call: Call) -> None:
+        """``w`` lacked the session's state (``Miss``, nothing ran): send it again, with the
+        state, under a new request id; the call keeps its worker and its deadline."""
+        assert call.session is not None
+        self._sessions.forget(w, call.session)
+        rid = call.rid = next(self._ids)
+        w.pending[rid] = call
+        self._send_now(w, self._sessions.request(w, call, rid))
+
+    def _late_reply(self, w: Worker, msg: p.Reply | p.Failure | p.Miss) -> None:
         self.late_replies += 1
         self._bus.emit("late_reply", w.index, w.pid, id=msg.id)
 

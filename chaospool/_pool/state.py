@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
-import msgspec
 
 from chaospool._pool.backend import Backend
 from chaospool._pool.config import PoolConfig
 from chaospool._pool.events import Counters, EventBus
 from chaospool._pool.flag import AnyioFlag, Flag
 from chaospool._pool.handle import WorkerHandle
+from chaospool._pool.sessions import Sessions
 from chaospool._pool.worker import Call, Worker
 from chaospool._wire import protocol as p
 
@@ -41,12 +41,10 @@ class PoolState:
         self._handles: dict[int, WorkerHandle] = {}
         self._idle: deque[Worker] = deque()
         self._waiters: deque[Call] = deque()
-        self._sessions: dict[str, msgspec.Raw] = {}
-        # a token per session state (0: none yet); workers hold states by token
-        self._session_tokens: dict[str, int] = {}
-        self._token_seq = itertools.count(1)
-        self._affinity: dict[str, Worker] = {}
         self._ids = itertools.count(1)
+        # states, versions (drawn from the same ids), turns and affinity of every session
+        self._sessions = Sessions(self._ids)
+        self._affinity = self._sessions.affinity
         self._counters = Counters()
         self._bus = EventBus()
         self._failures: deque[float] = deque()

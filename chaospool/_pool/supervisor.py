@@ -149,10 +149,7 @@ class Supervisor(PoolState):
         self._drop_affinity(w)
 
     def _drop_affinity(self, w: Worker) -> None:
-        for session in w.sessions:
-            if self._affinity.get(session) is w:
-                del self._affinity[session]
-        w.sessions.clear()
+        self._sessions.drop_worker(w)
 
     async def _reap(self, w: Worker) -> ExitStatus:
         link = w.link

@@ -29,6 +29,7 @@ class Call:
     A command waits in the pool's FIFO queue (``worker`` None) until a worker is free; then it
     is *dispatched* -- registered in that worker's ``pending`` under a fresh request id and
     sent -- possibly from the reply callback of the previous call, before its caller wakes.
+    A call on a session first waits for its session's turn (one call of a session at a time).
     """
 
     __slots__ = (
@@ -37,6 +38,7 @@ class Call:
         "deadline",
         "error",
         "event",
+        "has_turn",
         "msg",
         "queue_deadline",
         "raw",
@@ -44,6 +46,8 @@ class Call:
         "session",
         "timed_out",
         "timeout",
+        "timer",
+        "version",
         "worker",
     )
 
@@ -68,6 +72,11 @@ class Call:
         self.timed_out = False
         self.deadline = 0.0  # request deadline, from dispatch
         self.queue_deadline = 0.0  # checkout deadline, while queued
+        # sessions (chaospool/_pool/sessions.py): whether this call holds its session's turn,
+        # the version of the state it was sent, and (asyncio) its deadline while in line
+        self.has_turn = False
+        self.version = 0
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class Partition:
@@ -123,9 +132,8 @@ class Worker:
         self.requests = 0
         self.pending: dict[int, Call] = {}
         self.sessions: set[str] = set()
-        # session -> token of the state this worker holds (a mirror of its cache, LRU order)
+        # session -> version of the state this worker holds (a mirror of its cache, LRU order)
         self.cached: OrderedDict[str, int] = OrderedDict()
-        self.evict: list[str] = []  # sessions to drop from its cache, sent with the next request
         self.partition: Partition | None = None
         self.stop_reason: str | None = None
         self.protocol_error: str | None = None

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from chaospool._probe.aggregate import Aggregator
 from chaospool._probe.consistency import INCR, READ, SHARE, Checker, counter_sessions
@@ -324,6 +325,8 @@ class Probe:
                 return
             if think > 0:
                 await anyio.sleep(think)
+            elif code != OK:  # calls that all fail at once must not starve the event loop
+                await anyio.lowlevel.checkpoint()
 
     def _history_complete(self, process: int, outcome: int, command: str, code: int,
                           parsed: tuple[int, int | None] | None, end: float,

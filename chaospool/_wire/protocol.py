@@ -7,8 +7,15 @@ channel of their own (a socketpair), never on the worker's stdout/stderr, so a s
 
 A worker speaks first: ``Hello`` (protocol version, pid, commands) or ``StartFailed`` (with the
 remote traceback). After that the pool sends ``Request`` / ``Control`` / ``Ping`` /
-``Shutdown`` and the worker answers ``Reply`` / ``Failure`` / ``Pong``. Request ids are unique
-per pool, so a reply can only ever complete the call that sent it.
+``Shutdown`` and the worker answers ``Reply`` / ``Failure`` / ``Miss`` / ``Pong``. Request ids
+are unique per pool, so a reply can only ever complete the call that sent it.
+
+Session state travels by *version* (docs/design.md, Pool, "Sessions"): a ``Request`` names
+the version of the session's state the pool holds, and carries the whole state only when the
+pool does not know the worker to hold that version; a worker lacking it answers ``Miss`` (the
+handler did not run) and the pool sends it again with the state. A ``Reply`` carries only the
+top-level keys the handler changed or deleted, and the worker's copy then takes the request's
+id as its version -- which is the version the pool gives the state when it adopts the change.
 
 Payloads (command args, results, session state) are carried as ``msgspec.Raw``: encoded once
 where they are produced and decoded once where they are used, never re-encoded on the way.
@@ -24,16 +31,19 @@ from typing import Any
 import msgspec
 
 __all__ = (
+    "FRAME_HEADROOM",
     "HEADER",
     "MAX_FRAME",
     "NIL",
     "PROTOCOL_VERSION",
+    "SESSION_CACHE",
     "Control",
     "Exited",
     "Failure",
     "FrameBuffer",
     "Hello",
     "Message",
+    "Miss",
     "Ping",
     "Pong",
     "Reply",
@@ -44,14 +54,24 @@ __all__ = (
     "StartFailed",
     "ZygoteMessage",
     "decode",
+    "decode_state",
     "decode_value",
     "encode_frame",
     "encode_value",
+    "payload_limit",
 )
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 HEADER = struct.Struct(">I")
-MAX_FRAME = 64 * 1024 * 1024  # a larger declared length is a corrupt stream, not a big reply
+# A larger declared length is a corrupt stream. Neither side ever sends a larger frame: a reply
+# that would not fit becomes a ``Failure`` (the worker lives on), a request is refused in the pool.
+MAX_FRAME = 64 * 1024 * 1024
+# Room a request or reply needs beside its payloads (ids, names, framing): a payload (args, a
+# session's whole state, a result with its session changes) may use at most MAX_FRAME minus this.
+FRAME_HEADROOM = 64 * 1024
+# Session states a worker keeps between requests (least recently used dropped beyond it); the
+# pool mirrors each worker's copies with the same bound, so that it rarely guesses wrong.
+SESSION_CACHE = 1024
 NIL = msgspec.Raw(b"\xc0")  # msgpack nil: "no value" for Raw fields (Raw | None is not decodable)
 
 
@@ -74,17 +94,26 @@ class Request(msgspec.Struct, tag="req", array_like=True):
     command: str
     args: msgspec.Raw
     session_id: str | None = None
-    session: msgspec.Raw = NIL
-    # cached: the worker already holds this session's current state (``session`` is omitted);
-    # evict: sessions the worker must forget (the pool mirrors each worker's bounded cache)
-    cached: bool = False
-    evict: list[str] | None = None
+    # version: the pool's current version of the session's state (0: the empty state, which
+    # never travels); state: that whole state (a map of top-level key -> value), or NIL when
+    # the pool believes the worker holds that version -- a worker that does not answers Miss
+    version: int = 0
+    state: msgspec.Raw = NIL
 
 
 class Reply(msgspec.Struct, tag="rep", array_like=True):
     id: int
     value: msgspec.Raw
-    session: msgspec.Raw = NIL  # NIL: the handler did not touch the session
+    # the top-level keys of the session's state the handler changed (key -> new value) and
+    # deleted; both None when it changed nothing
+    changed: dict[Any, msgspec.Raw] | None = None
+    deleted: list[Any] | None = None
+
+
+class Miss(msgspec.Struct, tag="miss", array_like=True):
+    """The worker does not hold the session version the request named; nothing ran."""
+
+    id: int
 
 
 class Failure(msgspec.Struct, tag="fail", array_like=True):
@@ -112,7 +141,9 @@ class Shutdown(msgspec.Struct, tag="bye", array_like=True):
     pass
 
 
-Message = Hello | StartFailed | Request | Reply | Failure | Control | Ping | Pong | Shutdown
+Message = (
+    Hello | StartFailed | Request | Reply | Failure | Miss | Control | Ping | Pong | Shutdown
+)
 
 
 # The zygote's own messages (pool <-> fork server), one per SOCK_SEQPACKET datagram.
@@ -140,6 +171,9 @@ _zdecoder: msgspec.msgpack.Decoder[ZygoteMessage] = msgspec.msgpack.Decoder(
     ZygoteMessage
 )
 _value_decoder = msgspec.msgpack.Decoder()
+_state_decoder: msgspec.msgpack.Decoder[dict[Any, msgspec.Raw]] = msgspec.msgpack.Decoder(
+    dict[Any, msgspec.Raw]
+)
 
 
 def encode_frame(msg: Message) -> bytes:
@@ -170,6 +204,17 @@ def encode_value(value: Any) -> msgspec.Raw:
 
 def decode_value(raw: msgspec.Raw | bytes) -> Any:
     return _value_decoder.decode(raw)
+
+
+def decode_state(raw: msgspec.Raw | bytes) -> dict[Any, msgspec.Raw]:
+    """A session's whole state as top-level key -> encoded value (values stay encoded)."""
+    return _state_decoder.decode(raw)
+
+
+def payload_limit() -> int:
+    """The most bytes a request's or reply's payloads may take (read at call time, so that
+    tests can lower ``MAX_FRAME``)."""
+    return MAX_FRAME - FRAME_HEADROOM
 
 
 class FrameBuffer:

@@ -21,6 +21,7 @@ import msgspec
 
 from chaospool._wire import protocol as p
 from chaospool._worker.builtins import COMMANDS as BUILTIN_COMMANDS
+from chaospool._worker.sessions import SessionCache, SessionCopy
 
 Transport = Callable[[bytes], None]
 ReplyFilter = Callable[[bytes], bytes]
@@ -134,37 +135,31 @@ class ControlRuntime:
 class Context:
     """What a handler gets besides its args: the session's state and where it runs."""
 
-    __slots__ = ("_raw", "_session", "runtime", "session_id", "worker_index")
+    __slots__ = ("_copy", "_scratch", "runtime", "session_id", "worker_index")
 
     def __init__(
         self,
         session_id: str | None,
-        raw: msgspec.Raw,
+        copy: SessionCopy | None,
         worker_index: int,
         runtime: ControlRuntime | None = None,
     ) -> None:
         self.session_id = session_id
         self.worker_index = worker_index
         self.runtime = runtime
-        self._raw = raw
-        self._session: dict[str, Any] | None = None
+        self._copy = copy
+        self._scratch: dict[str, Any] | None = None
 
     @property
     def session(self) -> dict[str, Any]:
-        """The session's state (a dict owned by the pool; changes are shipped back)."""
-        if self._session is None:
-            value = p.decode_value(self._raw)
-            self._session = value if isinstance(value, dict) else {}
-        return self._session
-
-    @property
-    def raw(self) -> msgspec.Raw:
-        """The session's state as it arrived (encoded)."""
-        return self._raw
-
-    @property
-    def session_touched(self) -> bool:
-        return self._session is not None
+        """The session's state: a dict owned by the pool. What the handler changes in it is
+        shipped back per top-level key; a handler that raises changes nothing. Without a
+        session it is a scratch dict that nobody keeps."""
+        if self._copy is not None:
+            return self._copy.state
+        if self._scratch is None:
+            self._scratch = {}
+        return self._scratch
 
 
 def _failure(rid: int, exc: BaseException, tb: str = "") -> bytes:
@@ -183,65 +178,69 @@ class WorkerCore:
         self.commands = dict(commands)
         self.runtime = runtime
         self.controls = dict(controls)
-        # session states this worker holds, so that a session served here again travels
-        # once; the pool decides what is kept (``Request.cached`` / ``Request.evict``)
-        self.sessions: dict[str, msgspec.Raw] = {}
+        # the session states this worker serves, kept decoded (chaospool/_worker/sessions.py)
+        self.sessions = SessionCache()
 
     def hello(self) -> bytes:
         return p.encode_frame(p.Hello(p.PROTOCOL_VERSION, os.getpid(), sorted(self.commands)))
 
     def handle_request(self, msg: p.Request) -> None:
-        """Run one command; the reply (or Failure) is sent before this returns."""
+        """Run one command; the reply (or Failure, or Miss) is sent before this returns."""
         self.runtime.send_reply(self._run(msg))
 
     def _run(self, msg: p.Request) -> bytes:
+        copy = None
+        if msg.session_id is not None:
+            copy = self.sessions.lookup(msg.session_id, msg.version, msg.state)
+            if copy is None:  # the pool's mirror was wrong: it sends the state again
+                return p.encode_frame(p.Miss(msg.id))
         handler = self.commands.get(msg.command) or BUILTIN_COMMANDS.get(msg.command)
         if handler is None:
             known = ", ".join(sorted(self.commands))
-            exc = LookupError(f"unknown command {msg.command!r} (this worker has: {known})")
-            return p.encode_frame(p.Failure(msg.id, "UnknownCommand", str(exc)))
-        try:
-            raw = self._session_state(msg)
-        except KeyError:
-            text = f"the pool said this worker holds session {msg.session_id!r}; it does not"
-            return p.encode_frame(p.Failure(msg.id, "SessionCacheMiss", text))
-        ctx = Context(msg.session_id, raw, self.runtime.worker_index, self.runtime)
+            text = f"unknown command {msg.command!r} (this worker has: {known})"
+            return self._fail(msg, "UnknownCommand", text)
+        ctx = Context(msg.session_id, copy, self.runtime.worker_index, self.runtime)
         try:
             result = handler(p.decode_value(msg.args), ctx)
         except Exception as exc:
-            return _failure(msg.id, exc, traceback.format_exc())
-        return self._encode_reply(msg, result, ctx)
+            return self._fail(msg, type(exc).__name__, str(exc), traceback.format_exc())
+        return self._encode_reply(msg, result, copy)
 
-    def _session_state(self, msg: p.Request) -> msgspec.Raw:
-        """The session's state for this request, from the request or this worker's cache."""
-        sid = msg.session_id
-        for gone in msg.evict or ():
-            self.sessions.pop(gone, None)
-        if sid is None:
-            return msg.session
-        if msg.cached:
-            return self.sessions[sid]
-        self.sessions[sid] = msg.session
-        return msg.session
+    def _fail(self, msg: p.Request, error_type: str, text: str, tb: str = "") -> bytes:
+        """A Failure: the call changed nothing, so this worker forgets its copy of the session
+        (the handler may have changed it in place); the pool forgets it too on any Failure."""
+        if msg.session_id is not None:
+            self.sessions.drop(msg.session_id)
+        return p.encode_frame(p.Failure(msg.id, error_type, text, tb))
 
-    def _encode_reply(self, msg: p.Request, result: Any, ctx: Context) -> bytes:
+    def _encode_reply(self, msg: p.Request, result: Any, copy: SessionCopy | None) -> bytes:
         try:
             value = p.encode_value(result)
         except _ENCODE_ERRORS as exc:
             text = f"the result of {msg.command!r} cannot be serialised: {exc}"
-            return p.encode_frame(p.Failure(msg.id, "UnserialisableResult", text))
-        session = p.NIL
-        if ctx.session_touched and msg.session_id is not None:
+            return self._fail(msg, "UnserialisableResult", text)
+        changed: dict[Any, msgspec.Raw] | None = None
+        deleted: list[Any] | None = None
+        if copy is not None and copy.state.touched:
             try:
-                session = p.encode_value(ctx.session)
+                changed, deleted = copy.delta()
             except _ENCODE_ERRORS as exc:
                 text = f"the session state set by {msg.command!r} cannot be serialised: {exc}"
-                return p.encode_frame(p.Failure(msg.id, "UnserialisableSession", text))
-            if session == ctx.raw:
-                session = p.NIL  # only read: the pool's copy stands, and the reply stays small
-            else:
-                self.sessions[msg.session_id] = session
-        return p.encode_frame(p.Reply(msg.id, value, session))
+                return self._fail(msg, "UnserialisableSession", text)
+            if changed or deleted:
+                copy.version = msg.id  # the version the pool gives this state if it adopts it
+        return self._framed(msg, p.Reply(msg.id, value, changed or None, deleted or None))
+
+    def _framed(self, msg: p.Request, reply: p.Reply) -> bytes:
+        """The reply's frame; a Failure instead when it would exceed the frame limit (the
+        pool would take it for a corrupt stream and kill this worker)."""
+        frame = p.encode_frame(reply)
+        size = len(frame) - p.HEADER.size
+        if size <= p.MAX_FRAME:
+            return frame
+        text = (f"the reply to {msg.command!r} (its result and session changes) is {size} "
+                f"bytes, above the frame limit of {p.MAX_FRAME} bytes")
+        return self._fail(msg, "FrameTooLarge", text)
 
     def handle_control(self, msg: p.Message) -> None:
         """A Ping or a Control op (runs on the control thread, beside any command)."""
@@ -255,9 +254,14 @@ class WorkerCore:
             fn = self._resolve(msg.op)
             args = p.decode_value(msg.args) or {}
             value = fn(dict(args), self.runtime)
-            return p.encode_frame(p.Reply(msg.id, p.encode_value(value)))
+            frame = p.encode_frame(p.Reply(msg.id, p.encode_value(value)))
         except Exception as exc:
             return _failure(msg.id, exc, traceback.format_exc())
+        if len(frame) - p.HEADER.size > p.MAX_FRAME:
+            text = (f"the answer of control op {msg.op!r} is {len(frame) - p.HEADER.size} "
+                    f"bytes, above the frame limit of {p.MAX_FRAME} bytes")
+            return p.encode_frame(p.Failure(msg.id, "FrameTooLarge", text))
+        return frame
 
     def _resolve(self, op: str) -> ControlFn:
         fn = self.controls.get(op)

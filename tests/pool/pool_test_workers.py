@@ -113,3 +113,63 @@ def _hello(args: Any, ctx: Context) -> str:
 
 
 COMMANDS = {"hello": _hello, "ping": ping}  # for the "module:object" form
+
+
+# -- a per-session counter, for the session-consistency tests ---------------------------------
+@command
+def incr(args: Any, ctx: Context) -> int:
+    """Add one to the session's counter (after ``delay`` seconds) and return the new value."""
+    delay = (args or {}).get("delay", 0.0)
+    if delay:
+        time.sleep(delay)
+    n = ctx.session.get("n", 0) + 1
+    ctx.session["n"] = n
+    return int(n)
+
+
+@command
+def read(args: Any, ctx: Context) -> int:
+    return int(ctx.session.get("n", 0))
+
+
+@command
+def incr_then_raise(args: Any, ctx: Context) -> None:
+    """Changes the session in place (by a lot, so that a leak shows), then raises: the change
+    must not count."""
+    ctx.session["n"] = ctx.session.get("n", 0) + 1000
+    raise RuntimeError("changed my mind")
+
+
+# -- sessions with many top-level keys, for the delta tests ----------------------------------
+@command
+def fill(args: Any, ctx: Context) -> int:
+    for i in range(args["entries"]):
+        ctx.session[f"k{i}"] = f"value {i}"
+    return len(ctx.session)
+
+
+@command
+def set_entry(args: Any, ctx: Context) -> None:
+    ctx.session[args["key"]] = args["value"]
+
+
+@command
+def drop_entry(args: Any, ctx: Context) -> None:
+    del ctx.session[args["key"]]
+
+
+@command
+def read_entry(args: Any, ctx: Context) -> Any:
+    return ctx.session.get(args["key"])
+
+
+@command
+def grow(args: Any, ctx: Context) -> None:
+    """Store ``size`` bytes of text under ``key``: a big state from small args."""
+    ctx.session[args["key"]] = "x" * args["size"]
+
+
+@command
+def big(args: Any, ctx: Context) -> bytes:
+    """A result of ``size`` bytes."""
+    return b"x" * args["size"]

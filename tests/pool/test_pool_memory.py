@@ -154,13 +154,6 @@ async def test_unknown_command_and_handler_error_keep_the_pool_serving() -> None
         assert pool.stats().restarts == 0  # the worker stayed usable throughout
 
 
-async def test_unserialisable_args_are_refused_before_sending() -> None:
-    async with mem_pool(size=1) as pool:
-        with pytest.raises(ProtocolError, match="cannot be serialised"):
-            await pool.execute("echo", object())
-        assert await pool.execute("ping") == "pong"
-
-
 async def test_request_timeout_kills_and_replaces_the_worker() -> None:
     async with mem_pool(size=1, request_timeout=0.1) as pool:
         events = record(pool)

@@ -16,9 +16,10 @@ pytestmark = pytest.mark.unit
 
 def test_frames_round_trip_in_any_chunking() -> None:
     msgs: list[p.Message] = [
-        p.Request(1, "echo", p.encode_value({"x": [1, 2]}), "s", p.encode_value({"n": 1})),
-        p.Reply(1, p.encode_value("pong")),
+        p.Request(1, "echo", p.encode_value({"x": [1, 2]}), "s", 7, p.encode_value({"n": 1})),
+        p.Reply(1, p.encode_value("pong"), {"n": p.encode_value(2)}, ["gone"]),
         p.Failure(2, "ValueError", "boom", "tb"),
+        p.Miss(4),
         p.Ping(3),
         p.Hello(p.PROTOCOL_VERSION, 42, ["ping"]),
     ]
@@ -29,7 +30,9 @@ def test_frames_round_trip_in_any_chunking() -> None:
         got = [p.decode(f) for chunk in chunks for f in buf.feed(chunk)]
         assert [type(m) for m in got] == [type(m) for m in msgs]
         assert p.decode_value(got[0].args) == {"x": [1, 2]}  # type: ignore[union-attr]
-        assert got[1].session == p.NIL  # type: ignore[union-attr]
+        assert p.decode_state(got[0].state) == {"n": p.encode_value(1)}  # type: ignore[union-attr]
+        assert p.decode_value(got[1].changed["n"]) == 2  # type: ignore[union-attr]
+        assert got[1].deleted == ["gone"]  # type: ignore[union-attr]
 
 
 def test_an_impossible_frame_length_is_refused() -> None:
