@@ -108,7 +108,8 @@ def test_the_progress_tick_is_constant_work() -> None:
         agg = Aggregator(1.0)
         feed(agg, n, 30.0)
         state = SimpleNamespace(probe=SimpleNamespace(recorder=agg), injections=[],
-                                clock=lambda: 5.0, experiment=SimpleNamespace(duration=30.0))
+                                restart_times=[], clock=lambda: 5.0,
+                                experiment=SimpleNamespace(duration=30.0))
         with counting_calls() as calls:
             progress = _progress(state)  # type: ignore[arg-type]
         assert progress.ops == n
