@@ -192,9 +192,20 @@ async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> Non
         inj.error = f"{inj.error}; revert: {message}" if inj.error else message
     if scope.cancelled_caught:
         inj.ctx.record(revert_cut_short=True)
+    _check_effect(inj)
     inj.reverted_at = clock()
     inj.done.set()
     hooks.after_fault(inj.scheduled, inj.ctx, inj.to_dict())
+
+
+def _check_effect(inj: Injection) -> None:
+    """A fault that saw its effect fail to happen fails its step, with its reason
+    (docs/faults.md, "Every fault proves it took effect"); absent means not checked."""
+    effect = inj.ctx.effect if inj.ctx is not None else {}
+    if effect.get("took_effect") is not False:
+        return
+    text = f"did not take effect: {effect.get('took_effect_reason') or 'no reason given'}"
+    inj.error = f"{inj.error}; {text}" if inj.error else text
 
 
 def wind_down(injections: list[Injection], grace: float = WIND_DOWN_GRACE) -> None:
