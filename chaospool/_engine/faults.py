@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from chaospool._engine.schedule import ScheduledStep, derive_rng
+from chaospool._faults.targets import session_slots
 from chaospool.errors import ChaospoolError
 from chaospool.fault import Fault, FaultContext
 from chaospool.pool import Pool, WorkerHandle
@@ -79,25 +80,14 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def resolve_targets(
-    pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
-) -> list[WorkerHandle]:
-    """The handles of a step the schedule gave no slots: none for a pool-level fault, the
-    worker serving the session for a session target.
-
-    A session nobody serves yet gets one core slot drawn with ``rng`` (the run's seed), as
-    ``_faults/targets.resolve`` does: the fault still acts, and the journal names the slot.
-    """
+def run_time_slots(pool: Pool, scheduled: ScheduledStep, rng: random.Random) -> tuple[int, ...]:
+    """The slots of a step the schedule left open (``targets.session_slots``): the slot
+    serving a session target -- or one drawn with ``rng`` (the run's seed) while nobody serves
+    it -- and none for a pool-level fault."""
     target = scheduled.step.target
-    if target.kind != "session" or target.session is None:
-        return []  # a pool-level fault
-    handle = pool.worker_for_session(target.session)
-    if handle is None:
-        core = [h for h in pool.workers if h.index < pool.config.size and _serving(h)]
-        if not core:
-            raise LookupError(f"no worker to serve session {target.session!r}")
-        handle = (rng or random.Random(0)).choice(core)
-    return [handle]
+    handle = pool.worker_for_session(target.session) if target.session is not None else None
+    serving = handle.index if handle is not None else None
+    return session_slots(target, int(pool.config.size), rng, serving)
 
 
 def _serving(handle: WorkerHandle) -> bool:
@@ -106,18 +96,21 @@ def _serving(handle: WorkerHandle) -> bool:
 
 
 async def live_targets(
-    pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
+    pool: Pool, scheduled: ScheduledStep, rng: random.Random
 ) -> list[WorkerHandle]:
-    """The handles serving the step's slots now (or :func:`resolve_targets` without slots).
+    """The handles serving the step's slots now (the schedule's, or :func:`run_time_slots`).
 
     A slot between two incarnations (an earlier fault killed it a moment ago) is awaited,
     bounded, so that the journal's targets name the pid the fault acts on. LookupError if none
     serves."""
-    if scheduled.slots is None:
-        return resolve_targets(pool, scheduled, rng)
+    slots = scheduled.slots
+    if slots is None:
+        slots = run_time_slots(pool, scheduled, rng)
+        if not slots:
+            return []  # a pool-level fault
     by_index = {h.index: h for h in pool.workers}
     handles: list[WorkerHandle] = []
-    for index in scheduled.slots:
+    for index in slots:
         handle = by_index.get(index)
         if handle is None or not _serving(handle):
             with contextlib.suppress(TimeoutError, ChaospoolError):
@@ -125,7 +118,7 @@ async def live_targets(
         if handle is not None and _serving(handle):
             handles.append(handle)
     if not handles:
-        raise LookupError(f"no worker in slot(s) {list(scheduled.slots)} "
+        raise LookupError(f"no worker in slot(s) {list(slots)} "
                           f"(none served within {SLOT_WAIT:g} s)")
     return handles
 
