@@ -193,11 +193,19 @@ def corrupt(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
         return damage(frame)  # type: ignore[no-any-return]
 
     remove = rt.add_reply_filter(filt)
+    _tokens(rt, "corrupt")[_token(args)] = remove
     return {"mode": mode, "count": count}
 
 
 def uncorrupt(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    rt.clear_reply_filters()
+    """Remove this step's filter; without a token, every filter (as before tokens)."""
+    if "token" not in args:
+        rt.clear_reply_filters()
+        _tokens(rt, "corrupt").clear()
+    else:
+        remove = _tokens(rt, "corrupt").pop(_token(args), None)
+        if remove is not None:
+            remove()
     return {"corrupt": False}
 
 
