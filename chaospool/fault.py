@@ -177,6 +177,9 @@ class Fault:
 
     name: ClassVar[str] = ""
     pool_level: ClassVar[bool] = False
+    # True: two steps of this fault may not overlap on one worker (the loader refuses them,
+    # naming both steps); a fault whose worker-side effects compose leaves it False.
+    one_per_worker: ClassVar[bool] = False
 
     @dataclass
     class Params:

@@ -24,7 +24,8 @@ class MemoryLeak(Fault):
     stays), frees its memory and returns the bytes leaked. The fault measures RSS with psutil
     at injection and just before and after the release; if the pool's ``max_memory`` recycles
     the worker first, the ``recycle`` event (reason, rss) is recorded and the leak counts as
-    ended with that process.
+    ended with that process. Proof (``took_effect``): RSS at revert above RSS at injection
+    on every target (or the worker was recycled or died, its memory with it).
     """
 
     name: ClassVar[str] = "memory_leak"

@@ -29,9 +29,11 @@ class NetworkPartition(Fault):
     across it first: a partition that held or dropped a frame is the proof it took effect.
     Evidence: the partition's own counts per target (dropped, held,
     delivered_late, late_discarded) and, from the pool's events, timeouts and late replies.
+    Proof (``took_effect``): every partition dropped or held at least one frame.
     """
 
     name: ClassVar[str] = "network_partition"
+    one_per_worker: ClassVar[bool] = True  # a worker's channel holds one partition at a time
 
     @dataclass
     class Params:

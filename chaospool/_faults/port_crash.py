@@ -38,6 +38,8 @@ class PortCrash(Fault):
     The effect ends when every killed slot serves again with a new process: ``revert`` waits for
     that (``pool.wait_serving(index, not_pid=old)``, bounded) and records, per slot, the old pid,
     the exit status seen in the pool's ``crash`` event, the replacement pid and the time to it.
+    Proof (``took_effect``): every target process seen gone -- its ``crash`` event, a
+    replacement in its slot, or psutil; a signal the worker survives does not take effect.
     """
 
     name: ClassVar[str] = "port_crash"

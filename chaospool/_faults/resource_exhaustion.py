@@ -54,6 +54,11 @@ class ResourceExhaustion(Fault):
     ``amount`` (default 256MB) at once, ``fds`` (open all but 16 of the soft limit); revert runs
     ``uncpu`` / ``unleak`` / ``unfds``. Evidence: pool stats and queue/checkout events during the
     hold; per worker CPU seconds, RSS or open fds measured with psutil before, during and after.
+    Proof (``took_effect``): ``capacity`` -- the completed ``sleep`` calls held at least half of
+    the slots for the hold's length (a worker module without ``sleep`` fails the step; the
+    fault declares ``required_commands: sleep``); ``cpu`` -- the busy threads used at least 5%
+    of a core; ``memory`` -- RSS grew by at least half of ``amount``; ``fds`` -- the process
+    has more open fds than before.
     """
 
     @classmethod

@@ -22,7 +22,10 @@ class SlowWorker(Fault):
     the worker's own count of replies delayed meanwhile. Evidence: that count, and the service
     time the pool saw (checkout to checkin events) on the slowed workers against the other
     workers over the same window -- the added latency, measured from outside the worker --
-    summed as the events arrive (memory does not grow with the step's length).
+    summed as the events arrive (memory does not grow with the step's length). Proof
+    (``took_effect``): the workers delayed at least one reply; requests served by a slowed
+    worker with none delayed do not take effect (with no request at all, the worker's
+    acknowledgement of the delay is what is recorded).
     """
 
     name: ClassVar[str] = "slow_worker"

@@ -23,7 +23,9 @@ class Timeout(Fault):
     nothing until ``unblock`` (sent at revert; the worker also unblocks itself when ``duration``
     ends, so a lost revert cannot wedge it). Evidence: the psutil status seen after the stop,
     and from the pool's events the requests that timed out on the target, health-check
-    failures, and whether the pool killed the silent worker.
+    failures, and whether the pool killed the silent worker. Proof (``took_effect``): psutil
+    shows every target ``stopped`` (``how: stop``), or each worker acknowledged it is blocked
+    (``how: block``); a worker the pool killed while silent counts as silenced.
     """
 
     name: ClassVar[str] = "timeout"

@@ -178,3 +178,43 @@ async def test_a_blocked_worker_still_answers_other_faults_control_ops() -> None
         await Timeout().revert(block)
         assert block.effect["took_effect"] is True
         assert await pool.execute("ping") == "pong"
+
+
+# --- refused before anything runs: one partition per worker at a time --------------------------
+
+
+def _load(tmp_path: Any, steps: list[str]) -> Any:
+    from chaospool._dsl.loader import load
+    from chaospool._faults import BUILTIN_FAULTS
+
+    path = tmp_path / "e.yaml"
+    path.write_text("version: 1\nduration: 5s\npool: {worker: chaospool.workers.demo, size: 3}\n"
+                    "method:\n" + "".join(f"  - {s}\n" for s in steps), encoding="utf-8")
+    return load(path, registry={cls.name: cls for cls in BUILTIN_FAULTS})
+
+
+_CUT = "{fault: network_partition, name: %s, at: %s, duration: 1s, target: %s}"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("a", "b", "refused"), [
+    (("0s", "{worker: 0}"), ("500ms", "{worker: 0}"), True),
+    (("0s", "{worker: 0}"), ("500ms", "{count: 1}"), True),   # a drawn target may be worker 0
+    (("0s", "{worker: 0}"), ("0s", "{workers: [1, 2]}"), False),
+    (("0s", "{worker: 0}"), ("1s", "{worker: 0}"), False),    # one ends as the other starts
+    (("0s", "all"), ("900ms", "{worker: 2}"), True),
+])
+def test_overlapping_partitions_on_one_worker_are_refused_naming_both_steps(
+    tmp_path: Any, a: tuple[str, str], b: tuple[str, str], refused: bool
+) -> None:
+    from chaospool.errors import ExperimentError
+
+    steps = [_CUT % ("cut-a", *a), _CUT % ("cut-b", *b)]
+    if not refused:
+        assert len(_load(tmp_path, steps).method) == 2
+        return
+    with pytest.raises(ExperimentError) as info:
+        _load(tmp_path, steps)
+    text = str(info.value)
+    assert "e.yaml:6:5" in text  # located at the later step
+    assert "'cut-a' (method[0]) and 'cut-b' (method[1])" in text
