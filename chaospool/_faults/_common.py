@@ -92,9 +92,12 @@ def ensure_owned(pool: Pool, handle: WorkerHandle, fault: str) -> int:
 async def serving(pool: Pool, handle: WorkerHandle) -> WorkerHandle | None:
     """The live incarnation of ``handle``'s slot: the handle itself if it serves, else the next
     one to serve (an earlier fault may have killed it). None if the slot does not come back."""
-    if handle.state in ALIVE_STATES:
+    # A process killed a moment ago can still show "ready" until the pool notices its death
+    # (psutil already sees a zombie): acting on it again would count one kill twice.
+    gone = is_gone(handle)
+    if handle.state in ALIVE_STATES and not gone:
         return handle
-    not_pid = handle.pid if handle.state in ("dead", "stopping") else None
+    not_pid = handle.pid if gone or handle.state == "stopping" else None
     try:
         return await pool.wait_serving(handle.index, not_pid=not_pid, timeout=TARGET_WAIT)
     except (TimeoutError, ChaospoolError):
