@@ -180,3 +180,31 @@ def test_capacity_on_a_worker_without_sleep_fails_the_run(tmp_path: Path) -> Non
     assert fault["error"].startswith("did not take effect: sleep calls held 0")
     assert "command_error" in fault["error"]
 
+
+
+@pytest.mark.unit
+@pytest.mark.anyio
+async def test_slow_worker_memory_does_not_grow_with_the_events_of_its_step() -> None:
+    """0.1.0 kept every checkout/checkin event for the step's whole duration."""
+    import tracemalloc
+
+    pool = FakePool(size=2)
+    slowed, other = pool.workers
+    slowed.replies = {"unslow": {"delayed": 1}}
+    ctx = context(SlowWorker, pool, [slowed], latency=0.2)
+    await SlowWorker().inject(ctx)
+    tracemalloc.start()
+    try:
+        for round_ in range(2):
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(4_000):
+                handle = slowed if i % 2 else other
+                pool.emit("checkout", handle, at=float(i))
+                pool.emit("checkin", handle, at=i + (0.25 if handle is slowed else 0.05))
+            grown = tracemalloc.get_traced_memory()[0] - before
+            assert grown < 64_000, f"round {round_}: {grown} bytes kept for 8k events"
+    finally:
+        tracemalloc.stop()
+    await SlowWorker().revert(ctx)
+    assert ctx.effect["requests_on_slowed"] == 4_000
+    assert ctx.effect["added_latency"] == pytest.approx(0.2)
