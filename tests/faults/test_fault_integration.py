@@ -55,6 +55,8 @@ def evidence(ctx: FaultContext) -> dict[str, Any]:
     """The effect as the journal would hold it (JSON round trip); printed for the record."""
     effect: dict[str, Any] = json.loads(json.dumps(ctx.effect))
     print(json.dumps(effect, sort_keys=True))
+    # once proved (at revert, or at the end of a pool-level inject), a real fault took effect
+    assert effect.get("took_effect", True) is True, effect.get("took_effect_reason")
     return effect
 
 
