@@ -30,7 +30,8 @@ REVERT_TIMEOUT = 30.0
 # Once the run ends (its duration, or an interrupt) a revert still running -- or starting now --
 # gets this much longer, then is cut short: a revert that waits (port_crash waiting through an
 # open circuit for its slot to serve again) must neither stretch the run past its duration nor
-# the 10 s an interrupt may take (CONTRACT §2). The cut is evidence, not an error.
+# the 10 s an interrupt may take (docs/getting-started.md, exit codes). The cut is evidence,
+# not an error.
 WIND_DOWN_GRACE = 2.0
 # How long a step waits for a target slot between two incarnations (killed a moment ago).
 SLOT_WAIT = 10.0
