@@ -92,12 +92,9 @@ def ensure_owned(pool: Pool, handle: WorkerHandle, fault: str) -> int:
 async def serving(pool: Pool, handle: WorkerHandle) -> WorkerHandle | None:
     """The live incarnation of ``handle``'s slot: the handle itself if it serves, else the next
     one to serve (an earlier fault may have killed it). None if the slot does not come back."""
-    # A process killed a moment ago can still show "ready" until the pool notices its death
-    # (psutil already sees a zombie): acting on it again would count one kill twice.
-    gone = is_gone(handle)
-    if handle.state in ALIVE_STATES and not gone:
+    if handle.state in ALIVE_STATES:
         return handle
-    not_pid = handle.pid if gone or handle.state == "stopping" else None
+    not_pid = handle.pid if handle.state in ("dead", "stopping") else None
     try:
         return await pool.wait_serving(handle.index, not_pid=not_pid, timeout=TARGET_WAIT)
     except (TimeoutError, ChaospoolError):
@@ -114,6 +111,12 @@ async def wait_status(
             await anyio.sleep(0.005)
             status = handle.status()
     return status
+
+
+async def wait_gone(handle: WorkerHandle, within: float = STATUS_WAIT) -> bool:
+    """Poll until the handle's process is gone (bounded); whether it was seen gone."""
+    await wait_status(handle, lambda s: s == psutil.STATUS_ZOMBIE, within)  # None: reaped
+    return is_gone(handle)
 
 
 class EventLog:
@@ -223,6 +226,10 @@ async def act_on(
     target died before or while it acted -- a race with the pool or an earlier fault: the slot
     is recorded as skipped, not an error."""
     try:
+        if is_gone(handle):
+            # Killed a moment ago (psutil sees the zombie) while the pool still shows it
+            # serving: a signal would still "succeed", and one kill would count twice.
+            raise ProcessLookupError(f"worker {handle.pid} has exited")
         result = action(*args)
         if inspect.isawaitable(result):
             result = await result

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from chaospool.errors import ChaospoolError
 from chaospool.fault import Acted, Fault, FaultContext
+
+if TYPE_CHECKING:
+    from chaospool.pool import WorkerHandle
 
 from ._common import (
     REPLACE_WAIT,
@@ -17,6 +20,7 @@ from ._common import (
     now,
     parse_signal,
     seconds,
+    wait_gone,
 )
 
 
@@ -59,8 +63,13 @@ class PortCrash(Fault):
         kill = ctx.params.mode == "kill"
         # A target that died on its own just before is remembered too (each() records it
         # before acting): its slot is refilled alike, and revert waits for that.
-        done = await ctx.actions.each(
-            ctx, self.name, lambda h: h.signal(sig) if kill else h.close_channel())
+        async def crash(handle: WorkerHandle) -> None:
+            handle.signal(sig) if kill else handle.close_channel()
+            # Seen gone before the next step may pick the slot (bounded): a process that is
+            # still dying would otherwise look alive to it and be "killed" twice.
+            await wait_gone(handle)
+
+        done = await ctx.actions.each(ctx, self.name, crash)
         ctx.record(
             mode=ctx.params.mode,
             signal=sig.name if kill else None,
