@@ -59,21 +59,9 @@ class ByzantineReply(Fault):
             lambda event: crashes.append(_crash(event)) if event.kind == "crash" else None
         )
         args = {"mode": ctx.params.mode, "count": ctx.params.count, "token": ctx.actions.token}
-
-        async def corrupt(handle: WorkerHandle) -> bool:
-            """Whether the worker lied before acknowledging the operation."""
-            try:
-                await handle.control("corrupt", args)
-            except ProtocolError:
-                # The worker damaged a user reply that overtook the acknowledgement of this very
-                # operation: the pool dropped the worker, failing every call in flight on it --
-                # ours included. The fault took effect; revert confirms the replacement.
-                return True
-            return False
-
         # ctx.actions acts on each live target and remembers it, so that revert settles
         # exactly the workers this step corrupted (and only its own corruption: the token).
-        done = await ctx.actions.each(ctx, self.name, corrupt)
+        done = await ctx.actions.each(ctx, self.name, lambda handle: _corrupt(handle, args))
         ctx.record(
             mode=ctx.params.mode,
             count=ctx.params.count,
@@ -94,6 +82,18 @@ class ByzantineReply(Fault):
                 outcomes=ctx.actions.undone,
                 crashes=[c for c in ctx.state.get("crashes", []) if c["pid"] in pids],
             )
+
+
+async def _corrupt(handle: WorkerHandle, args: dict[str, Any]) -> bool:
+    """Whether the worker lied before acknowledging the operation."""
+    try:
+        await handle.control("corrupt", args)
+    except ProtocolError:
+        # The worker damaged a user reply that overtook the acknowledgement of this very
+        # operation: the pool dropped the worker, failing every call in flight on it -- ours
+        # included. The fault took effect; revert confirms the replacement.
+        return True
+    return False
 
 
 async def _settle(ctx: FaultContext, entry: Acted, token: dict[str, Any]) -> dict[str, Any]:

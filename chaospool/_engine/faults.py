@@ -109,6 +109,14 @@ async def live_targets(
         slots = run_time_slots(pool, scheduled, rng)
         if not slots:
             return []  # a pool-level fault
+    handles = await _serving_handles(pool, slots)
+    if not handles:
+        raise LookupError(f"no worker in slot(s) {list(slots)} "
+                          f"(none served within {SLOT_WAIT:g} s)")
+    return handles
+
+
+async def _serving_handles(pool: Pool, slots: tuple[int, ...]) -> list[WorkerHandle]:
     by_index = {h.index: h for h in pool.workers}
     handles: list[WorkerHandle] = []
     for index in slots:
@@ -118,9 +126,6 @@ async def live_targets(
                 handle = await pool.wait_serving(index, timeout=SLOT_WAIT)
         if handle is not None and _serving(handle):
             handles.append(handle)
-    if not handles:
-        raise LookupError(f"no worker in slot(s) {list(slots)} "
-                          f"(none served within {SLOT_WAIT:g} s)")
     return handles
 
 

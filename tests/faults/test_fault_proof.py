@@ -208,3 +208,23 @@ async def test_slow_worker_memory_does_not_grow_with_the_events_of_its_step() ->
     await SlowWorker().revert(ctx)
     assert ctx.effect["requests_on_slowed"] == 4_000
     assert ctx.effect["added_latency"] == pytest.approx(0.2)
+
+
+@pytest.mark.unit
+def test_a_fault_event_log_counts_rather_than_keeps_every_event() -> None:
+    from chaospool._faults._common import EventLog
+
+    pool = FakePool(size=2)
+    a, b = pool.workers
+    log = EventLog(pool, ("timeout", "crash"))  # type: ignore[arg-type]
+    for i in range(3000):
+        pool.emit("timeout", a if i % 3 else b, at=float(i))
+    pool.emit("checkout", a)  # a kind it does not follow
+    pool.emit("crash", b, exitcode=-9)
+    log.close()
+    pool.emit("timeout", a)  # after close: not seen
+    assert (log.count("timeout"), log.count("timeout", [b.pid]), log.count("checkout")) == (
+        3000, 1000, 0)
+    assert [e.time for e in log.of("timeout", pid=a.pid)] == [1.0]  # the first one, kept
+    assert log.of("crash", index=1)[0].data == {"exitcode": -9}
+    assert len(log._first) == 3  # (kind, pid) pairs, not events
