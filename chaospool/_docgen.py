@@ -188,7 +188,8 @@ records it in the step's `effect`: `took_effect` (`true` or `false`) and `took_e
 (what was seen, or what was missing). Each fault's section below says what its proof is. A step
 whose fault did not take effect fails the run (status `failed`, exit 3), with
 `did not take effect: REASON` in the fault's `error`. A fault cut short by the end of the run
-before it could prove anything records neither key, and a plugin fault that does not call
+before it could prove anything (an inject cancelled, or `revert_cut_short`) records neither
+key, and a plugin fault that does not call
 `ctx.took_effect(...)` is not checked. A fault that needs a command of the worker module
 declares it (`required_commands`: `resource_exhaustion` with `resource: capacity` needs
 `sleep`).

@@ -52,6 +52,7 @@ class Injection:
     done: anyio.Event = field(default_factory=anyio.Event)
     revert_deadline: float = math.inf  # see wind_down
     revert_scope: anyio.CancelScope | None = None
+    inject_ended: bool = False  # False: inject was cancelled (the run ended) mid-way
 
     @property
     def active(self) -> bool:
@@ -173,6 +174,8 @@ async def _inject_and_hold(
         await inj.fault.inject(inj.ctx)
     except Exception as exc:  # reason: any fault (plugin ones too) may raise; it is journaled
         inj.error = _error_text(exc)
+    inj.inject_ended = True  # not reached when a cancellation (the run ended) passes through
+    if inj.error is not None:
         return
     if duration is not None and math.isfinite(duration):
         await anyio.sleep(max(0.0, inj.injected_at + duration - clock()))
@@ -191,6 +194,10 @@ async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> Non
         inj.error = f"{inj.error}; revert: {message}" if inj.error else message
     if scope.cancelled_caught:
         inj.ctx.record(revert_cut_short=True)
+    if scope.cancelled_caught or not inj.inject_ended:
+        # cut short: its evidence is incomplete, so its proof is not checked (docs/faults.md)
+        inj.ctx.effect.pop("took_effect", None)
+        inj.ctx.effect.pop("took_effect_reason", None)
     _check_effect(inj)
     inj.reverted_at = clock()
     inj.done.set()

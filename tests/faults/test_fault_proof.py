@@ -132,6 +132,26 @@ async def test_the_engine_fails_a_step_whose_fault_did_not_take_effect() -> None
                       False: "did not take effect: as the test says"}
 
 
+class _NeverEnds(_Claims):
+    async def inject(self, ctx: FaultContext) -> None:
+        ctx.took_effect(False, "nothing seen yet")
+        await anyio.sleep_forever()
+
+
+@pytest.mark.unit
+@pytest.mark.anyio
+async def test_a_fault_cut_short_by_the_end_of_the_run_is_not_checked() -> None:
+    step = FaultStep(fault="claims", name="c", at=0.0, duration=None, repeat=1, every=0.0,
+                     target=Target(kind="default"), params=_Claims.Params(), index=0)
+    inj = Injection(ScheduledStep(0.0, "c", step, 0, None, 0), _NeverEnds(), seed=1)
+    with anyio.move_on_after(0.05):  # the run's end cancels the step mid-inject
+        await run_injection(inj, FakePool(size=1), lambda: 0.0, _Hooks())  # type: ignore[arg-type]
+    assert inj.error is None
+    assert inj.ctx is not None
+    assert "took_effect" not in inj.ctx.effect
+    assert inj.reverted_at is not None
+
+
 @pytest.mark.unit
 def test_capacity_declares_the_worker_command_it_needs() -> None:
     params = ResourceExhaustion.Params
