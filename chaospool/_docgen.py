@@ -177,7 +177,37 @@ def faults_page() -> str:
     )
     sections = "\n".join(_fault_section(c) for c in faults)
     return _BANNER.format(source="the fault registry") + "\n" + intro + "\n" + index + "\n" + \
-        sections
+        _FAULTS_COMMON + "\n" + sections
+
+
+_FAULTS_COMMON = """\
+## Every fault proves it took effect
+
+Each built-in fault checks, from outside the worker, that its effect really happened, and
+records it in the step's `effect`: `took_effect` (`true` or `false`) and `took_effect_reason`
+(what was seen, or what was missing). Each fault's section below says what its proof is. A step
+whose fault did not take effect fails the run (status `failed`, exit 3), with
+`did not take effect: REASON` in the fault's `error`. A fault cut short by the end of the run
+before it could prove anything (an inject cancelled, or `revert_cut_short`) records neither
+key, and a plugin fault that does not call
+`ctx.took_effect(...)` is not checked. A fault that needs a command of the worker module
+declares it (`required_commands`: `resource_exhaustion` with `resource: capacity` needs
+`sleep`).
+
+## Overlapping faults on one worker
+
+Steps that overlap on the same worker compose: each step's worker-side effect is kept under
+its own token, and each revert undoes only its own. Two `slow_worker` steps: the slower of the
+active delays holds, and ends when the last one does; each step's `delayed_replies` counts the
+replies delayed while it was active. Leaks (`memory_leak`, `resource_exhaustion` memory), busy
+threads and opened fds are kept per step and freed by that step's revert alone. Two blocking
+`timeout` steps: the worker answers again once neither blocks. A blocked worker holds replies
+and heartbeats, but still answers control operations, so the other faults' injections and
+reverts work while it is blocked. A worker's channel holds one partition at a time, so two
+`network_partition` steps that may act on one worker at the same time (overlapping windows;
+the same explicit worker, `all`, or a drawn target) are refused when the experiment is loaded,
+`FILE:LINE:COL` at the later step, naming both steps (`Fault.one_per_worker`).
+"""
 
 
 # --------------------------------------------------------------------------------- DSL

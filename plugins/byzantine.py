@@ -8,7 +8,9 @@ never hand the bytes to a caller, kill the liar and start a replacement; a probe
 
 Evidence in the journal (the step's ``effect``): which workers were corrupted, and at revert,
 for each of them whether the pool replaced it (old pid -> new pid) and the ``crash`` events the
-pool reported for it.
+pool reported for it. It shows the fault helper ``ctx.actions`` (act on each target, remember
+what was done, undo exactly that) and leaves ``took_effect`` unset: a plugin fault that does
+not prove its effect is not checked (docs/plugins.md).
 
 Use it from an experiment (paths are relative to the experiment file)::
 
@@ -22,11 +24,14 @@ or ``chaospool run --plugin plugins/byzantine.py ...``. Only the public API is u
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from chaospool.errors import ChaospoolError, ProtocolError
-from chaospool.fault import Duration, Fault, FaultContext
+from chaospool.fault import Acted, Duration, Fault, FaultContext
 from chaospool.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from chaospool.pool import WorkerHandle
 
 # How long revert waits for the pool to bring a replaced slot back (bounded: revert must end).
 REPLACE_WAIT = 10.0
@@ -53,51 +58,55 @@ class ByzantineReply(Fault):
         ctx.state["unsubscribe"] = ctx.pool.subscribe(
             lambda event: crashes.append(_crash(event)) if event.kind == "crash" else None
         )
-        corrupted = ctx.state.setdefault("corrupted", [])
-        early = []
-        for handle in ctx.targets:
-            args = {"mode": ctx.params.mode, "count": ctx.params.count}
-            try:
-                await handle.control("corrupt", args)
-            except ProtocolError:
-                # The worker damaged a user reply that overtook the acknowledgement of this very
-                # operation: the pool dropped the worker, failing every call in flight on it --
-                # ours included. The fault took effect; revert confirms the replacement.
-                early.append(handle.pid)
-            corrupted.append((handle, handle.index, handle.pid))
+        args = {"mode": ctx.params.mode, "count": ctx.params.count, "token": ctx.actions.token}
+        # ctx.actions acts on each live target and remembers it, so that revert settles
+        # exactly the workers this step corrupted (and only its own corruption: the token).
+        done = await ctx.actions.each(ctx, self.name, lambda handle: _corrupt(handle, args))
         ctx.record(
             mode=ctx.params.mode,
             count=ctx.params.count,
-            corrupted=[{"index": index, "pid": pid} for _, index, pid in corrupted],
-            lied_before_ack=early,
+            corrupted=[dict(entry.record) for entry in done],
+            lied_before_ack=[e.record["pid"] for e in done if e.memo or not e.acted],
         )
 
     async def revert(self, ctx: FaultContext) -> None:
-        outcomes = []
+        token = {"token": ctx.actions.token}
         try:
-            for handle, index, pid in ctx.state.get("corrupted", []):
-                outcomes.append(await _settle(ctx, handle, index, pid))
+            await ctx.actions.undo(self.name, lambda entry: _settle(ctx, entry, token))
         finally:
             unsubscribe = ctx.state.pop("unsubscribe", None)
             if unsubscribe is not None:
                 unsubscribe()
-            pids = {pid for _, _, pid in ctx.state.get("corrupted", [])}
+            pids = {entry.record["pid"] for entry in ctx.actions.done}
             ctx.record(
-                outcomes=outcomes,
+                outcomes=ctx.actions.undone,
                 crashes=[c for c in ctx.state.get("crashes", []) if c["pid"] in pids],
             )
 
 
-async def _settle(ctx: FaultContext, handle: Any, index: int, pid: int) -> dict[str, Any]:
+async def _corrupt(handle: WorkerHandle, args: dict[str, Any]) -> bool:
+    """Whether the worker lied before acknowledging the operation."""
+    try:
+        await handle.control("corrupt", args)
+    except ProtocolError:
+        # The worker damaged a user reply that overtook the acknowledgement of this very
+        # operation: the pool dropped the worker, failing every call in flight on it -- ours
+        # included. The fault took effect; revert confirms the replacement.
+        return True
+    return False
+
+
+async def _settle(ctx: FaultContext, entry: Acted, token: dict[str, Any]) -> dict[str, Any]:
     """Stop a worker that has not lied yet; or confirm the pool replaced the one that did."""
+    handle, pid = entry.handle, entry.record["pid"]
     if handle.state != "dead":
         try:
-            left = await handle.control("uncorrupt")
-            return {"index": index, "pid": pid, "replaced_by": None, "uncorrupt": left}
+            left = await handle.control("uncorrupt", token)
+            return {"replaced_by": None, "uncorrupt": left}
         except ChaospoolError:
             pass  # it died under us: it sent its bad frame after all -- see the replacement
-    new = await ctx.pool.wait_serving(index, not_pid=pid, timeout=REPLACE_WAIT)
-    return {"index": index, "pid": pid, "replaced_by": new.pid}
+    new = await ctx.pool.wait_serving(handle.index, not_pid=pid, timeout=REPLACE_WAIT)
+    return {"replaced_by": new.pid}
 
 
 def _crash(event: Any) -> dict[str, Any]:

@@ -121,8 +121,10 @@ def _step_commands(step: FaultStep, fault: Any) -> Iterator[tuple[Path, str, str
     if isinstance(named, str):
         yield ("method", step.index, "command"), named, ""
     # a fault may name the commands it calls itself (resource_exhaustion holds workers with
-    # `sleep`): ``required_commands(params) -> {param or key: command}``
+    # `sleep`): ``Fault.required_commands(params) -> (command, ...)``; the error points at the
+    # parameter that asks for it when there is one (`resource: capacity`), else at the step
     needed = getattr(fault, "required_commands", None)
     if callable(needed):
-        for key, name in needed(params).items():
+        key = "resource" if hasattr(params, "resource") else "fault"
+        for name in needed(params):
             yield ("method", step.index, key), name, f" (fault {step.fault!r} calls it)"

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chaospool._dsl import units
+from chaospool._dsl import overlap, units
 from chaospool._dsl.model import KEYS, FaultStep, PoolSpec, Target
 from chaospool._dsl.params import build_params, coerce, param_specs
 from chaospool._dsl.reader import INVALID, Reader, did_you_mean, parse_leaf, show
@@ -60,7 +60,15 @@ class MethodReader:
         steps = [self._step((*path, i), i, item) for i, item in enumerate(items)]
         if any(step is INVALID for step in steps):
             return INVALID
-        return self._named(path, steps)
+        return self._exclusive(path, self._named(path, steps))
+
+    def _exclusive(self, path: Path, steps: Any) -> Any:
+        """Steps of a one-per-worker fault that may overlap: refused, naming both."""
+        if steps is INVALID or self.registry is None:
+            return steps
+        for first, second in overlap.conflicts(steps, self.registry):
+            return self.reader.error((*path, second.index), overlap.message(first, second))
+        return steps
 
     def _named(self, path: Path, steps: list[dict[str, Any]]) -> Any:
         uses = Counter(step["fault"] for step in steps)

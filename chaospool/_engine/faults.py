@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 
 from chaospool._engine.schedule import ScheduledStep, derive_rng
+from chaospool._faults.targets import session_slots
 from chaospool.errors import ChaospoolError
 from chaospool.fault import Fault, FaultContext
 from chaospool.pool import Pool, WorkerHandle
@@ -29,7 +30,8 @@ REVERT_TIMEOUT = 30.0
 # Once the run ends (its duration, or an interrupt) a revert still running -- or starting now --
 # gets this much longer, then is cut short: a revert that waits (port_crash waiting through an
 # open circuit for its slot to serve again) must neither stretch the run past its duration nor
-# the 10 s an interrupt may take (docs/getting-started.md). The cut is evidence, not an error.
+# the 10 s an interrupt may take (docs/getting-started.md, exit codes). The cut is evidence,
+# not an error.
 WIND_DOWN_GRACE = 2.0
 # How long a step waits for a target slot between two incarnations (killed a moment ago).
 SLOT_WAIT = 10.0
@@ -50,6 +52,7 @@ class Injection:
     done: anyio.Event = field(default_factory=anyio.Event)
     revert_deadline: float = math.inf  # see wind_down
     revert_scope: anyio.CancelScope | None = None
+    inject_ended: bool = False  # False: inject was cancelled (the run ended) mid-way
     # told "injected", "reverted" and "settled" as they happen (live phases, the history)
     listener: Callable[[str, Injection], None] | None = None
 
@@ -85,25 +88,14 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def resolve_targets(
-    pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
-) -> list[WorkerHandle]:
-    """The handles of a step the schedule gave no slots: none for a pool-level fault, the
-    worker serving the session for a session target.
-
-    A session nobody serves yet gets one core slot drawn with ``rng`` (the run's seed), as
-    ``_faults/targets.resolve`` does: the fault still acts, and the journal names the slot.
-    """
+def run_time_slots(pool: Pool, scheduled: ScheduledStep, rng: random.Random) -> tuple[int, ...]:
+    """The slots of a step the schedule left open (``targets.session_slots``): the slot
+    serving a session target -- or one drawn with ``rng`` (the run's seed) while nobody serves
+    it -- and none for a pool-level fault."""
     target = scheduled.step.target
-    if target.kind != "session" or target.session is None:
-        return []  # a pool-level fault
-    handle = pool.worker_for_session(target.session)
-    if handle is None:
-        core = [h for h in pool.workers if h.index < pool.config.size and _serving(h)]
-        if not core:
-            raise LookupError(f"no worker to serve session {target.session!r}")
-        handle = (rng or random.Random(0)).choice(core)
-    return [handle]
+    handle = pool.worker_for_session(target.session) if target.session is not None else None
+    serving = handle.index if handle is not None else None
+    return session_slots(target, int(pool.config.size), rng, serving)
 
 
 def _serving(handle: WorkerHandle) -> bool:
@@ -112,27 +104,35 @@ def _serving(handle: WorkerHandle) -> bool:
 
 
 async def live_targets(
-    pool: Pool, scheduled: ScheduledStep, rng: random.Random | None = None
+    pool: Pool, scheduled: ScheduledStep, rng: random.Random
 ) -> list[WorkerHandle]:
-    """The handles serving the step's slots now (or :func:`resolve_targets` without slots).
+    """The handles serving the step's slots now (the schedule's, or :func:`run_time_slots`).
 
     A slot between two incarnations (an earlier fault killed it a moment ago) is awaited,
     bounded, so that the journal's targets name the pid the fault acts on. LookupError if none
     serves."""
-    if scheduled.slots is None:
-        return resolve_targets(pool, scheduled, rng)
+    slots = scheduled.slots
+    if slots is None:
+        slots = run_time_slots(pool, scheduled, rng)
+        if not slots:
+            return []  # a pool-level fault
+    handles = await _serving_handles(pool, slots)
+    if not handles:
+        raise LookupError(f"no worker in slot(s) {list(slots)} "
+                          f"(none served within {SLOT_WAIT:g} s)")
+    return handles
+
+
+async def _serving_handles(pool: Pool, slots: tuple[int, ...]) -> list[WorkerHandle]:
     by_index = {h.index: h for h in pool.workers}
     handles: list[WorkerHandle] = []
-    for index in scheduled.slots:
+    for index in slots:
         handle = by_index.get(index)
         if handle is None or not _serving(handle):
             with contextlib.suppress(TimeoutError, ChaospoolError):
                 handle = await pool.wait_serving(index, timeout=SLOT_WAIT)
         if handle is not None and _serving(handle):
             handles.append(handle)
-    if not handles:
-        raise LookupError(f"no worker in slot(s) {list(scheduled.slots)} "
-                          f"(none served within {SLOT_WAIT:g} s)")
     return handles
 
 
@@ -181,6 +181,8 @@ async def _inject_and_hold(
         await inj.fault.inject(inj.ctx)
     except Exception as exc:  # reason: any fault (plugin ones too) may raise; it is journaled
         inj.error = _error_text(exc)
+    inj.inject_ended = True  # not reached when a cancellation (the run ended) passes through
+    if inj.error is not None:
         return
     if duration is not None and math.isfinite(duration):
         await anyio.sleep(max(0.0, inj.injected_at + duration - clock()))
@@ -200,11 +202,26 @@ async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> Non
         inj.error = f"{inj.error}; revert: {message}" if inj.error else message
     if scope.cancelled_caught:
         inj.ctx.record(revert_cut_short=True)
+    if scope.cancelled_caught or not inj.inject_ended:
+        # cut short: its evidence is incomplete, so its proof is not checked (docs/faults.md)
+        inj.ctx.effect.pop("took_effect", None)
+        inj.ctx.effect.pop("took_effect_reason", None)
+    _check_effect(inj)
     inj.reverted_at = clock()
     inj.notify("reverted")
     inj.notify("settled")
     inj.done.set()
     hooks.after_fault(inj.scheduled, inj.ctx, inj.to_dict())
+
+
+def _check_effect(inj: Injection) -> None:
+    """A fault that saw its effect fail to happen fails its step, with its reason
+    (docs/faults.md, "Every fault proves it took effect"); absent means not checked."""
+    effect = inj.ctx.effect if inj.ctx is not None else {}
+    if effect.get("took_effect") is not False:
+        return
+    text = f"did not take effect: {effect.get('took_effect_reason') or 'no reason given'}"
+    inj.error = f"{inj.error}; {text}" if inj.error else text
 
 
 def wind_down(injections: list[Injection], grace: float = WIND_DOWN_GRACE) -> None:

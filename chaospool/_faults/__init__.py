@@ -1,5 +1,5 @@
 """The seven built-in faults (docs/faults.md), registered through the same pluggy hook a plugin
-uses. Each module holds one fault; ``targets`` resolves a step's target to worker handles."""
+uses. Each module holds one fault; ``targets`` is the one resolver of a step's target to slots."""
 
 from __future__ import annotations
 

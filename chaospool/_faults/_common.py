@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -113,21 +114,32 @@ async def wait_status(
     return status
 
 
-class EventLog:
-    """Pool events of the given kinds, collected from now until ``close()`` (idempotent).
+async def wait_gone(handle: WorkerHandle, within: float = STATUS_WAIT) -> bool:
+    """Poll until the handle's process is gone (bounded); whether it was seen gone."""
+    await wait_status(handle, lambda s: s == psutil.STATUS_ZOMBIE, within)  # None: reaped
+    return is_gone(handle)
 
-    The pool calls subscribers synchronously on its request path, so the callback only appends.
+
+class EventLog:
+    """Pool events of the given kinds, from now until ``close()`` (idempotent), kept as counts
+    per (kind, pid) plus the first event of each: what the faults read (a pid's crash, a
+    slot's start, how many timeouts), in memory that does not grow with the step's length.
+
+    The pool calls subscribers synchronously on its request path, so the callback only counts.
     """
 
     def __init__(self, pool: Pool, kinds: Iterable[str]) -> None:
         self.origin = now()
-        self.events: list[PoolEvent] = []
         self._kinds = frozenset(kinds)
+        self._first: dict[tuple[str, int | None], PoolEvent] = {}
+        self._counts: Counter[tuple[str, int | None]] = Counter()
         self._unsubscribe: Callable[[], None] | None = pool.subscribe(self._on_event)
 
     def _on_event(self, event: PoolEvent) -> None:
         if event.kind in self._kinds:
-            self.events.append(event)
+            key = (event.kind, event.pid)
+            self._counts[key] += 1
+            self._first.setdefault(key, event)
 
     def close(self) -> None:
         unsubscribe, self._unsubscribe = self._unsubscribe, None
@@ -135,17 +147,17 @@ class EventLog:
             unsubscribe()
 
     def of(self, kind: str, pid: int | None = None, index: int | None = None) -> list[PoolEvent]:
+        """The first event of ``kind`` of each matching pid, in arrival order."""
         return [
             e
-            for e in self.events
-            if e.kind == kind
-            and (pid is None or e.pid == pid)
-            and (index is None or e.index == index)
+            for (k, p), e in self._first.items()
+            if k == kind and (pid is None or p == pid) and (index is None or e.index == index)
         ]
 
     def count(self, kind: str, pids: Iterable[int] | None = None) -> int:
         wanted = None if pids is None else set(pids)
-        return sum(1 for e in self.events if e.kind == kind and (wanted is None or e.pid in wanted))
+        return sum(n for (k, p), n in self._counts.items()
+                   if k == kind and (wanted is None or p in wanted))
 
 
 def close_log(state: Mapping[str, Any], key: str = "log") -> EventLog | None:
@@ -220,6 +232,10 @@ async def act_on(
     target died before or while it acted -- a race with the pool or an earlier fault: the slot
     is recorded as skipped, not an error."""
     try:
+        if is_gone(handle):
+            # Killed a moment ago (psutil sees the zombie) while the pool still shows it
+            # serving: a signal would still "succeed", and one kill would count twice.
+            raise ProcessLookupError(f"worker {handle.pid} has exited")
         result = action(*args)
         if inspect.isawaitable(result):
             result = await result

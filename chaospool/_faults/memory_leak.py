@@ -7,17 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from chaospool.fault import Duration, Fault, FaultContext, Rate, Size
 
-from ._common import (
-    EventLog,
-    RevertErrors,
-    act_on,
-    check_positive,
-    close_log,
-    live_targets,
-    step_duration,
-    target_record,
-    undo,
-)
+from ._common import EventLog, check_positive, close_log, step_duration, undo
 
 if TYPE_CHECKING:
     from chaospool.pool import WorkerHandle
@@ -28,12 +18,14 @@ MB = 1_000_000  # decimal, as the DSL parses "500MB"
 class MemoryLeak(Fault):
     """Grow the target worker's RSS at `rate` up to `limit` for `duration` (psutil-measured).
 
-    Mechanism: the ``leak {rate, limit}`` control op starts a thread inside the worker that
-    allocates and touches memory at ``rate`` bytes/s and keeps it referenced until ``limit``;
-    ``unleak`` at revert stops the thread, frees the memory and returns the bytes leaked. The
-    fault measures RSS with psutil at injection and just before and after the release; if the
-    pool's ``max_memory`` recycles the worker first, the ``recycle`` event (reason, rss) is
-    recorded and the leak counts as ended with that process.
+    Mechanism: the ``leak {rate, limit, token}`` control op starts a thread inside the worker
+    that allocates and touches memory at ``rate`` bytes/s and keeps it referenced until
+    ``limit``; ``unleak {token}`` at revert stops this step's thread (an overlapping step's leak
+    stays), frees its memory and returns the bytes leaked. The fault measures RSS with psutil
+    at injection and just before and after the release; if the pool's ``max_memory`` recycles
+    the worker first, the ``recycle`` event (reason, rss) is recorded and the leak counts as
+    ended with that process. Proof (``took_effect``): RSS at revert above RSS at injection
+    on every target (or the worker was recycled or died, its memory with it).
     """
 
     name: ClassVar[str] = "memory_leak"
@@ -51,47 +43,58 @@ class MemoryLeak(Fault):
 
     async def inject(self, ctx: FaultContext) -> None:
         ctx.state["log"] = EventLog(ctx.pool, ("recycle", "crash"))
-        leaking: list[dict[str, Any]] = ctx.state.setdefault("leaking", [])
-        leak = {"rate": ctx.params.rate, "limit": ctx.params.limit}
-        for handle in await live_targets(ctx, self.name):
-            # before acting: revert must undo even a half-done act
-            leaking.append({"handle": handle, **target_record(handle), "rss_start": handle.rss()})
-            await act_on(ctx, handle, handle.control, "leak", leak)
+        leak = {"rate": ctx.params.rate, "limit": ctx.params.limit, "token": ctx.actions.token}
+
+        async def start(handle: WorkerHandle) -> None:
+            ctx.actions.done[-1].record["rss_start"] = handle.rss()
+            await handle.control("leak", leak)
+
+        done = await ctx.actions.each(ctx, self.name, start)
         ctx.record(
-            skipped=ctx.state["skipped"],
+            skipped=ctx.actions.skipped,
             rate=ctx.params.rate,
             limit=ctx.params.limit,
             duration=step_duration(ctx.duration, ctx.params.duration),
-            leaking=[_public(entry) for entry in leaking],
+            leaking=[dict(e.record) for e in done],
         )
 
     async def revert(self, ctx: FaultContext) -> None:
-        pending: list[dict[str, Any]] = ctx.state.get("leaking", [])
-        ended: list[dict[str, Any]] = ctx.state.setdefault("ended", [])
         log = ctx.state.get("log")
-        errors = RevertErrors(self.name)
+        token = {"token": ctx.actions.token}
         try:
-            while pending:
-                entry = pending.pop(0)
-                try:
-                    entry.update(await _stop_leak(entry["handle"], log))
-                except Exception as exc:  # reason: every leak is stopped; reported together
-                    errors.add(entry["handle"], exc)
-                ended.append(_public(entry))
+            await ctx.actions.undo(self.name, lambda entry: _stop_leak(entry.handle, log, token))
         finally:
             close_log(ctx.state)
-            ctx.record(leaks=ended)
-        errors.raise_if_any()
+            ctx.record(leaks=ctx.actions.undone)
+            ctx.took_effect(*_proof(ctx))
 
 
-def _public(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k != "handle"}
+def _proof(ctx: FaultContext) -> tuple[bool, str]:
+    """RSS really grown (measured with psutil from outside), or the pool recycled the worker."""
+    acted = [e.record for e in ctx.actions.done if e.acted]
+    if not acted:
+        return False, "no target worker could leak (every target was gone)"
+    flat = [r for r in acted if not _grew(r)]
+    if flat:
+        return False, "RSS did not grow on " + ", ".join(
+            f"slot {r['index']} (pid {r['pid']}: {r.get('rss_start')} -> {r.get('rss_peak')})"
+            for r in flat)
+    return True, f"RSS grew on {len(acted)} worker(s)"
 
 
-async def _stop_leak(handle: WorkerHandle, log: EventLog | None) -> dict[str, Any]:
+def _grew(record: dict[str, Any]) -> bool:
+    if record.get("recycled") or (record.get("worker_gone") and record.get("rss_peak") is None):
+        return True  # recycled for its memory, or gone: the leak ended with the process
+    start, peak = record.get("rss_start"), record.get("rss_peak")
+    return isinstance(start, int) and isinstance(peak, int) and peak > start
+
+
+async def _stop_leak(
+    handle: WorkerHandle, log: EventLog | None, token: dict[str, Any]
+) -> dict[str, Any]:
     async def unleak() -> dict[str, Any]:
         peak = handle.rss()  # the leak keeps what it allocated until unleak: now is its peak
-        reply = await handle.control("unleak")
+        reply = await handle.control("unleak", token)
         leaked = reply.get("leaked") if isinstance(reply, dict) else None
         return {"rss_peak": peak, "recycled": None, "leaked": leaked, "rss_after": handle.rss()}
 

@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from chaospool.errors import ChaospoolError
-from chaospool.fault import Fault, FaultContext
+from chaospool.fault import Acted, Fault, FaultContext
+
+if TYPE_CHECKING:
+    from chaospool.pool import WorkerHandle
 
 from ._common import (
     REPLACE_WAIT,
     EventLog,
-    act_on,
     check_choice,
     close_log,
-    live_targets,
+    is_gone,
     now,
     parse_signal,
     seconds,
+    wait_gone,
 )
 
 
@@ -39,6 +42,8 @@ class PortCrash(Fault):
     The effect ends when every killed slot serves again with a new process: ``revert`` waits for
     that (``pool.wait_serving(index, not_pid=old)``, bounded) and records, per slot, the old pid,
     the exit status seen in the pool's ``crash`` event, the replacement pid and the time to it.
+    Proof (``took_effect``): every target process seen gone -- its ``crash`` event, a
+    replacement in its slot, or psutil; a signal the worker survives does not take effect.
     """
 
     name: ClassVar[str] = "port_crash"
@@ -55,38 +60,63 @@ class PortCrash(Fault):
     async def inject(self, ctx: FaultContext) -> None:
         sig = parse_signal(ctx.params.signal)
         ctx.state["log"] = EventLog(ctx.pool, ("crash", "start", "restart"))
-        killed: list[Killed] = ctx.state.setdefault("killed", [])
-        for handle in await live_targets(ctx, self.name):
-            # Recorded before acting: if the act raises half-way, revert still waits for the slot
-            # (a worker that died on its own just before counts too: its slot is refilled alike).
-            killed.append(Killed(handle.index, handle.pid or 0, now()))
-            if ctx.params.mode == "kill":
-                await act_on(ctx, handle, handle.signal, sig)
-            else:
-                await act_on(ctx, handle, handle.close_channel)
+        kill = ctx.params.mode == "kill"
+        # A target that died on its own just before is remembered too (each() records it
+        # before acting): its slot is refilled alike, and revert waits for that.
+        async def crash(handle: WorkerHandle) -> None:
+            handle.signal(sig) if kill else handle.close_channel()
+            # Seen gone before the next step may pick the slot (bounded): a process that is
+            # still dying would otherwise look alive to it and be "killed" twice.
+            await wait_gone(handle)
+
+        done = await ctx.actions.each(ctx, self.name, crash)
         ctx.record(
             mode=ctx.params.mode,
-            signal=sig.name if ctx.params.mode == "kill" else None,
-            killed=[{"index": k.index, "pid": k.pid} for k in killed],
-            skipped=ctx.state["skipped"],
+            signal=sig.name if kill else None,
+            killed=[{"index": e.handle.index, "pid": e.handle.pid or 0} for e in done],
+            skipped=ctx.actions.skipped,
         )
 
     async def revert(self, ctx: FaultContext) -> None:
-        pending: list[Killed] = ctx.state.get("killed", [])
         log = ctx.state.get("log")
-        replaced: list[dict[str, Any]] = ctx.state.setdefault("replaced", [])
         # One deadline for all slots: the engine bounds the whole revert, not each wait.
         deadline = now() + REPLACE_WAIT
+
+        async def replaced(entry: Acted) -> dict[str, Any]:
+            return await _await_replacement(ctx, _killed(entry), log, deadline)
+
         try:
-            while pending:
-                replaced.append(await _await_replacement(ctx, pending[0], log, deadline))
-                pending.pop(0)
+            await ctx.actions.undo(self.name, replaced)
         finally:
             close_log(ctx.state)
+            records = ctx.actions.undone
             # slots still pending: the run ended (see engine wind_down) before they served again
-            missing = [r["index"] for r in replaced if r["replacement_pid"] is None]
-            missing += [k.index for k in pending]
-            ctx.record(replaced=replaced, not_replaced=missing)
+            missing = [r["index"] for r in records if r["replacement_pid"] is None]
+            missing += [e.handle.index for e in ctx.actions.pending]
+            ctx.record(replaced=records, not_replaced=missing)
+            ctx.took_effect(*_proof(ctx, log))
+
+
+def _killed(entry: Acted) -> Killed:
+    return Killed(entry.handle.index, entry.handle.pid or 0, entry.at)
+
+
+def _proof(ctx: FaultContext, log: EventLog | None) -> tuple[bool, str]:
+    """Every target process seen gone: its crash event, a replacement, or psutil."""
+    done = ctx.actions.done
+    if not done:
+        return False, "no target worker to kill (none served)"
+    alive = [e for e in done if e.acted and not _seen_gone(e, log)]
+    if alive:
+        return False, "still running after the fault: " + ", ".join(
+            f"slot {e.handle.index} (pid {e.handle.pid})" for e in alive)
+    return True, f"{len(done)} worker process(es) seen gone"
+
+
+def _seen_gone(entry: Acted, log: EventLog | None) -> bool:
+    if entry.record.get("replacement_pid") is not None or is_gone(entry.handle):
+        return True
+    return bool(log is not None and log.of("crash", pid=entry.handle.pid))
 
 
 async def _await_replacement(

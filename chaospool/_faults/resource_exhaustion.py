@@ -10,22 +10,16 @@ import anyio
 import psutil
 
 from chaospool.errors import ChaospoolError, CircuitOpen, PoolClosed
-from chaospool.fault import Duration, Fault, FaultContext, Size
+from chaospool.fault import Acted, Duration, Fault, FaultContext, Size
 
 from ._common import (
     EventLog,
-    RevertErrors,
-    act_on,
     check_choice,
     check_positive,
-    close_log,
-    live_targets,
     now,
     pool_capacity,
     seconds,
     step_duration,
-    target_record,
-    undo,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +37,10 @@ MAX_COUNT = 1024
 MEMORY_FILL_TIME = 0.05
 # When the leak is checked, RSS should have grown by at least this share of the amount.
 MEMORY_SEEN_SHARE = 0.5
+# Proof that cpu was exhausted: the busy threads used at least this share of one core.
+CPU_SEEN_SHARE = 0.05
+# Proof that capacity was held: completed sleeps covered this share of slots x hold time.
+CAPACITY_SEEN_SHARE = 0.5
 
 
 class ResourceExhaustion(Fault):
@@ -56,16 +54,16 @@ class ResourceExhaustion(Fault):
     ``amount`` (default 256MB) at once, ``fds`` (open all but 16 of the soft limit); revert runs
     ``uncpu`` / ``unleak`` / ``unfds``. Evidence: pool stats and queue/checkout events during the
     hold; per worker CPU seconds, RSS or open fds measured with psutil before, during and after.
+    Proof (``took_effect``): ``capacity`` -- the completed ``sleep`` calls held at least half of
+    the slots for the hold's length (a worker module without ``sleep`` fails the step; the
+    fault declares ``required_commands: sleep``); ``cpu`` -- the busy threads used at least 5%
+    of a core; ``memory`` -- RSS grew by at least half of ``amount``; ``fds`` -- the process
+    has more open fds than before.
     """
 
     @classmethod
     def acts_on_pool(cls, params: Any) -> bool:
         return getattr(params, "resource", None) == "capacity"
-
-    @classmethod
-    def required_commands(cls, params: Any) -> dict[str, str]:
-        """Worker commands it calls, checked at validate time (docs/plugins.md)."""
-        return {"resource": "sleep"} if cls.acts_on_pool(params) else {}
 
     name: ClassVar[str] = "resource_exhaustion"
 
@@ -84,41 +82,77 @@ class ResourceExhaustion(Fault):
                     raise ValueError(f"amount for {self.resource} counts slots or threads "
                                      f"(at most {MAX_COUNT}); got {self.amount!r}")
 
+    @classmethod
+    def required_commands(cls, params: Any) -> tuple[str, ...]:
+        # capacity holds each slot with a call of the worker module's own ``sleep`` command
+        return ("sleep",) if getattr(params, "resource", None) == "capacity" else ()
+
     async def inject(self, ctx: FaultContext) -> None:
         duration = step_duration(ctx.duration, ctx.params.duration)
         ctx.record(resource=ctx.params.resource, duration=duration)
         if ctx.params.resource == "capacity":
             await _hold_capacity(ctx, duration)
             return
-        applied: list[dict[str, Any]] = ctx.state.setdefault("applied", [])
         exhaust = _EXHAUST[ctx.params.resource]
-        for handle in await live_targets(ctx, self.name):
-            entry = {"handle": handle, **target_record(handle)}
-            applied.append(entry)  # before acting: revert must undo even a half-done act
-            acted, evidence = await act_on(ctx, handle, exhaust, ctx, handle, duration)
-            if acted:
-                entry.update(evidence)
-        ctx.record(targets=[_public(a) for a in applied], skipped=ctx.state["skipped"])
+        done = await ctx.actions.each(ctx, self.name, lambda h: exhaust(ctx, h, duration))
+        for entry in done:
+            entry.record.update(_public(entry.memo or {}))
+        ctx.record(targets=[dict(e.record) for e in done], skipped=ctx.actions.skipped)
 
     async def revert(self, ctx: FaultContext) -> None:
-        close_log(ctx.state)
-        pending: list[dict[str, Any]] = ctx.state.get("applied", [])
-        released: list[dict[str, Any]] = ctx.state.setdefault("released", [])
-        errors = RevertErrors(self.name)
-        while pending:
-            entry = pending.pop(0)
-            try:
-                entry.update(await _release(ctx.params.resource, entry["handle"], entry))
-            except Exception as exc:  # reason: every target is released; reported together
-                errors.add(entry["handle"], exc)
-            released.append(_public(entry))
-        if released:
-            ctx.record(targets=released)
-        errors.raise_if_any()
+        if ctx.params.resource == "capacity":
+            return  # the hold ended inside inject
+        resource = ctx.params.resource
+
+        async def release(entry: Acted) -> dict[str, Any]:
+            return await _undo(resource, entry.handle, entry.memo or {}, ctx.actions.token)
+
+        try:
+            await ctx.actions.undo(self.name, release, gone={"released": False})
+        finally:
+            if ctx.actions.undone:
+                ctx.record(targets=ctx.actions.undone)
+            ctx.took_effect(*_proof(resource, ctx.actions.done))
 
 
-def _public(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entry.items() if k != "handle" and not k.startswith("_")}
+def _public(evidence: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in evidence.items() if not k.startswith("_")}
+
+
+def _proof(resource: str, done: list[Acted]) -> tuple[bool, str]:
+    """From outside the worker: cpu time really consumed, RSS really grown, fds really open."""
+    acted = [e for e in done if e.acted and not e.record.get("worker_gone")]
+    if not acted:
+        return False, f"no target worker could be exhausted of {resource} (every one was gone)"
+    missed = [e.record for e in acted if not _PROVED[resource](e.record)]
+    if missed:
+        return False, f"{resource} not exhausted on " + ", ".join(
+            f"slot {r['index']} (pid {r['pid']}: {_show(resource, r)})" for r in missed)
+    return True, f"{resource} exhausted on {len(acted)} worker(s)"
+
+
+def _cpu_proved(record: dict[str, Any]) -> bool:
+    return float(record.get("cpu_utilisation") or 0.0) >= CPU_SEEN_SHARE
+
+
+def _memory_proved(record: dict[str, Any]) -> bool:
+    before, during = record.get("rss_before") or 0, record.get("rss_during") or 0
+    return bool(during - before >= int(record.get("amount") or 0) * MEMORY_SEEN_SHARE)
+
+
+def _fds_proved(record: dict[str, Any]) -> bool:
+    if not record.get("amount"):
+        return True  # no fd left to open under the soft limit: already exhausted
+    return bool((record.get("fds_during") or 0) > (record.get("fds_before") or 0))
+
+
+_PROVED = {"cpu": _cpu_proved, "memory": _memory_proved, "fds": _fds_proved}
+_SHOWN = {"cpu": ("cpu_seconds", "cpu_utilisation"), "memory": ("rss_before", "rss_during"),
+          "fds": ("fds_before", "fds_during")}
+
+
+def _show(resource: str, record: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {record.get(key)}" for key in _SHOWN[resource])
 
 
 # --- capacity (pool-level) -----------------------------------------------------------------
@@ -147,7 +181,7 @@ async def _hold_capacity(ctx: FaultContext, duration: float) -> None:
     log = EventLog(ctx.pool, ("queue_full", "checkout_timeout", "timeout", "crash"))
     watch = _Saturation(ctx.pool, slots)
     unsubscribe = ctx.pool.subscribe(watch.on_event)
-    outcomes: dict[str, int] = {}
+    outcomes: dict[str, Any] = {}  # kind -> calls; "_held": seconds inside completed sleeps
     started = now()
     deadline = started + duration
     try:
@@ -165,15 +199,32 @@ async def _hold_capacity(ctx: FaultContext, duration: float) -> None:
         max_queue_depth=watch.max_queue_depth,
         others_refused={"queue_full": log.count("queue_full"),
                         "checkout_timeout": log.count("checkout_timeout")},
-        sleeper_calls=outcomes,
+        sleeper_calls={k: v for k, v in outcomes.items() if k != "_held"},
         held_for=seconds(now() - started),
+        slot_seconds_held=seconds(outcomes.get("_held", 0.0)),
     )
+    ctx.took_effect(*_capacity_proof(ctx.effect, slots, outcomes))
 
 
-async def _sleeper(pool: Pool, deadline: float, outcomes: dict[str, int]) -> None:
+def _capacity_proof(
+    effect: dict[str, Any], slots: int, outcomes: dict[str, Any]
+) -> tuple[bool, str]:
+    """Slots really occupied: the sleep calls that completed held, together, at least half of
+    ``slots`` times the time the hold lasted."""
+    wanted = slots * float(effect["held_for"]) * CAPACITY_SEEN_SHARE
+    if float(effect["slot_seconds_held"]) >= wanted:
+        return True, f"{slots} slots held by sleep calls"
+    failures = {k: v for k, v in outcomes.items() if k not in ("ok", "_held")}
+    return False, (f"sleep calls held {effect['slot_seconds_held']} slot-seconds of "
+                   f"{seconds(wanted / CAPACITY_SEEN_SHARE)} (max busy workers "
+                   f"{effect['max_busy_workers']}); failed calls: {failures or 'none'}")
+
+
+async def _sleeper(pool: Pool, deadline: float, outcomes: dict[str, Any]) -> None:
     """Keep one slot busy until ``deadline``: a lost checkout race or a crash just means
     sleeping again for the time that is left."""
     while (left := deadline - now()) > 0.01:
+        began = now()
         try:
             await pool.execute("sleep", {"duration": left}, timeout=left + SLEEP_GRACE)
         except (PoolClosed, CircuitOpen) as exc:
@@ -186,6 +237,7 @@ async def _sleeper(pool: Pool, deadline: float, outcomes: dict[str, int]) -> Non
             await anyio.sleep(SLEEPER_BACKOFF)
         else:
             outcomes["ok"] = outcomes.get("ok", 0) + 1
+            outcomes["_held"] = outcomes.get("_held", 0.0) + min(left, now() - began)
 
 
 # --- cpu / memory / fds (inside the target worker) --------------------------------------------
@@ -195,7 +247,8 @@ async def _exhaust_cpu(ctx: FaultContext, handle: WorkerHandle, duration: float)
     threads = int(ctx.params.amount or os.cpu_count() or 1)
     proc = psutil.Process(handle.pid)
     times = proc.cpu_times()
-    await handle.control("cpu", {"threads": threads, "duration": duration})
+    await handle.control("cpu", {"threads": threads, "duration": duration,
+                                 "token": ctx.actions.token})
     return {"threads": threads, "_cpu_before": times.user + times.system, "_since": now()}
 
 
@@ -204,7 +257,8 @@ async def _exhaust_memory(
 ) -> dict[str, Any]:
     amount = int(ctx.params.amount or DEFAULT_MEMORY)
     before = handle.rss() or 0
-    await handle.control("leak", {"rate": amount / MEMORY_FILL_TIME, "limit": amount})
+    await handle.control("leak", {"rate": amount / MEMORY_FILL_TIME, "limit": amount,
+                                  "token": ctx.actions.token})
     grown = await _wait_rss(handle, before + int(amount * MEMORY_SEEN_SHARE), min(duration, 5.0))
     return {"amount": amount, "rss_before": before, "rss_during": grown}
 
@@ -223,7 +277,7 @@ async def _exhaust_fds(ctx: FaultContext, handle: WorkerHandle, duration: float)
     before = proc.num_fds()
     soft, _hard = proc.rlimit(psutil.RLIMIT_NOFILE)
     amount = int(ctx.params.amount or max(0, soft - FD_HEADROOM - before))
-    reply = await handle.control("fds", {"amount": amount})
+    reply = await handle.control("fds", {"amount": amount, "token": ctx.actions.token})
     return {"amount": amount, "soft_limit": soft, "fds_before": before,
             "opened": _field(reply, "opened"), "fds_during": proc.num_fds()}
 
@@ -231,25 +285,22 @@ async def _exhaust_fds(ctx: FaultContext, handle: WorkerHandle, duration: float)
 _EXHAUST = {"cpu": _exhaust_cpu, "memory": _exhaust_memory, "fds": _exhaust_fds}
 
 
-async def _release(resource: str, handle: WorkerHandle, entry: dict[str, Any]) -> dict[str, Any]:
-    outcome = await undo(handle, lambda: _undo(resource, handle, entry))
-    return {"released": False, **outcome} if outcome.get("worker_gone") else outcome
-
-
-async def _undo(resource: str, handle: WorkerHandle, entry: dict[str, Any]) -> dict[str, Any]:
+async def _undo(
+    resource: str, handle: WorkerHandle, entry: dict[str, Any], token: str
+) -> dict[str, Any]:
     if resource == "cpu":
         times = psutil.Process(handle.pid).cpu_times()
         used = times.user + times.system - entry["_cpu_before"]
         elapsed = now() - entry["_since"]
-        await handle.control("uncpu")
+        await handle.control("uncpu", {"token": token})
         return {"released": True, "cpu_seconds": seconds(used),
                 "cpu_utilisation": round(used / elapsed, 3) if elapsed > 0 else None}
     if resource == "memory":
         peak = handle.rss()
-        reply = await handle.control("unleak")
+        reply = await handle.control("unleak", {"token": token})
         return {"released": True, "rss_peak": peak, "freed": _field(reply, "leaked"),
                 "rss_after": handle.rss()}
-    reply = await handle.control("unfds")
+    reply = await handle.control("unfds", {"token": token})
     return {"released": True, "closed": _field(reply, "closed"),
             "fds_after": psutil.Process(handle.pid).num_fds()}
 

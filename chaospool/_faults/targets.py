@@ -1,8 +1,11 @@
-"""Target resolution (docs/dsl.md, "Targets"): which workers a fault step acts on.
+"""Target resolution (docs/dsl.md, targets): which workers a fault step acts on.
 
-``resolve_indices`` is pure: slot indices drawn from the pool's size and the run's seeded
-``Random``, so a dry run and a real run with the same seed pick the same slots. ``resolve`` maps
-them onto the pool's current handles (slot indices are stable across restarts; handles are not).
+The one resolver of the engine's schedule, its run-time resolution and the faults (issue:
+one rule per case). ``resolve_indices`` is pure: slot indices drawn from the pool's size and the
+run's seeded ``Random``, so a dry run and a real run with the same seed pick the same slots.
+``session_slots`` is the run-time case (which worker serves a session is a fact of the running
+pool). The engine maps slots onto the pool's current handles (slot indices are stable across
+restarts; handles are not) and the faults act on each slot's live incarnation.
 
 Draws are over the core slots ``0..size-1`` only: overflow workers come and go with load, so a
 seeded schedule could not name them reproducibly. ``{worker: i}`` / ``{workers: [...]}`` may name
@@ -12,14 +15,9 @@ an overflow slot explicitly when it is running.
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from chaospool.errors import FaultError
-
-if TYPE_CHECKING:
-    from chaospool.pool import Pool, WorkerHandle
-
-__all__ = ("TargetSpec", "core_size", "resolve", "resolve_indices")
+__all__ = ("TargetSpec", "fraction_count", "resolve_indices", "session_slots")
 
 KINDS = ("default", "worker", "workers", "count", "fraction", "session", "all")
 
@@ -76,28 +74,13 @@ def resolve_indices(
     raise ValueError(f"unknown target kind {kind!r} (one of {', '.join(KINDS)})")
 
 
-def core_size(pool: Pool) -> int:
-    """The number of core (non-overflow) slots, as the schedule counts them."""
-    return int(pool.config.size)
-
-
-def resolve(target: TargetSpec, pool: Pool, rng: random.Random) -> list[WorkerHandle]:
-    """The current handles of the slots ``target`` names; raises FaultError for a slot that
-    does not exist or a handle whose process the pool does not own."""
-    handles = {handle.index: handle for handle in pool.workers}
-    session_index = None
-    if target.kind == "session" and target.session is not None:
-        serving = pool.worker_for_session(target.session)
-        session_index = serving.index if serving is not None else None
-    try:
-        indices = resolve_indices(target, core_size(pool), rng, session_index=session_index)
-    except ValueError as exc:
-        raise FaultError("target", str(exc)) from None
-    missing = [i for i in indices if i not in handles]
-    if missing:
-        raise FaultError("target", f"no worker slot {missing} (slots: {sorted(handles)})")
-    chosen = [handles[i] for i in indices]
-    for handle in chosen:
-        if handle.pid is not None and not pool.owns(handle.pid):
-            raise FaultError("target", f"pid {handle.pid} is not a worker of this pool")
-    return chosen
+def session_slots(
+    target: TargetSpec, size: int, rng: random.Random, serving: int | None
+) -> tuple[int, ...]:
+    """Run-time slots of a ``{session: ID}`` target: ``serving`` (the slot now serving the
+    session), or, when nobody serves it yet, one core slot drawn with ``rng`` -- the run's seed,
+    by the same rule as the default target. Any other kind has no run-time slots (the schedule
+    drew them, or the fault acts on the pool)."""
+    if target.kind != "session" or target.session is None:
+        return ()
+    return tuple(resolve_indices(target, size, rng, session_index=serving))

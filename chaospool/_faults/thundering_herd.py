@@ -64,7 +64,9 @@ class ThunderingHerd(Fault):
     the pool's own timeouts). ``inject`` runs the herd to completion, so the effect ends -- and
     ``revert`` has nothing left to undo -- when the last call ended. Evidence: ``{requests,
     succeeded, errors_by_kind, p99_latency, max_queue_depth}`` with ``requests = succeeded +
-    sum(errors_by_kind)``, latencies from an HDR histogram, the queue depth sampled on pool events.
+    sum(errors_by_kind)``, latencies from an HDR histogram, the queue depth sampled on pool
+    events. Proof (``took_effect``): the calls were released at the barrier and reached the
+    pool.
     """
 
     name: ClassVar[str] = "thundering_herd"
@@ -128,3 +130,6 @@ def _record(ctx: FaultContext, herd: _Herd) -> None:
         completed=done,
         herd_duration=seconds(herd.last_end - herd.released_at) if done else None,
     )
+    if herd.go.is_set():  # cut short before the release (the run ended): not checked
+        ctx.took_effect(done > 0, f"{herd.requests} calls released at one instant; "
+                                  f"{done} of them reached the pool and ended")

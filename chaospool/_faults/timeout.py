@@ -6,21 +6,9 @@ import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from chaospool.fault import Duration, Fault, FaultContext
+from chaospool.fault import Acted, Duration, Fault, FaultContext
 
-from ._common import (
-    EventLog,
-    RevertErrors,
-    act_on,
-    check_choice,
-    check_positive,
-    close_log,
-    live_targets,
-    step_duration,
-    target_record,
-    undo,
-    wait_status,
-)
+from ._common import EventLog, check_choice, check_positive, close_log, step_duration, wait_status
 
 if TYPE_CHECKING:
     from chaospool.pool import WorkerHandle
@@ -35,7 +23,9 @@ class Timeout(Fault):
     nothing until ``unblock`` (sent at revert; the worker also unblocks itself when ``duration``
     ends, so a lost revert cannot wedge it). Evidence: the psutil status seen after the stop,
     and from the pool's events the requests that timed out on the target, health-check
-    failures, and whether the pool killed the silent worker.
+    failures, and whether the pool killed the silent worker. Proof (``took_effect``): psutil
+    shows every target ``stopped`` (``how: stop``), or each worker acknowledged it is blocked
+    (``how: block``); a worker the pool killed while silent counts as silenced.
     """
 
     name: ClassVar[str] = "timeout"
@@ -52,65 +42,67 @@ class Timeout(Fault):
     async def inject(self, ctx: FaultContext) -> None:
         duration = step_duration(ctx.duration, ctx.params.duration)
         ctx.state["log"] = EventLog(ctx.pool, ("timeout", "crash", "health_fail", "restart"))
-        silenced: list[WorkerHandle] = ctx.state.setdefault("silenced", [])
-        seen: dict[int, Any] = ctx.state.setdefault("status_seen", {})
-        for handle in await live_targets(ctx, self.name):
-            silenced.append(handle)  # before acting: revert must undo even a half-done act
-            acted, _ = await act_on(ctx, handle, _silence, handle, ctx.params.how, duration)
-            if acted:
-                seen[handle.index] = await _status_seen(handle, ctx.params.how)
+        how, token = ctx.params.how, ctx.actions.token
+
+        async def silence(handle: WorkerHandle) -> tuple[str | None, bool]:
+            """(the status seen after, whether it is silenced)"""
+            if how == "stop":
+                handle.signal(signal.SIGSTOP)
+                # the kernel stops it asynchronously: poll until psutil shows it
+                status = await wait_status(handle, lambda s: s == "stopped")
+                return status, status == "stopped"
+            reply = await handle.control("block", {"duration": duration, "token": token})
+            # blocked: still running, just silent -- as the worker itself acknowledges
+            blocked = reply.get("blocked") if isinstance(reply, dict) else None
+            return handle.status(), blocked is not False
+
+        done = await ctx.actions.each(ctx, self.name, silence)
         ctx.record(
-            how=ctx.params.how,
+            how=how,
             duration=duration,
-            silenced=[target_record(h) for h in silenced],
-            skipped=ctx.state["skipped"],
-            status_seen={str(i): s for i, s in seen.items()},
+            silenced=[{"index": e.record["index"], "pid": e.record["pid"]} for e in done],
+            skipped=ctx.actions.skipped,
+            status_seen={str(e.handle.index): e.memo[0] for e in done if e.acted},
         )
 
     async def revert(self, ctx: FaultContext) -> None:
-        pending: list[WorkerHandle] = ctx.state.get("silenced", [])
-        resumed: list[dict[str, Any]] = ctx.state.setdefault("resumed", [])
-        errors = RevertErrors(self.name)
-        try:
-            while pending:
-                handle = pending.pop(0)
-                try:
-                    resumed.append(await self._resume(ctx, handle))
-                except Exception as exc:  # reason: every target is resumed; reported together
-                    errors.add(handle, exc)
-        finally:
-            log = close_log(ctx.state)
-            ctx.record(resumed=resumed, **_timeouts(log, resumed))
-        errors.raise_if_any()
+        how, token = ctx.params.how, {"token": ctx.actions.token}
 
-    async def _resume(self, ctx: FaultContext, handle: WorkerHandle) -> dict[str, Any]:
-        async def resume() -> dict[str, Any]:
-            if ctx.params.how == "stop":
-                handle.signal(signal.SIGCONT)
+        async def resume(entry: Acted) -> dict[str, Any]:
+            if how == "stop":
+                entry.handle.signal(signal.SIGCONT)
             else:
-                await handle.control("unblock")
-            status = await wait_status(handle, lambda s: s != "stopped")
+                await entry.handle.control("unblock", token)
+            status = await wait_status(entry.handle, lambda s: s != "stopped")
             return {"resumed": True, "status_after": status, "killed_by_pool": False}
 
-        outcome = await undo(handle, resume)
-        if outcome.get("worker_gone"):
-            # The pool killed the silent worker (request timeout or failed health check):
-            # there is nothing left to resume, and the slot has a new process.
-            outcome = {"resumed": False, "status_after": None, "killed_by_pool": True}
-        return {**target_record(handle), **outcome}
+        # A worker the pool killed while silent (request timeout or failed health check) has
+        # nothing left to resume, and its slot has a new process.
+        gone = {"resumed": False, "status_after": None, "killed_by_pool": True}
+        try:
+            await ctx.actions.undo(self.name, resume, gone=gone)
+        finally:
+            resumed = [_resumed(r) for r in ctx.actions.undone]
+            log = close_log(ctx.state)
+            ctx.record(resumed=resumed, **_timeouts(log, resumed))
+            ctx.took_effect(*_proof(ctx))
 
 
-async def _silence(handle: WorkerHandle, how: str, duration: float) -> None:
-    if how == "stop":
-        handle.signal(signal.SIGSTOP)
-    else:
-        await handle.control("block", {"duration": duration})
+def _resumed(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k != "worker_gone"}
 
 
-async def _status_seen(handle: WorkerHandle, how: str) -> str | None:
-    if how == "stop":  # the kernel stops it asynchronously: poll until psutil shows it
-        return await wait_status(handle, lambda s: s == "stopped")
-    return handle.status()  # blocked: still running, just silent
+def _proof(ctx: FaultContext) -> tuple[bool, str]:
+    """A process seen stopped (psutil) or a worker that acknowledged it is blocked."""
+    acted = [e for e in ctx.actions.done if e.acted]
+    if not acted:
+        return False, "no target worker could be silenced (every target was gone)"
+    wanted = "stopped" if ctx.params.how == "stop" else "blocked"
+    missed = [e for e in acted if not e.memo[1] and not e.record.get("killed_by_pool")]
+    if missed:
+        return False, f"not {wanted}: " + ", ".join(
+            f"slot {e.handle.index} (pid {e.handle.pid}, status {e.memo[0]})" for e in missed)
+    return True, f"{len(acted)} worker(s) seen {wanted}"
 
 
 def _timeouts(log: EventLog | None, resumed: list[dict[str, Any]]) -> dict[str, Any]:

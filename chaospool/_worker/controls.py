@@ -3,6 +3,10 @@
 Each op is ``fn(args, runtime) -> JSON-able`` and runs on the worker's control thread, so it
 works while a user command runs. Long-lived effects (leak, cpu) run on threads started through
 the runtime and stopped by their ``un*`` op.
+
+Every op that starts an effect takes an optional ``token`` (the step it belongs to) and keeps
+its effect under that token, so that overlapping steps on one worker compose and each ``un*``
+undoes only its own step's effect (docs/faults.md, "Overlapping faults on one worker").
 """
 
 from __future__ import annotations
@@ -20,35 +24,78 @@ from chaospool._worker.runtime import ControlFn, ControlRuntime
 MB = 1024 * 1024
 
 
+def _token(args: dict[str, Any]) -> str:
+    """The step a control op belongs to (docs/faults.md "Overlapping faults"): each fault sends
+    its own token with the op and its undo, so one step's undo never ends another's effect."""
+    return str(args.get("token", ""))
+
+
+def _tokens(rt: ControlRuntime, kind: str) -> dict[str, Any]:
+    tokens: dict[str, Any] = rt.state.setdefault(f"tokens:{kind}", {})
+    return tokens
+
+
 def block(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
+    """Answer nothing until every blocking step has unblocked (or its ``duration`` ended)."""
     duration = args.get("duration")
-    rt.block(None if duration is None else float(duration))
-    return {"blocked": True, "duration": duration}
+    until = None if duration is None else time.monotonic() + float(duration)
+    _tokens(rt, "block")[_token(args)] = until
+    _apply_block(rt)
+    return {"blocked": rt.blocked, "duration": duration}
 
 
 def unblock(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    rt.unblock()
-    return {"blocked": False}
+    _tokens(rt, "block").pop(_token(args), None)
+    _apply_block(rt)
+    return {"blocked": rt.blocked}
+
+
+def _apply_block(rt: ControlRuntime) -> None:
+    """Block until the latest deadline of the steps still blocking (None: until unblocked)."""
+    tokens = _tokens(rt, "block")
+    now = time.monotonic()
+    for token in [t for t, until in tokens.items() if until is not None and until <= now]:
+        del tokens[token]  # that step's own deadline passed: it unblocked itself
+    if not tokens:
+        rt.unblock()
+        return
+    deadlines = list(tokens.values())
+    rt.block(None if None in deadlines else max(deadlines) - now)
 
 
 def slow(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    latency = float(args.get("latency", 0.2))
-    jitter = float(args.get("jitter", 0.0))
-    rt.set_delay(latency, jitter)
+    """Delay replies; overlapping steps compose: the largest latency of the active ones holds."""
+    latency = max(0.0, float(args.get("latency", 0.2)))
+    jitter = max(0.0, float(args.get("jitter", 0.0)))
+    # the reply count when this step began: its own share of delayed replies at unslow
+    _tokens(rt, "slow")[_token(args)] = (latency, jitter, rt.delayed_replies)
+    _apply_delay(rt)
     return {"latency": latency, "jitter": jitter}
 
 
 def unslow(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    rt.set_delay(0.0, 0.0)
-    delayed, rt.delayed_replies = rt.delayed_replies, 0
-    return {"latency": 0.0, "delayed": delayed}
+    entry = _tokens(rt, "slow").pop(_token(args), None)
+    latency = _apply_delay(rt)
+    # replies delayed while this step was active (an overlapping step's share overlaps it)
+    delayed = 0 if entry is None else rt.delayed_replies - entry[2]
+    return {"latency": latency, "delayed": delayed}
+
+
+def _apply_delay(rt: ControlRuntime) -> float:
+    """Set the delay of the slowest active step (none: no delay); returns its latency."""
+    active = _tokens(rt, "slow").values()
+    latency, jitter, _ = max(active, default=(0.0, 0.0, 0), key=lambda e: e[0] + e[1])
+    rt.set_delay(latency, jitter)
+    return float(latency)
 
 
 def leak(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    """Grow RSS at ``rate`` bytes/s up to ``limit`` bytes, on a thread; pages are touched."""
+    """Grow RSS at ``rate`` bytes/s up to ``limit`` bytes, on a thread; pages are touched.
+    Each step leaks into its own list, freed by its own ``unleak``."""
     rate = float(args.get("rate", 50 * MB))
     limit = int(args.get("limit", 500 * MB))
-    chunks: list[bytes] = rt.state.setdefault("leak", [])
+    token = _token(args)
+    chunks: list[bytes] = _tokens(rt, "leak").setdefault(token, [])
 
     def grow(stop: threading.Event) -> None:
         step = 0.05
@@ -59,13 +106,14 @@ def leak(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
             leaked += size
             stop.wait(step)
 
-    rt.start_thread("chaospool-leak", grow)
+    rt.start_thread(f"chaospool-leak{token}", grow)
     return {"rate": rate, "limit": limit}
 
 
 def unleak(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    rt.stop_thread("chaospool-leak")
-    chunks = rt.state.pop("leak", [])
+    token = _token(args)
+    rt.stop_thread(f"chaospool-leak{token}")
+    chunks = _tokens(rt, "leak").pop(token, [])
     return {"leaked": sum(len(c) for c in chunks)}
 
 
@@ -75,27 +123,29 @@ def cpu(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
     duration = args.get("duration")
     deadline = None if duration is None else time.monotonic() + float(duration)
     block_ = os.urandom(MB)
+    token = _token(args)
 
     def burn(stop: threading.Event) -> None:
         while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
             hashlib.sha256(block_).digest()
 
     for i in range(threads):
-        rt.start_thread(f"chaospool-cpu-{i}", burn)
-    rt.state["cpu_threads"] = threads
+        rt.start_thread(f"chaospool-cpu{token}-{i}", burn)
+    _tokens(rt, "cpu")[token] = threads
     return {"threads": threads, "duration": duration}
 
 
 def uncpu(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    threads = int(rt.state.pop("cpu_threads", 0))
+    token = _token(args)
+    threads = int(_tokens(rt, "cpu").pop(token, 0))
     for i in range(threads):
-        rt.stop_thread(f"chaospool-cpu-{i}")
+        rt.stop_thread(f"chaospool-cpu{token}-{i}")
     return {"threads": threads}
 
 
 def fds(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
     amount = int(args.get("amount", 1024))
-    opened: list[int] = rt.state.setdefault("fds", [])
+    opened: list[int] = _tokens(rt, "fds").setdefault(_token(args), [])
     start = len(opened)
     try:
         for _ in range(amount):
@@ -106,7 +156,7 @@ def fds(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
 
 
 def unfds(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    opened: list[int] = rt.state.pop("fds", [])
+    opened: list[int] = _tokens(rt, "fds").pop(_token(args), [])
     for fd in opened:
         os.close(fd)
     return {"opened": 0, "closed": len(opened)}
@@ -143,11 +193,19 @@ def corrupt(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
         return damage(frame)  # type: ignore[no-any-return]
 
     remove = rt.add_reply_filter(filt)
+    _tokens(rt, "corrupt")[_token(args)] = remove
     return {"mode": mode, "count": count}
 
 
 def uncorrupt(args: dict[str, Any], rt: ControlRuntime) -> dict[str, Any]:
-    rt.clear_reply_filters()
+    """Remove this step's filter; without a token, every filter (as before tokens)."""
+    if "token" not in args:
+        rt.clear_reply_filters()
+        _tokens(rt, "corrupt").clear()
+    else:
+        remove = _tokens(rt, "corrupt").pop(_token(args), None)
+        if remove is not None:
+            remove()
     return {"corrupt": False}
 
 

@@ -247,7 +247,9 @@ class WorkerCore:
         if isinstance(msg, p.Ping):
             self.runtime.send_pong(p.encode_frame(p.Pong(msg.id)))
         elif isinstance(msg, p.Control):
-            self.runtime.send_control(self._control(msg), bypass=msg.op in ("block", "unblock"))
+            # never held by a block: other faults' control ops must work while one blocks
+            # (docs/faults.md, "Overlapping faults on one worker")
+            self.runtime.send_control(self._control(msg), bypass=True)
 
     def _control(self, msg: p.Control) -> bytes:
         try:

@@ -711,7 +711,7 @@ async def test_signalling_a_worker_that_just_died_is_skipped_not_an_error() -> N
 def test_a_session_nobody_serves_yet_draws_one_slot_with_the_seed() -> None:
     from types import SimpleNamespace
 
-    from chaospool._engine.faults import resolve_targets
+    from chaospool._engine.faults import run_time_slots
     from chaospool._engine.schedule import derive_rng
 
     handles = [SimpleNamespace(index=i, pid=100 + i, state="ready") for i in range(4)]
@@ -719,12 +719,12 @@ def test_a_session_nobody_serves_yet_draws_one_slot_with_the_seed() -> None:
                                 worker_for_session=lambda session: None)
     target = SimpleNamespace(kind="session", session="user-42")
     scheduled: Any = SimpleNamespace(slots=None, step=SimpleNamespace(target=target))
-    drawn = [resolve_targets(pool, scheduled, derive_rng(7, "session:0")) for _ in range(2)]
+    drawn = [run_time_slots(pool, scheduled, derive_rng(7, "session:0")) for _ in range(2)]
     assert drawn[0] == drawn[1]  # the seed decides
     assert len(drawn[0]) == 1
-    assert drawn[0][0].index < 3  # a core slot, never an overflow one
+    assert drawn[0][0] < 3  # a core slot, never an overflow one
     pool.worker_for_session = lambda session: handles[2]
-    assert resolve_targets(pool, scheduled, derive_rng(7, "session:0")) == [handles[2]]
+    assert run_time_slots(pool, scheduled, derive_rng(7, "session:0")) == (2,)
 
 
 def test_targets_name_the_pid_acted_on_even_for_a_slot_killed_a_moment_ago(

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 from typing import Any
+from unittest.mock import ANY
 
 import anyio
 import pytest
@@ -190,7 +191,9 @@ async def test_timeout_block_uses_the_control_ops() -> None:
     victim = pool.workers[1]
     ctx = context(Timeout, pool, [victim], duration=0.5, how="block")
     await inject_revert(Timeout(), ctx)
-    assert victim.controls == [("block", {"duration": 0.5}), ("unblock", {})]
+    token = ctx.actions.token  # each step's ops carry its own token (overlapping steps)
+    assert victim.controls == [("block", {"duration": 0.5, "token": token}),
+                               ("unblock", {"token": token})]
 
 
 async def test_timeout_partial_inject_is_still_reverted() -> None:
@@ -354,9 +357,12 @@ async def test_cpu_memory_and_fds_use_control_ops_and_undo_them() -> None:
         await fault.revert(ctx)
         assert ctx.effect["targets"][0]["released"] is True
     assert worker.ops() == ["cpu", "uncpu", "leak", "unleak", "fds", "unfds"]
-    assert worker.controls[0][1] == {"threads": 2, "duration": 1.0}
+    assert worker.controls[0][1] == {"threads": 2, "duration": 1.0, "token": ANY}
     assert worker.controls[2][1]["limit"] == 10_000
-    assert worker.controls[4][1] == {"amount": 7}
+    assert worker.controls[4][1] == {"amount": 7, "token": ANY}
+    # each undo names the token of its own step's op (overlapping steps stay apart)
+    assert [args["token"] for _, args in worker.controls[::2]] == [
+        args["token"] for _, args in worker.controls[1::2]]
 
 
 async def test_fds_default_leaves_sixteen_of_the_soft_limit() -> None:
@@ -459,7 +465,9 @@ async def test_slow_worker_measures_added_latency_from_pool_events() -> None:
         pool.emit("checkin", handle, at=t0 + spent)
     await fault.revert(ctx)
     await fault.revert(ctx)
-    assert slow.controls == [("slow", {"latency": 0.2, "jitter": 0.05}), ("unslow", {})]
+    token = ctx.actions.token
+    assert slow.controls == [("slow", {"latency": 0.2, "jitter": 0.05, "token": token}),
+                             ("unslow", {"token": token})]
     assert ctx.effect["added_latency"] == pytest.approx(0.21)
     assert ctx.effect["requests_on_slowed"] == 2
     assert ctx.effect["restored"][0]["delayed_replies"] == 2
@@ -475,7 +483,9 @@ async def test_memory_leak_measures_rss_and_releases() -> None:
     worker.replies["unleak"] = {"leaked": 100_000_000}
     ctx = context(MemoryLeak, pool, [worker], rate=50e6, limit=100_000_000)
     await inject_revert(MemoryLeak(), ctx)
-    assert worker.controls == [("leak", {"rate": 50e6, "limit": 100_000_000}), ("unleak", {})]
+    token = ctx.actions.token
+    assert worker.controls == [("leak", {"rate": 50e6, "limit": 100_000_000, "token": token}),
+                               ("unleak", {"token": token})]
     (leak,) = ctx.effect["leaks"]
     assert leak["rss_peak"] - leak["rss_start"] == 100_000_000
     assert leak["rss_after"] < leak["rss_peak"]

@@ -55,6 +55,8 @@ def evidence(ctx: FaultContext) -> dict[str, Any]:
     """The effect as the journal would hold it (JSON round trip); printed for the record."""
     effect: dict[str, Any] = json.loads(json.dumps(ctx.effect))
     print(json.dumps(effect, sort_keys=True))
+    # once proved (at revert, or at the end of a pool-level inject), a real fault took effect
+    assert effect.get("took_effect", True) is True, effect.get("took_effect_reason")
     return effect
 
 
@@ -184,7 +186,7 @@ async def test_partition_hold_delivers_a_held_reply_late_to_its_own_caller() -> 
         ctx = ctx_for(NetworkPartition, pool, [victim], direction="from_worker", mode="hold")
         fault = NetworkPartition()
         await fault.inject(ctx)
-        partition = ctx.state["partitions"][0][1]
+        partition = ctx.actions.done[0].memo
         reply: list[Any] = []
 
         async def caller() -> None:
@@ -401,7 +403,7 @@ async def test_a_cancelled_inject_is_fully_reverted() -> None:
         with anyio.CancelScope() as scope:
             scope.cancel()
             await Timeout().inject(ctx)
-        assert ctx.state["silenced"]  # it got as far as stopping at least one worker
+        assert ctx.actions.done  # it got as far as stopping at least one worker
         with anyio.CancelScope(shield=True):
             await Timeout().revert(ctx)
         assert all(status(v.pid) not in (psutil.STATUS_STOPPED, None) for v in victims)

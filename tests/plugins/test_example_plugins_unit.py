@@ -37,11 +37,17 @@ class Handle:
             raise WorkerCrashed("protocol error", pid=self.pid)
         return {"remaining": 1} if op == "uncorrupt" else None
 
+    def status(self) -> str | None:
+        return None if self.state == "dead" else "running"
+
 
 class Pool:
     def __init__(self) -> None:
         self.listeners: list[Callable[[Any], None]] = []
         self.waited: list[tuple[int, int | None]] = []
+
+    def owns(self, pid: int) -> bool:
+        return True
 
     def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
         self.listeners.append(callback)
@@ -77,13 +83,14 @@ async def test_byzantine_corrupts_then_settles_each_target(byzantine: Any) -> No
     ctx = context(byzantine.Params(mode="truncate", count=2), [liar, quiet], pool)
     fault = byzantine()
     await fault.inject(ctx)
-    assert liar.calls == [("corrupt", {"mode": "truncate", "count": 2})]
+    token = ctx.actions.token  # the step's own: overlapping steps undo only their own filter
+    assert liar.calls == [("corrupt", {"mode": "truncate", "count": 2, "token": token})]
     pool.emit("crash", 0, 100)  # the pool saw the bad frame and killed the liar
     pool.emit("crash", 5, 555)  # someone else's crash: not this fault's evidence
     liar.state = "dead"
     await fault.revert(ctx)
     assert pool.listeners == []
-    assert quiet.calls[-1] == ("uncorrupt", None)
+    assert quiet.calls[-1] == ("uncorrupt", {"token": token})
     assert pool.waited == [(0, 100)]
     assert ctx.effect["corrupted"] == [{"index": 0, "pid": 100}, {"index": 1, "pid": 101}]
     assert ctx.effect["outcomes"] == [
