@@ -178,28 +178,48 @@ async def test_an_idle_partition_is_proved_by_one_probe_frame() -> None:
             assert await pool.execute("ping") == "pong"
 
 
-@pytest.mark.system
-@pytest.mark.timeout(60)
-def test_capacity_on_a_worker_without_sleep_fails_the_run(tmp_path: Path) -> None:
-    (tmp_path / "nosleep.py").write_text(
-        "from chaospool.worker import command\n\n"
-        "@command\ndef hello(args, ctx):\n    return 'hi'\n", encoding="utf-8")
+def _capacity_run(tmp_path: Path, worker_source: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "cap_worker.py").write_text(worker_source, encoding="utf-8")
     (tmp_path / "cap.yaml").write_text(
-        "version: 1\nduration: 600ms\npool: {worker: nosleep, size: 1}\n"
+        "version: 1\nduration: 600ms\npool: {worker: cap_worker, size: 1}\n"
         "load: {clients: 1, mix: [{command: hello, weight: 1}]}\n"
         "method:\n  - {fault: resource_exhaustion, resource: capacity, at: 0s,"
         " duration: 300ms}\n", encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "chaospool.cli", "run", "cap.yaml", "-q",
-                          "--journal", "j.json"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=50, check=False)
-    assert out.returncode == 3, out.stdout + out.stderr  # 0.1.0: exit 0, "completed"
+    return subprocess.run([sys.executable, "-m", "chaospool.cli", "run", "cap.yaml", "-q",
+                           "--journal", "j.json"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=50, check=False)
+
+
+_HELLO = ("from chaospool.worker import command\n\n"
+          "@command\ndef hello(args, ctx):\n    return 'hi'\n")
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_capacity_on_a_worker_without_sleep_is_refused_before_the_run(tmp_path: Path) -> None:
+    """0.1.0: exit 0, "completed", with nothing held. The fault declares that it calls
+    ``sleep`` (``required_commands``), so validation refuses it, located, nothing started."""
+    out = _capacity_run(tmp_path, _HELLO)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "cap.yaml:6:" in out.stderr
+    assert "unknown command 'sleep'" in out.stderr
+    assert not (tmp_path / "j.json").exists()
+
+
+@pytest.mark.system
+@pytest.mark.timeout(60)
+def test_capacity_whose_sleep_holds_nothing_fails_the_run(tmp_path: Path) -> None:
+    """A ``sleep`` that fails at once passes validation but holds no slot: the fault's own
+    proof (slot-seconds really held) fails the step, and the run (exit 3)."""
+    broken = _HELLO + "\n@command\ndef sleep(args, ctx):\n    raise RuntimeError('no')\n"
+    out = _capacity_run(tmp_path, broken)
+    assert out.returncode == 3, out.stdout + out.stderr
     data = json.loads((tmp_path / "j.json").read_text(encoding="utf-8"))
     fault = data["faults"][0]
     assert data["status"] == "failed"
     assert fault["effect"]["took_effect"] is False
     assert fault["error"].startswith("did not take effect: sleep calls held 0")
     assert "command_error" in fault["error"]
-
 
 
 @pytest.mark.unit
