@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from chaospool._dsl.explore import read_explore
 from chaospool._dsl.methods import MethodReader
 from chaospool._dsl.model import (
     KEYS,
@@ -142,6 +143,7 @@ class _Builder:
         self.reader = reader
         self.registry = registry
         self.opened = opened
+        self._faults: FaultRegistry | None = None  # known once the method was read
 
     def section(self, path: Path, doc_path: str, raw: Any, special: Special | None = None) -> Any:
         """Read a mapping whose keys are described under ``doc_path`` in the key table.
@@ -185,11 +187,15 @@ class _Builder:
             "load": self._load,
             "steady_state": self._steady_state,
             "method": lambda _path, raw: raw,  # read below, once pool, duration, plugins are
+            "explore": lambda _path, raw: raw,  # read below, with the registry (docs/explore.md)
         }
         top = self.section((), "", root, special)
         if top is INVALID:
             return None
         top["method"] = self._method(("method",), top["method"], top)
+        top["explore"] = read_explore(
+            self.reader, ("explore",), top["explore"], self._faults, top["duration"]
+        )
         return self._experiment(top) if _all_valid(top) else None
 
     def _experiment(self, top: Mapping[str, Any]) -> Experiment:
@@ -207,6 +213,7 @@ class _Builder:
             path=self.opened.path,
             sha256=self.opened.sha256,
             base_dir=self.opened.base_dir,
+            explore=top["explore"],
         )
 
     def _version(self, path: Path, raw: Any) -> Any:
@@ -301,7 +308,7 @@ class _Builder:
         ]
 
     def _method(self, path: Path, raw: Any, top: Mapping[str, Any]) -> Any:
-        registry = self._registry(top["plugins"])
+        registry = self._faults = self._registry(top["plugins"])
         pool = top["pool"] if isinstance(top["pool"], PoolSpec) else None
         reader = MethodReader(self.reader, registry, pool, top["duration"])
         return reader.read(path, [] if raw is None else raw)
