@@ -21,7 +21,9 @@ from chaospool._dsl.params import param_specs
 from chaospool._engine.schedule import ScheduledStep
 from chaospool.fault import Fault, Unit
 
-__all__ = ("Candidate", "Step", "from_experiment", "schedule_text", "step_text", "to_yaml", "unit_of")
+__all__ = (
+    "Candidate", "Step", "from_experiment", "schedule_text", "step_text", "to_yaml", "unit_of",
+)
 
 TargetData = tuple[Any, ...] | None
 
