@@ -295,27 +295,14 @@ def _shrink(experiment: str, args: _ShrinkArgs, quiet: bool) -> int:
 
 
 def _write_minimal(experiment: str, loaded: Any, base: Any, result: Any, out: str) -> None:
-    from chaospool._explore.steps import step_text
+    from chaospool._explore.session import minimal_comments, reproduction
 
-    before, after = result.initial, result.best
-    registry = loaded.registry
-    rate = (f"failed {result.target[0]} ({result.target[1]}) in {result.confirmed} of "
-            f"{result.options.runs} confirmation runs")
-    comments = [
-        f"chaospool shrink: minimal experiment from {experiment}",
-        f"fails: {result.target_text}",
-        f"reproduction: {rate} (seed {result.seed})",
-        f"removed: {len(before.steps) - len(after.steps)} of {len(before.steps)} step(s); "
-        f"run {before.duration:g}s -> {after.duration:g}s",
-        "before:", *[f"  - {step_text(s, registry.get(s.fault))}" for s in before.steps],
-        "after:", *[f"  - {step_text(s, registry.get(s.fault))}" for s in after.steps],
-        f"shrink: {result.runs_used} runs in {result.elapsed:.1f}s",
-    ]
-    text = base.text(after, result.seed, loaded.registry, comments=comments,
+    comments = minimal_comments(result, experiment, loaded.registry)
+    text = base.text(result.best, result.seed, loaded.registry, comments=comments,
                      out_dir=str(Path(out).parent))
     Path(out).write_text(text, encoding="utf-8")
-    click.echo(f"shrink: {rate}; written to {out}")
-    click.echo(f"shrink stats: {result.runs_used} runs, {len(before.steps)} steps -> "
-               f"{len(after.steps)}, {result.elapsed:.1f}s")
+    click.echo(f"shrink: {reproduction(result)}; written to {out}")
+    click.echo(f"shrink stats: {result.runs_used} runs, {len(result.initial.steps)} steps -> "
+               f"{len(result.best.steps)}, {result.elapsed:.1f}s")
     click.echo(f"run it: chaospool run {out}")
     click.echo(f"minimal: {out}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +20,14 @@ from chaospool._explore.document import Base
 from chaospool._explore.draw import Drawn, draw_schedules, explore_spec
 from chaospool._explore.runner import Outcome, Runner, Tol, tolerance_text
 from chaospool._explore.shrink import Shrinker, Verdict, k_of_n
-from chaospool._explore.steps import Candidate, from_experiment, schedule_text
+from chaospool._explore.steps import Candidate, from_experiment, schedule_text, step_text
 from chaospool.errors import ExperimentError
+from chaospool.fault import Fault
 
-__all__ = ("ExploreResult", "ShrinkOptions", "ShrinkResult", "explore", "shrink")
+__all__ = (
+    "ExploreResult", "Finding", "Interrupted", "explore_source", "ShrinkOptions", "ShrinkResult", "explore", "minimal_comments",
+    "reproduction", "shrink",
+)
 
 Say = Callable[[str], None]
 ProgressFor = Callable[[Drawn], Callable[[Progress], None] | None]
@@ -205,3 +209,78 @@ async def _confirm(runner: Runner, result: ShrinkResult) -> int:
         outcome = await _checked(runner.run(result.best, result.seed))
         fails += result.target in outcome.failed
     return fails
+
+
+def reproduction(result: ShrinkResult) -> str:
+    """``failed success_rate (overall) in 3 of 3 confirmation runs``."""
+    assert result.target is not None
+    return (f"failed {result.target[0]} ({result.target[1]}) in {result.confirmed} of "
+            f"{result.options.runs} confirmation runs")
+
+
+def minimal_comments(result: ShrinkResult, source: str, registry: Mapping[str, type[Fault]]
+                     ) -> list[str]:
+    """The minimal file's header: what it fails, how often, and what shrinking removed."""
+    before, after = result.initial, result.best
+    assert after is not None
+
+    def lines(steps: tuple[Any, ...]) -> list[str]:
+        return [f"  - {step_text(s, registry.get(s.fault))}" for s in steps] or ["  (none)"]
+
+    return [
+        f"chaospool shrink: minimal experiment from {source}",
+        f"fails: {result.target_text}",
+        f"reproduction: {reproduction(result)} (seed {result.seed})",
+        f"removed: {len(before.steps) - len(after.steps)} of {len(before.steps)} step(s); "
+        f"run {before.duration:g}s -> {after.duration:g}s",
+        "before:", *lines(before.steps),
+        "after:", *lines(after.steps),
+        f"shrink: {result.runs_used} runs in {result.elapsed:.1f}s",
+        "run it: chaospool run FILE",
+    ]
+
+
+@dataclass
+class Finding:
+    """What :func:`explore_source` found: the explore result, the failing schedule as YAML and,
+    when shrunk, the shrink result and the minimal experiment as YAML."""
+
+    explored: ExploreResult
+    failing_text: str | None = None
+    shrunk: ShrinkResult | None = None
+    minimal_text: str | None = None
+
+
+async def explore_source(
+    source: Any,
+    *,
+    seed: int | None = None,
+    budget: int | None = None,
+    shrink_options: ShrinkOptions | None = None,
+    stop: anyio.Event | None = None,
+    say: Say = lambda line: None,
+) -> Finding:
+    """Explore a path or mapping; shrink what fails unless ``shrink_options`` is None."""
+    from chaospool._engine.session import load_with_plugins
+    from chaospool._explore.document import base_of
+
+    loaded = load_with_plugins(source)
+    base = base_of(source, loaded.experiment)
+    name = loaded.experiment.path or "<mapping>"
+    explored = await explore(loaded, base, seed=seed, budget=budget, stop=stop, say=say)
+    finding = Finding(explored)
+    if explored.found is None:
+        return finding
+    found = explored.found
+    finding.failing_text = base.text(found.candidate, found.seed, loaded.registry, comments=[
+        f"chaospool explore: schedule {found.number} of seed {explored.seed} from {name}"])
+    if shrink_options is None:
+        return finding
+    failing = Runner(base, loaded).experiment(found.candidate, found.seed)
+    shrunk = await shrink(load_with_plugins(failing), base, options=shrink_options, stop=stop,
+                          say=say)
+    finding.shrunk = shrunk
+    if shrunk.best is not None:
+        finding.minimal_text = base.text(shrunk.best, shrunk.seed, loaded.registry,
+                                         comments=minimal_comments(shrunk, name, loaded.registry))
+    return finding
