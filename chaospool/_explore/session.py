@@ -25,8 +25,16 @@ from chaospool.errors import ExperimentError
 from chaospool.fault import Fault
 
 __all__ = (
-    "ExploreResult", "Finding", "Interrupted", "explore_source", "ShrinkOptions", "ShrinkResult", "explore", "minimal_comments",
-    "reproduction", "shrink",
+    "ExploreResult",
+    "Finding",
+    "Interrupted",
+    "ShrinkOptions",
+    "ShrinkResult",
+    "explore",
+    "explore_source",
+    "minimal_comments",
+    "reproduction",
+    "shrink",
 )
 
 Say = Callable[[str], None]
