@@ -11,13 +11,15 @@ refused. Nothing else breaks it: a crash, a slow reply, a partition or a blocked
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
 
 from chaospool.worker import Context, command
 
-PAUSE = 0.5  # seconds without a watchdog tick that count as "the process was paused"
+# seconds without a watchdog tick that count as "the process was paused" (tests shorten it)
+PAUSE = float(os.environ.get("FRAGILE_WORKER_PAUSE", "0.5"))
 _TICK = 0.02
 _state = {"paused": False, "watching": False}
 _lock = threading.Lock()
