@@ -41,7 +41,8 @@ def read_explore(
         "duration": _optional(reader, (*path, "duration"), "duration > 0", mapping, "duration"),
         "budget": reader.leaf((*path, "budget"), "int >= 1", mapping.get("budget", 20)),
     }
-    run = values["duration"] or (duration if isinstance(duration, float) else None)
+    own = values["duration"]
+    run = own if isinstance(own, float) else duration if isinstance(duration, float) else None
     window = _window(reader, (*path, "window"), mapping.get("window", ["10%", "70%"]), run)
     if INVALID in (*values.values(), steps, window) or any(k not in _KEYS for k in mapping):
         return INVALID
