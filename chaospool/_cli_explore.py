@@ -136,6 +136,14 @@ def _live(quiet: bool, registry: Any) -> Iterator[_Live]:
 @click.option("--journal", "journal_path", default="chaospool-journal.json", show_default=True,
               callback=_writable, help="the failing run's journal ('-' = stdout)")
 @click.option("--quiet", "-q", is_flag=True, help="no live progress")
+@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="shrink: runs per candidate")
+@click.option("--min-fails", type=click.IntRange(min=1), default=2, show_default=True,
+              help="shrink: a candidate still fails when it fails in at least N runs")
+@click.option("--time-limit", default="10m", show_default=True, callback=_duration,
+              help="shrink: stop and keep the best so far")
+@click.option("--max-runs", type=click.IntRange(min=1), default=500, show_default=True,
+              help="shrink: stop after this many runs, keeping the best so far")
 def explore_command(
     experiment: str,
     seed: int | None,
@@ -146,6 +154,10 @@ def explore_command(
     dry_run: bool,
     journal_path: str,
     quiet: bool,
+    runs: int,
+    min_fails: int,
+    time_limit: float,
+    max_runs: int,
 ) -> None:
     """Draw fault schedules from the experiment's explore: section and run them until one fails
     a tolerance; write it (and, unless --no-shrink, a minimal one) as runnable experiments."""
@@ -162,8 +174,17 @@ def explore_command(
     if dry_run:
         _dry_run(experiment, loaded, base, root, budget, only)
         return
-    sys.exit(_explore(experiment, loaded, base, root, budget, only, no_shrink, out,
+    _check_min_fails(runs, min_fails)
+    shrink_args = None if no_shrink else _ShrinkArgs(
+        str(Path(out).parent / DEFAULT_MINIMAL), runs, min_fails, time_limit, max_runs)
+    sys.exit(_explore(experiment, loaded, base, root, budget, only, shrink_args, out,
                       journal_path, quiet))
+
+
+def _check_min_fails(runs: int, min_fails: int) -> None:
+    if min_fails > runs:
+        raise click.BadParameter(f"--min-fails {min_fails} exceeds --runs {runs}",
+                                 param_hint="--min-fails")
 
 
 def _replay(experiment: str, seed: int, number: int) -> str:
@@ -187,7 +208,8 @@ def _dry_run(experiment: str, loaded: Any, base: Any, root: int, budget: int | N
 
 
 def _explore(experiment: str, loaded: Any, base: Any, root: int, budget: int | None,
-             only: int | None, no_shrink: bool, out: str, journal_path: str, quiet: bool) -> int:
+             only: int | None, shrink_args: _ShrinkArgs | None, out: str, journal_path: str,
+             quiet: bool) -> int:
     from chaospool._engine.session import write_journal
     from chaospool._explore.session import explore
 
@@ -208,7 +230,7 @@ def _explore(experiment: str, loaded: Any, base: Any, root: int, budget: int | N
         click.echo(f"explore: no schedule failed a tolerance ({result.tried} run, seed {root})")
         return EXIT_OK
     write_journal(result.outcome.journal, journal_path)
-    return _found(experiment, loaded, base, root, result, no_shrink, out, quiet)
+    return _found(experiment, loaded, base, root, result, shrink_args, out, quiet)
 
 
 def _write_aborted(result: Any, journal_path: str) -> None:
@@ -219,8 +241,8 @@ def _write_aborted(result: Any, journal_path: str) -> None:
     click.echo("explore: interrupted; every fault reverted, every worker reaped", err=True)
 
 
-def _found(experiment: str, loaded: Any, base: Any, root: int, result: Any, no_shrink: bool,
-           out: str, quiet: bool) -> int:
+def _found(experiment: str, loaded: Any, base: Any, root: int, result: Any,
+           shrink_args: _ShrinkArgs | None, out: str, quiet: bool) -> int:
     from chaospool._explore.runner import tolerance_text
 
     found, outcome = result.found, result.outcome
@@ -232,10 +254,9 @@ def _found(experiment: str, loaded: Any, base: Any, root: int, result: Any, no_s
     Path(out).write_text(text, encoding="utf-8")
     click.echo(f"explore: schedule {found.number} failed {failed}; written to {out}")
     click.echo(f"replay: {replay}")
-    if no_shrink:
+    if shrink_args is None:
         return EXIT_DEVIATED
-    minimal = str(Path(out).parent / DEFAULT_MINIMAL)
-    code = _shrink(out, _ShrinkArgs(minimal, 3, 2, 600.0, 500), quiet)
+    code = _shrink(out, shrink_args, quiet)
     return EXIT_INTERRUPTED if code == EXIT_INTERRUPTED else EXIT_DEVIATED
 
 
@@ -264,9 +285,7 @@ class _ShrinkArgs:
 def shrink_command(experiment: str, runs: int, min_fails: int, time_limit: float, max_runs: int,
                    out: str, quiet: bool) -> None:
     """Reduce a failing experiment to a minimal one that fails the same tolerance."""
-    if min_fails > runs:
-        raise click.BadParameter(f"--min-fails {min_fails} exceeds --runs {runs}",
-                                 param_hint="--min-fails")
+    _check_min_fails(runs, min_fails)
     from chaospool.cli import _catch_early_signals
 
     _catch_early_signals()

@@ -174,3 +174,21 @@ def test_sigint_reverts_reaps_and_exits_130(tmp_path: Path,
     assert not alive
     data = yaml.safe_load((tmp_path / "j.json").read_text())  # JSON is YAML
     assert data["status"] == "aborted"
+
+
+@pytest.mark.timeout(60)
+def test_explore_shrinks_by_default_and_the_minimal_file_fails_under_run(tmp_path: Path) -> None:
+    exp = write(tmp_path / "planted.yaml", planted())
+    out = tmp_path / "failing.yaml"
+    result = cli("explore", exp, "--seed", str(PLANTED_SEED), "--schedule", "2", "--out",
+                 str(out), "--journal", str(tmp_path / "j.json"), "--runs", "1",
+                 "--min-fails", "1", "--max-runs", "5")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    minimal = tmp_path / "chaospool-minimal.yaml"
+    assert lines[-1] == f"minimal: {minimal}"
+    assert f"replay: chaospool explore {exp} --seed {PLANTED_SEED} --schedule 2" in lines
+    assert lines[0].startswith("schedule 2/2: timeout")  # only that schedule ran
+    assert out.exists()
+    again = cli("run", str(minimal), "--journal", str(tmp_path / "run.json"))
+    assert again.returncode == 1, again.stdout + again.stderr  # an ordinary, failing experiment
