@@ -80,8 +80,9 @@ def _run_stoppable(work: Callable[[Any], Any]) -> Any:
 class _Live:
     """Live progress of the schedule running now, on a TTY only; closed before a line prints."""
 
-    def __init__(self, quiet: bool, registry: Any) -> None:
-        self.quiet, self.registry = quiet, registry
+    def __init__(self, quiet: bool, registry: Any, count: int) -> None:
+        self.quiet, self.registry, self.count = quiet, registry, count
+        self.started = 0  # explore stops at the first failure: every earlier schedule passed
         self.live: Any = None
 
     def say(self, line: str) -> None:
@@ -98,7 +99,9 @@ class _Live:
         from chaospool._report.terminal import LiveProgress
 
         self.close()
-        title = f"schedule {drawn.number}: " + schedule_text(drawn.candidate.steps, self.registry)
+        self.started += 1
+        title = (f"schedule {drawn.number}/{self.count} ({self.started - 1} passed so far): "
+                 + schedule_text(drawn.candidate.steps, self.registry))
         self.live = LiveProgress(total=drawn.candidate.duration, title=title,
                                  enabled=not self.quiet).__enter__()
         live = self.live
@@ -111,8 +114,8 @@ class _Live:
 
 
 @contextmanager
-def _live(quiet: bool, registry: Any) -> Iterator[_Live]:
-    live = _Live(quiet, registry)
+def _live(quiet: bool, registry: Any, count: int) -> Iterator[_Live]:
+    live = _Live(quiet, registry, count)
     try:
         yield live
     finally:
@@ -211,9 +214,11 @@ def _explore(experiment: str, loaded: Any, base: Any, root: int, budget: int | N
              only: int | None, shrink_args: _ShrinkArgs | None, out: str, journal_path: str,
              quiet: bool) -> int:
     from chaospool._engine.session import write_journal
+    from chaospool._explore.draw import explore_spec
     from chaospool._explore.session import explore
 
-    with _live(quiet, loaded.registry) as live:
+    count = only or budget or explore_spec(loaded.experiment).budget
+    with _live(quiet, loaded.registry, count) as live:
         result = _run_stoppable(lambda stop: explore(
             loaded, base, seed=root, budget=budget, only=only, stop=stop, say=live.say,
             progress_for=live.progress_for))
