@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # workers import experiments.fragile_worker with this path
-os.environ.setdefault("FRAGILE_WORKER_PAUSE", "0.3")
+os.environ.setdefault("FRAGILE_WORKER_PAUSE", "0.3")  # workers inherit it: a shorter pause
 
 PLANTED: dict[str, Any] = {
     "version": 1, "title": "planted weakness", "seed": 1, "duration": "1s",
-    "pool": {"worker": "experiments.fragile_worker", "size": 3, "request_timeout": "2s",
+    "plugins": [str(REPO / "experiments" / "worker_path.py")],  # fragile_worker importable
+    "pool": {"worker": "fragile_worker", "size": 3, "request_timeout": "2s",
              "health_check": {"interval": "1s", "timeout": "2s"}},
     "load": {"clients": 3, "think": "5ms", "sessions": 6, "retries": 3,
              "mix": [{"command": "deposit", "args": {"amount": 1}}]},

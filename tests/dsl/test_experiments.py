@@ -40,8 +40,8 @@ def load_real(name: str) -> Experiment:
 def test_every_experiment_validates(path: pathlib.Path) -> None:
     exp = load(path, registry=real_registry)
     # the demo worker, or a worker module shipped beside the experiments (explore_demo.yaml)
-    beside = exp.pool.worker.removeprefix("experiments.")
-    assert exp.pool.worker == "chaospool.workers.demo" or (EXPERIMENTS / f"{beside}.py").is_file()
+    beside = EXPERIMENTS / f"{exp.pool.worker}.py"
+    assert exp.pool.worker == "chaospool.workers.demo" or beside.is_file()
     assert exp.duration <= 15.0
     assert exp.seed is not None  # reproducible by default
 

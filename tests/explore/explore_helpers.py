@@ -17,7 +17,8 @@ PLANTED: dict[str, Any] = {
     "title": "planted weakness",
     "seed": 1,
     "duration": "1s",
-    "pool": {"worker": "experiments.fragile_worker", "size": 3, "request_timeout": "2s",
+    "plugins": [str(REPO / "experiments" / "worker_path.py")],  # fragile_worker importable
+    "pool": {"worker": "fragile_worker", "size": 3, "request_timeout": "2s",
              "health_check": {"interval": "1s", "timeout": "2s"}},
     "load": {"clients": 3, "think": "5ms", "sessions": 6, "retries": 3,
              "mix": [{"command": "deposit", "args": {"amount": 1}}]},

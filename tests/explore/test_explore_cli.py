@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from explore_helpers import PLANTED_PAUSE, PLANTED_SEED, REPO, builtin_registry, planted
+from explore_helpers import PLANTED_PAUSE, PLANTED_SEED, builtin_registry, planted
 
 from chaospool._dsl import load
 from chaospool.testing import wait_for
@@ -34,10 +34,9 @@ def _command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "chaospool.cli"]
 
 
-def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    # from the repository's root: the experiments name their worker experiments.fragile_worker
+def cli(cwd: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "FRAGILE_WORKER_PAUSE": PLANTED_PAUSE}
-    return subprocess.run([*_command(), *args], cwd=REPO, capture_output=True, text=True,
+    return subprocess.run([*_command(), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, check=False, env=env)
 
 
@@ -49,9 +48,9 @@ def write(path: Path, doc: dict[str, Any]) -> str:
 @pytest.mark.timeout(60)
 def test_dry_run_is_byte_identical_for_a_seed_and_each_document_runnable(tmp_path: Path) -> None:
     exp = write(tmp_path / "e.yaml", planted(explore={"steps": "1..3", "budget": 9}))
-    first = cli("explore", exp, "--dry-run", "--seed", "11")
-    second = cli("explore", exp, "--dry-run", "--seed", "11")
-    other = cli("explore", exp, "--dry-run", "--seed", "12")
+    first = cli(tmp_path, "explore", exp, "--dry-run", "--seed", "11")
+    second = cli(tmp_path, "explore", exp, "--dry-run", "--seed", "11")
+    other = cli(tmp_path, "explore", exp, "--dry-run", "--seed", "12")
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert first.stdout != other.stdout
@@ -65,7 +64,8 @@ def test_dry_run_is_byte_identical_for_a_seed_and_each_document_runnable(tmp_pat
         assert experiment.method
         assert f"--seed 11 --schedule {number}\n" in text
     # --schedule K prints exactly the K-th document, whatever --budget says
-    only = cli("explore", exp, "--dry-run", "--seed", "11", "--schedule", "7", "--budget", "3")
+    only = cli(tmp_path, "explore", exp, "--dry-run", "--seed", "11", "--schedule", "7",
+               "--budget", "3")
     assert only.stdout == docs[6]
     assert not (tmp_path / "chaospool-journal.json").exists()
 
@@ -73,20 +73,20 @@ def test_dry_run_is_byte_identical_for_a_seed_and_each_document_runnable(tmp_pat
 @pytest.mark.timeout(30)
 def test_invalid_explore_section_exits_2_located(tmp_path: Path) -> None:
     exp = write(tmp_path / "bad.yaml", planted(explore={"faults": ["timeot"], "steps": "2..1"}))
-    result = cli("explore", exp, "--dry-run")
+    result = cli(tmp_path, "explore", exp, "--dry-run")
     assert result.returncode == 2
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 2
     assert all(LOCATED.match(line) for line in errors), errors
     assert "did you mean 'timeout'" in result.stderr
-    assert cli("shrink", str(tmp_path / "missing.yaml")).returncode == 2
+    assert cli(tmp_path, "shrink", str(tmp_path / "missing.yaml")).returncode == 2
 
 
 @pytest.mark.timeout(60)
 def test_explore_exits_0_when_no_schedule_fails(tmp_path: Path) -> None:
     exp = write(tmp_path / "calm.yaml", planted(duration="500ms", explore={
         "faults": ["slow_worker"], "steps": 1, "budget": 2, "window": ["10%", "50%"]}))
-    result = cli("explore", exp, "--seed", "3", "--journal", str(tmp_path / "j.json"))
+    result = cli(tmp_path, "explore", exp, "--seed", "3", "--journal", str(tmp_path / "j.json"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "schedule 2/2: slow_worker" in result.stdout
     assert "no schedule failed a tolerance (2 run, seed 3)" in result.stdout
@@ -98,46 +98,62 @@ def test_shrink_exits_1_when_the_input_does_not_fail(tmp_path: Path) -> None:
                                              "duration": "100ms", "latency": "10ms"}])
     exp = write(tmp_path / "fine.yaml", doc)
     out = tmp_path / "min.yaml"
-    result = cli("shrink", exp, "--runs", "2", "--min-fails", "1", "--out", str(out))
+    result = cli(tmp_path, "shrink", exp, "--runs", "2", "--min-fails", "1", "--out", str(out))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "nothing written" in result.stdout
     assert not out.exists()
 
 
 @pytest.mark.timeout(90)
-def test_planted_weakness_found_replayed_and_shrunk(tmp_path: Path) -> None:
+def test_planted_weakness_found_shrunk_and_the_minimal_file_fails_under_run(
+    tmp_path: Path,
+) -> None:
     """The fragile worker breaks only when slot 1 is stopped long enough: explore finds it at
     schedule 2 of the fixed seed, and shrink returns exactly that one step, made smaller."""
     exp = write(tmp_path / "planted.yaml", planted())
     failing, journal = tmp_path / "failing.yaml", tmp_path / "j.json"
-    found = cli("explore", exp, "--seed", str(PLANTED_SEED), "--no-shrink", "--out",
-                str(failing), "--journal", str(journal))
+    found = cli(tmp_path, "explore", exp, "--seed", str(PLANTED_SEED), "--out", str(failing),
+                "--journal", str(journal), "--runs", "1", "--min-fails", "1", "--max-runs", "10",
+                timeout=80)
     assert found.returncode == 1, found.stdout + found.stderr
     lines = found.stdout.strip().splitlines()
-    assert lines[-1] == f"replay: chaospool explore {exp} --seed {PLANTED_SEED} --schedule 2"
-    assert "schedule 1/6: timeout at 350ms for 50ms on all -> ok" in found.stdout
+    assert "schedule 1/6: timeout at 350ms for 50ms on all -> ok (0 passed before it)" in lines
+    assert f"replay: chaospool explore {exp} --seed {PLANTED_SEED} --schedule 2" in lines
+    minimal = tmp_path / "chaospool-minimal.yaml"  # beside --out
+    assert lines[-1] == f"minimal: {minimal}"
+    assert f"run it: chaospool run {minimal}" in lines
     assert journal.exists()
     drawn = load(str(failing), registry=builtin_registry())
     assert [(s.fault, s.target.workers) for s in drawn.method] == [("timeout", (0, 1))]
     before = drawn.method[0]
-
-    minimal = tmp_path / "minimal.yaml"
-    shrunk = cli("shrink", str(failing), "--runs", "1", "--min-fails", "1", "--max-runs", "14",
-                 "--out", str(minimal), timeout=80)
-    assert shrunk.returncode == 0, shrunk.stdout + shrunk.stderr
-    assert shrunk.stdout.strip().splitlines()[-1] == f"minimal: {minimal}"
-    assert f"run it: chaospool run {minimal}" in shrunk.stdout
-    text = minimal.read_text()
-    assert re.search(r"# reproduction: failed success_rate \(overall\) in 1 of 1", text)
+    assert re.search(r"# reproduction: failed success_rate \(overall\) in 1 of 1",
+                     minimal.read_text())
     result = load(str(minimal), registry=builtin_registry())
     assert len(result.method) == 1
     step = result.method[0]
     assert (step.fault, step.target.kind, step.target.workers) == ("timeout", "worker", (1,))
-    assert step.at <= before.at
     assert step.duration is not None
     assert before.duration is not None
     assert step.at + step.duration < before.at + before.duration  # times shrunk
     assert result.duration <= drawn.duration
+    again = cli(tmp_path, "run", str(minimal), "--journal", str(tmp_path / "run.json"))
+    assert again.returncode == 1, again.stdout + again.stderr  # an ordinary, failing experiment
+
+
+@pytest.mark.timeout(60)
+def test_no_shrink_writes_the_failing_schedule_and_ends_with_the_replay_line(
+    tmp_path: Path,
+) -> None:
+    exp = write(tmp_path / "planted.yaml", planted())
+    out = tmp_path / "failing.yaml"
+    result = cli(tmp_path, "explore", exp, "--seed", str(PLANTED_SEED), "--schedule", "2",
+                 "--no-shrink", "--out", str(out), "--journal", str(tmp_path / "j.json"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("schedule 2/2: timeout")  # only that schedule ran
+    assert lines[-1] == f"replay: chaospool explore {exp} --seed {PLANTED_SEED} --schedule 2"
+    assert out.exists()
+    assert not (tmp_path / "chaospool-minimal.yaml").exists()
 
 
 def _has_workers(proc: subprocess.Popen[str]) -> bool:
@@ -163,7 +179,7 @@ def test_sigint_reverts_reaps_and_exits_130(tmp_path: Path,
     exp = write(tmp_path / "long.yaml", planted(duration="30s", explore={
         "faults": ["slow_worker"], "steps": 1, "budget": 3, "window": ["0%", "10%"]}))
     proc = subprocess.Popen([*_command(), "explore", exp, "--journal", str(tmp_path / "j.json")],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started.append(proc)
     wait_for(lambda: _has_workers(proc), timeout=20)
     family = psutil.Process(proc.pid).children(recursive=True)
@@ -175,20 +191,3 @@ def test_sigint_reverts_reaps_and_exits_130(tmp_path: Path,
     data = yaml.safe_load((tmp_path / "j.json").read_text())  # JSON is YAML
     assert data["status"] == "aborted"
 
-
-@pytest.mark.timeout(60)
-def test_explore_shrinks_by_default_and_the_minimal_file_fails_under_run(tmp_path: Path) -> None:
-    exp = write(tmp_path / "planted.yaml", planted())
-    out = tmp_path / "failing.yaml"
-    result = cli("explore", exp, "--seed", str(PLANTED_SEED), "--schedule", "2", "--out",
-                 str(out), "--journal", str(tmp_path / "j.json"), "--runs", "1",
-                 "--min-fails", "1", "--max-runs", "5")
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stdout.strip().splitlines()
-    minimal = tmp_path / "chaospool-minimal.yaml"
-    assert lines[-1] == f"minimal: {minimal}"
-    assert f"replay: chaospool explore {exp} --seed {PLANTED_SEED} --schedule 2" in lines
-    assert lines[0].startswith("schedule 2/2: timeout")  # only that schedule ran
-    assert out.exists()
-    again = cli("run", str(minimal), "--journal", str(tmp_path / "run.json"))
-    assert again.returncode == 1, again.stdout + again.stderr  # an ordinary, failing experiment

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from explore_helpers import PLANTED_PAUSE, PLANTED_SEED, REPO, builtin_registry, planted
+from explore_helpers import PLANTED_PAUSE, PLANTED_SEED, builtin_registry, planted
 
 from chaospool._dsl import load
 from chaospool.testing import assert_explores_ok, assert_explores_ok_async
@@ -13,9 +13,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 @pytest.fixture(autouse=True)
-def _fragile_worker_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    # workers import with the parent's sys.path and environment as they are at pool start
-    monkeypatch.syspath_prepend(str(REPO))
+def _short_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    # workers inherit the environment as it is when the pool starts
     monkeypatch.setenv("FRAGILE_WORKER_PAUSE", PLANTED_PAUSE)
 
 
