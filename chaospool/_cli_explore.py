@@ -174,6 +174,8 @@ def explore_command(
     loaded = _load(experiment)
     base = base_of(experiment, loaded.experiment)
     root = resolve_seed(loaded.experiment, seed)
+    if only is not None:
+        _check_schedule_exists(experiment, loaded, root, only)
     if dry_run:
         _dry_run(experiment, loaded, base, root, budget, only)
         return
@@ -182,6 +184,15 @@ def explore_command(
         str(Path(out).parent / DEFAULT_MINIMAL), runs, min_fails, time_limit, max_runs)
     sys.exit(_explore(experiment, loaded, base, root, budget, only, shrink_args, out,
                       journal_path, quiet))
+
+
+def _check_schedule_exists(experiment: str, loaded: Any, root: int, only: int) -> None:
+    from chaospool._explore.draw import draw_schedules
+
+    drawn = draw_schedules(loaded.experiment, loaded.registry, root, only)
+    if len(drawn) < only:
+        _invalid([f"{experiment}: there is no schedule {only}: the explore: section allows "
+                  f"only {len(drawn)} different schedules"])
 
 
 def _check_min_fails(runs: int, min_fails: int) -> None:

@@ -21,7 +21,7 @@ from chaospool.worker import Context, command
 # seconds without a watchdog tick that count as "the process was paused" (tests shorten it)
 PAUSE = float(os.environ.get("FRAGILE_WORKER_PAUSE", "0.5"))
 _TICK = 0.02
-_state = {"paused": False, "watching": False}
+_state = {"paused": False, "pid": 0}
 _lock = threading.Lock()
 
 
@@ -37,9 +37,14 @@ def _watch() -> None:
 
 def _start_watchdog() -> None:
     with _lock:
-        if not _state["watching"]:
-            _state["watching"] = True
+        if _state["pid"] != os.getpid():  # threads do not survive a fork: one per process
+            _state["pid"], _state["paused"] = os.getpid(), False
             threading.Thread(target=_watch, name="fragile-watchdog", daemon=True).start()
+
+
+# Workers are forked from a process that imported this module: each starts its watchdog as it
+# is born, so a pause is noticed even before the worker served its first call.
+os.register_at_fork(after_in_child=_start_watchdog)
 
 
 class CorruptedBalance(Exception):
@@ -53,12 +58,11 @@ def ping(args: Any, ctx: Context) -> str:
 
 @command
 def deposit(args: Any, ctx: Context) -> int:
-    if ctx.worker_index == 1:
-        _start_watchdog()
+    _start_watchdog()  # a no-op once running (a worker that was not forked starts it here)
     amount = int((args or {}).get("amount", 1))
     session = ctx.session
     balance = int(session.get("balance", 0)) + amount
-    if _state["paused"]:
+    if _state["paused"] and ctx.worker_index == 1:
         balance -= 2 * amount  # the stale cache "wins" over the session's state
     session["balance"], session["deposits"] = balance, int(session.get("deposits", 0)) + amount
     if session["balance"] != session["deposits"]:

@@ -125,7 +125,8 @@ class Shrinker:
                 yield dataclasses.replace(best, steps=steps[:i] + steps[i + n:])
 
     def simplify(self, best: Candidate) -> Iterator[Candidate]:
-        """Fewer targets (``all`` -> one worker), one repetition, parameters back to defaults."""
+        """Fewer targets (``all`` -> one worker), no duration for a fault without one, one
+        repetition, parameters back to their defaults."""
         for i, step in enumerate(best.steps):
             for simpler in self._simpler(step):
                 yield _with_step(best, i, simpler)
@@ -133,6 +134,9 @@ class Shrinker:
     def _simpler(self, step: Step) -> Iterator[Step]:
         for target in _fewer_targets(step.target, self.size):
             yield dataclasses.replace(step, target=target)
+        cls = self.registry.get(step.fault)
+        if step.duration is not None and cls is not None and "duration" not in param_specs(cls):
+            yield dataclasses.replace(step, duration=None)  # no duration: reverted at once
         if step.repeat > 1:
             yield dataclasses.replace(step, repeat=1, every=0.0)
             yield dataclasses.replace(step, repeat=step.repeat - 1)

@@ -80,6 +80,11 @@ def test_invalid_explore_section_exits_2_located(tmp_path: Path) -> None:
     assert all(LOCATED.match(line) for line in errors), errors
     assert "did you mean 'timeout'" in result.stderr
     assert cli(tmp_path, "shrink", str(tmp_path / "missing.yaml")).returncode == 2
+    tiny = write(tmp_path / "tiny.yaml", planted(explore={
+        "faults": ["port_crash"], "steps": 1, "window": ["500ms", "500ms"]}))
+    beyond = cli(tmp_path, "explore", tiny, "--schedule", "50")  # 2 signals x 2 modes x 3 slots
+    assert beyond.returncode == 2
+    assert "there is no schedule 50" in beyond.stderr
 
 
 @pytest.mark.timeout(60)
