@@ -26,7 +26,7 @@ __all__ = ("Shrinker", "Verdict", "k_of_n", "lower_numbers")
 
 Test = Callable[[Candidate], Awaitable[bool]]
 Pass = Callable[[Candidate], Iterator[Candidate]]
-MIN_RUN = 0.25  # seconds: the shortest run "shorten the run" proposes
+AFTER_LAST = 0.25  # seconds: the shortest run "shorten" proposes lasts this past the last fault
 
 
 class Verdict(enum.Enum):
@@ -181,9 +181,11 @@ class Shrinker:
         return lower_numbers(value, 0.0, value / 10, lambda v: round(v, 3))
 
     def shorten(self, best: Candidate) -> Iterator[Candidate]:
-        """A shorter run: down to just after the last injection."""
-        last = max((s.last_at for s in best.steps), default=0.0)
-        floor = max(MIN_RUN, on_grid(last + GRID))
+        """A shorter run: down to ``AFTER_LAST`` after the last fault's effect ends -- the
+        probe needs some time to see what the fault left behind, or the shortest run would
+        reproduce only by luck."""
+        ends = [s.last_at + (s.duration or 0.0) for s in best.steps]
+        floor = on_grid(max(ends, default=0.0) + AFTER_LAST)
         for duration in lower_numbers(best.duration, floor, GRID, on_grid):
             yield dataclasses.replace(best, duration=duration)
 
