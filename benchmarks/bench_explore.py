@@ -4,7 +4,8 @@ For each root seed, explore the short planted experiment (one fault on one slot 
 shrink what it finds; print the schedules tried until found, the shrink runs used, the steps
 before and after, and the wall time of each part. No assertions: figures are for reading.
 
-    python benchmarks/bench_explore.py [--seeds 24,41,73] [--budget 6] [--runs 1 --min-fails 1]
+    python benchmarks/bench_explore.py [--seeds 24,41,73 | --seeds 1..10] [--budget 6]
+                                       [--runs 1 --min-fails 1] [--max-runs 60]
 """
 
 from __future__ import annotations
@@ -65,11 +66,19 @@ def _print(row: dict[str, Any]) -> None:
     print(f"           minimal: {row['minimal']}")
 
 
+def _seeds(text: str) -> list[int]:
+    if ".." in text:
+        low, high = (int(part) for part in text.split(".."))
+        return list(range(low, high + 1))
+    return [int(part) for part in text.split(",")]
+
+
 def main() -> None:
     import anyio
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="24,41,73", help="root seeds, comma-separated")
+    parser.add_argument("--seeds", default="24,41,73",
+                        help="root seeds: comma-separated, or a range A..B (every seed in it)")
     parser.add_argument("--budget", type=int, default=6)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--min-fails", type=int, default=1)
@@ -77,7 +86,7 @@ def main() -> None:
     parser.add_argument("--max-runs", type=int, default=60)
     ns = parser.parse_args()
     rows = []
-    for seed in (int(s) for s in ns.seeds.split(",")):
+    for seed in _seeds(ns.seeds):
         rows.append(anyio.run(_one, seed, ns))
         _print(rows[-1])
     found = [r for r in rows if r["found"] is not None]
