@@ -59,6 +59,10 @@ def _print(row: dict[str, Any]) -> None:
               f"({row['total']:.1f}s)")
         return
     explore_time = row["total"] - row["shrink_time"]
+    if "steps" not in row:  # the schedule did not fail again when shrink re-ran it
+        print(f"seed {row['seed']:>4}: found at schedule {row['found'].number} "
+              f"({row['tried']} tried, {explore_time:.1f}s); it did not fail again: not shrunk")
+        return
     print(f"seed {row['seed']:>4}: found at schedule {row['found'].number} "
           f"({row['tried']} tried, {explore_time:.1f}s); shrink {row['shrink_runs']} runs, "
           f"steps {row['steps'][0]} -> {row['steps'][1]}, {row['shrink_time']:.1f}s, "
