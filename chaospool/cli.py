@@ -519,5 +519,9 @@ def _stopping(name: str, stop: Any, quiet: bool) -> None:
     stop.set()
 
 
+from chaospool._cli_explore import register as _register_explore  # noqa: E402 (needs main)
+
+_register_explore(main)  # explore and shrink (docs/explore.md)
+
 if __name__ == "__main__":  # pragma: no cover
     main()

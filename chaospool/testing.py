@@ -21,7 +21,10 @@ import sniffio
 if TYPE_CHECKING:
     from chaospool.pool import Pool, PoolEvent, PoolStats
 
-__all__ = ("PoolActivity", "monitor", "synchronize", "wait_for")
+__all__ = (
+    "PoolActivity", "assert_explores_ok", "assert_explores_ok_async", "monitor", "synchronize",
+    "wait_for",
+)
 
 
 def _in_async_context() -> bool:
@@ -196,3 +199,64 @@ async def monitor(pool: Pool) -> AsyncIterator[PoolActivity]:
     finally:
         unsubscribe()
         activity._sample(pool.stats(), start)
+
+
+def assert_explores_ok(
+    experiment: Any,
+    *,
+    seed: int | None = 0,
+    budget: int = 5,
+    shrink: bool = True,
+    runs: int = 1,
+    min_fails: int = 1,
+    time_limit: float = 60.0,
+    max_runs: int = 60,
+) -> None:
+    """Explore ``experiment`` (a path or a mapping with an ``explore:`` section, docs/explore.md)
+    with a small ``budget``; if a schedule fails a tolerance, shrink it and fail with the
+    minimal experiment's YAML in the AssertionError (sync tests; async ones use
+    :func:`assert_explores_ok_async`). ``seed`` fixes the schedules (None: the experiment's)."""
+    import anyio
+
+    if _in_async_context():
+        raise RuntimeError("assert_explores_ok starts its own event loop: in an async test use "
+                           "`await assert_explores_ok_async(...)`")
+    anyio.run(lambda: assert_explores_ok_async(
+        experiment, seed=seed, budget=budget, shrink=shrink, runs=runs, min_fails=min_fails,
+        time_limit=time_limit, max_runs=max_runs))
+
+
+async def assert_explores_ok_async(
+    experiment: Any,
+    *,
+    seed: int | None = 0,
+    budget: int = 5,
+    shrink: bool = True,
+    runs: int = 1,
+    min_fails: int = 1,
+    time_limit: float = 60.0,
+    max_runs: int = 60,
+) -> None:
+    """Like :func:`assert_explores_ok`, awaited inside an async test."""
+    from chaospool._explore.session import ShrinkOptions, explore_source
+
+    options = ShrinkOptions(runs, min_fails, time_limit, max_runs) if shrink else None
+    finding = await explore_source(experiment, seed=seed, budget=budget, shrink_options=options)
+    outcome = finding.explored.outcome
+    if outcome is not None and outcome.status == "failed":
+        raise AssertionError(f"explore: a run failed: {outcome.journal.get('error')}")
+    if finding.explored.found is None:
+        return
+    raise AssertionError(_explore_failure(finding))
+
+
+def _explore_failure(finding: Any) -> str:
+    from chaospool._explore.runner import tolerance_text
+
+    found, outcome = finding.explored.found, finding.explored.outcome
+    head = (f"explore: schedule {found.number} of seed {finding.explored.seed} failed "
+            f"{tolerance_text(outcome.journal, outcome.failed[0])}")
+    if finding.minimal_text is not None:
+        return f"{head}\n\nminimal experiment (save it and `chaospool run` it):\n\n" \
+               f"{finding.minimal_text}"
+    return f"{head}\n\nfailing experiment:\n\n{finding.failing_text}"

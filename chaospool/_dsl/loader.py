@@ -25,6 +25,7 @@ from chaospool._dsl.checks import (
     check_commands,
     check_sizes,
 )
+from chaospool._dsl.explore import read_explore
 from chaospool._dsl.methods import MethodReader
 from chaospool._dsl.model import (
     KEYS,
@@ -199,6 +200,7 @@ class _Builder:
             "load": self._load,
             "steady_state": self._steady_state,
             "method": lambda _path, raw: raw,  # read below, once pool, duration, plugins are
+            "explore": lambda _path, raw: raw,  # read below, with the registry (docs/explore.md)
         }
         top = self.section((), "", root, special)
         if top is INVALID:
@@ -208,6 +210,9 @@ class _Builder:
         if self.commands is not None:
             base_dir = pathlib.Path(self.opened.base_dir)
             check_commands(self.reader, top, self.commands, base_dir, self.faults)
+        top["explore"] = read_explore(
+            self.reader, ("explore",), top["explore"], self.faults or None, top["duration"]
+        )
         return self._experiment(top) if _all_valid(top) else None
 
     def _experiment(self, top: Mapping[str, Any]) -> Experiment:
@@ -225,6 +230,7 @@ class _Builder:
             path=self.opened.path,
             sha256=self.opened.sha256,
             base_dir=self.opened.base_dir,
+            explore=top["explore"],
         )
 
     def _version(self, path: Path, raw: Any) -> Any:

@@ -22,6 +22,7 @@ __all__ = (
     "METRICS",
     "PHASES",
     "Experiment",
+    "ExploreSpec",
     "FaultStep",
     "KeyDoc",
     "LoadSpec",
@@ -241,6 +242,33 @@ KEYS: tuple[KeyDoc, ...] = (
         "The fault's own parameters sit beside the "
         "common keys (chaospool faults lists them with their defaults).",
     ),
+    KeyDoc(
+        "explore",
+        "mapping",
+        _UNSET,
+        "What `chaospool explore` may draw (docs/explore.md); `run` ignores it, and explore "
+        "ignores `method`. Absent: every registered fault, 1..3 steps, budget 20.",
+    ),
+    KeyDoc(
+        "explore.faults",
+        "list of strings",
+        _UNSET,
+        "Faults a schedule may draw from. Absent: every registered fault.",
+    ),
+    KeyDoc("explore.steps", "int | A..B", "1..3", "Steps per schedule: N, or a range A..B."),
+    KeyDoc(
+        "explore.duration",
+        "duration > 0",
+        _UNSET,
+        "Each schedule's run time. Absent: the experiment's duration.",
+    ),
+    KeyDoc("explore.budget", "int >= 1", 20, "Schedules at most (--budget overrides it)."),
+    KeyDoc(
+        "explore.window",
+        "[start, end]",
+        ["10%", "70%"],
+        "When steps may start: percentages (or numbers 0..1) of the run, or durations (2s).",
+    ),
 )
 
 
@@ -371,6 +399,28 @@ class FaultStep:
 
 
 @dataclass(frozen=True)
+class ExploreSpec:
+    """The ``explore:`` section (docs/explore.md). ``faults`` None = every registered fault;
+    ``duration`` None = the experiment's; ``window`` bounds are ``("fraction", 0.1)`` or
+    ``("offset", 2.0)`` (seconds), resolved against the run's duration by :meth:`bounds`."""
+
+    faults: tuple[str, ...] | None = None
+    min_steps: int = 1
+    max_steps: int = 3
+    duration: float | None = None
+    budget: int = 20
+    window: tuple[tuple[str, float], tuple[str, float]] = (("fraction", 0.1), ("fraction", 0.7))
+
+    def run_duration(self, experiment_duration: float) -> float:
+        return self.duration if self.duration is not None else experiment_duration
+
+    def bounds(self, run_duration: float) -> tuple[float, float]:
+        """The window in seconds from the start of a run of ``run_duration``."""
+        start, end = (v * run_duration if kind == "fraction" else v for kind, v in self.window)
+        return start, end
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A validated experiment. ``path``/``sha256`` identify the source file (for a mapping:
     ``None`` and the hash of its canonical JSON); ``base_dir`` resolves relative plugin paths."""
@@ -388,3 +438,4 @@ class Experiment:
     path: str | None
     sha256: str | None
     base_dir: str
+    explore: ExploreSpec | None = None  # None: no explore section (explore uses the defaults)

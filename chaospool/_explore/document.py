@@ -1,0 +1,73 @@
+"""An explored or shrunk schedule as an ordinary experiment: a mapping to run, a YAML to write.
+
+The written file is the source experiment with ``method:`` replaced by the schedule's steps,
+``duration`` by the schedule's run, ``seed`` by the run's seed, and ``explore:`` removed -- so
+``chaospool run FILE`` runs exactly that schedule. Plugin paths are rewritten relative to where
+the file is written, so it still finds them.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chaospool._dsl import units
+from chaospool._dsl.model import Experiment
+from chaospool._explore.steps import Candidate, to_yaml
+from chaospool.fault import Fault
+
+__all__ = ("Base", "base_of")
+
+_ORDER = ("version", "title", "description", "seed", "duration", "plugins", "pool", "load",
+          "steady_state", "method")
+
+
+@dataclass(frozen=True)
+class Base:
+    """The source experiment's own text, minus what a schedule replaces."""
+
+    raw: Mapping[str, Any]
+    path: str | None
+    base_dir: str
+
+    def mapping(self, candidate: Candidate, seed: int,
+                registry: Mapping[str, type[Fault]]) -> dict[str, Any]:
+        """The experiment that runs ``candidate`` with ``seed`` (plugin paths as in the source)."""
+        doc = {k: copy.deepcopy(v) for k, v in self.raw.items() if k not in ("explore", "method")}
+        doc["seed"] = seed
+        doc["duration"] = units.print_duration(candidate.duration)
+        doc["method"] = [to_yaml(step, registry.get(step.fault)) for step in candidate.steps]
+        ordered = {k: doc[k] for k in _ORDER if k in doc}
+        return {**ordered, **{k: v for k, v in doc.items() if k not in ordered}}
+
+    def text(self, candidate: Candidate, seed: int, registry: Mapping[str, type[Fault]],
+             *, comments: Iterable[str] = (), out_dir: str | None = None) -> str:
+        """The YAML of :meth:`mapping` with ``# comments`` on top; plugin paths made relative
+        to ``out_dir`` (where the file goes), else absolute."""
+        doc = self.mapping(candidate, seed, registry)
+        if "plugins" in doc:
+            doc["plugins"] = [self._plugin_path(p, out_dir) for p in doc["plugins"]]
+        head = "".join(f"# {line}\n" if line else "#\n" for line in comments)
+        return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100,
+                                   default_flow_style=None)
+
+    def _plugin_path(self, spec: Any, out_dir: str | None) -> Any:
+        if not isinstance(spec, str) or not spec.endswith(".py") or os.path.isabs(spec):
+            return spec  # a module name, or already absolute
+        full = os.path.normpath(os.path.join(self.base_dir, spec))
+        return os.path.relpath(full, out_dir) if out_dir is not None else full
+
+
+def base_of(source: Any, experiment: Experiment) -> Base:
+    """The Base of a path or mapping source (already validated into ``experiment``)."""
+    if isinstance(source, Mapping):
+        raw: Any = source
+    else:
+        raw = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+    return Base(dict(raw), experiment.path, experiment.base_dir)

@@ -1,0 +1,108 @@
+"""Drawing explore's schedules: schedule k is a pure function of (experiment, seed, k).
+
+Small first (Filibuster's lesson): the experiment's budget is split over the step counts of
+``explore.steps``, and every one-step schedule comes before the two-step ones, and so on; past
+the experiment's budget (``--budget`` larger), schedules keep the largest count. Splitting by
+the *experiment's* budget, not ``--budget``, keeps schedule k the same whatever ``--budget`` says,
+so the replay line needs only ``--seed`` and ``--schedule``.
+
+Each schedule draws its own mix (as TigerBeetle's simulator draws fault probabilities per seed):
+a weight per allowed fault, then which faults, when within the window, which workers, and each
+fault's parameters within their documented ranges (``space.py``). A schedule equal (in canonical
+form) to an earlier one is drawn again from the next attempt's stream: none runs twice.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chaospool._dsl.model import Experiment, ExploreSpec
+from chaospool._explore.space import draw_step
+from chaospool._explore.steps import Candidate
+from chaospool.fault import Fault
+
+__all__ = ("Drawn", "draw_schedules", "explore_spec", "run_seed", "sizes")
+
+# Redraws of one schedule before the space counts as exhausted (tiny windows, one fault).
+MAX_ATTEMPTS = 64
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Schedule ``number`` (1-based) and the seed its run uses."""
+
+    number: int
+    seed: int
+    candidate: Candidate
+
+
+def explore_spec(experiment: Experiment) -> ExploreSpec:
+    return experiment.explore if experiment.explore is not None else ExploreSpec()
+
+
+def sizes(spec: ExploreSpec, count: int) -> list[int]:
+    """Steps per schedule for schedules 1..count: the experiment's budget split evenly over
+    the step counts (smaller counts get the remainder), smallest first."""
+    counts = list(range(spec.min_steps, spec.max_steps + 1))
+    share, extra = divmod(spec.budget, len(counts))
+    result = [n for i, n in enumerate(counts) for _ in range(share + (i < extra))]
+    return (result + [counts[-1]] * count)[:count]
+
+
+def run_seed(seed: int, number: int) -> int:
+    """The seed schedule ``number``'s run uses (targets drawn at run time, load mix, faults)."""
+    return random.Random(f"{seed}:explore-run:{number}").randrange(2**31)
+
+
+def draw_schedules(
+    experiment: Experiment, registry: Mapping[str, type[Fault]], seed: int, count: int
+) -> list[Drawn]:
+    """Schedules 1..count (fewer when the space is exhausted); deterministic in its inputs."""
+    spec = explore_spec(experiment)
+    faults = {name: registry[name] for name in (spec.faults or sorted(registry))}
+    seen: set[str] = set()
+    result: list[Drawn] = []
+    for number, steps in enumerate(sizes(spec, count), start=1):
+        candidate = _fresh(experiment, spec, faults, seed, number, steps, seen)
+        if candidate is None:
+            break
+        result.append(Drawn(number, run_seed(seed, number), candidate))
+    return result
+
+
+def _fresh(
+    experiment: Experiment,
+    spec: ExploreSpec,
+    faults: Mapping[str, type[Fault]],
+    seed: int,
+    number: int,
+    steps: int,
+    seen: set[str],
+) -> Candidate | None:
+    for attempt in range(MAX_ATTEMPTS):
+        rng = random.Random(f"{seed}:explore:{number}:{attempt}")
+        candidate = _draw(experiment, spec, faults, rng, steps)
+        if candidate.key() not in seen:
+            seen.add(candidate.key())
+            return candidate
+    return None
+
+
+def _draw(
+    experiment: Experiment,
+    spec: ExploreSpec,
+    faults: Mapping[str, type[Fault]],
+    rng: random.Random,
+    steps: int,
+) -> Candidate:
+    duration = spec.run_duration(experiment.duration)
+    names = sorted(faults)
+    # this schedule's own mix: skewed weights, so one schedule leans on a fault another spares
+    weights = [rng.random() ** 2 + 0.05 for _ in names]
+    chosen = rng.choices(names, weights, k=steps)
+    window = spec.bounds(duration)
+    drawn = [draw_step(name, faults[name], rng, window, duration, experiment.pool.size)
+             for name in chosen]
+    return Candidate(duration, tuple(sorted(drawn, key=lambda s: s.at)))
