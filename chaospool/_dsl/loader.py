@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from chaospool._dsl.backends import read_ray
 from chaospool._dsl.methods import MethodReader
 from chaospool._dsl.model import (
     KEYS,
@@ -220,7 +221,13 @@ class _Builder:
     # -- pool and load -------------------------------------------------------------------------
 
     def _pool(self, path: Path, raw: Any) -> PoolSpec | Any:
-        values = self.section(path, "pool", raw, {"worker": self._worker})
+        special: Special = {"worker": self._worker, "backend": self._backend}
+        values = self.section(path, "pool", raw, special)
+        if values is not INVALID and values["backend"] == "ray":
+            values["ray"] = read_ray(self.reader, (*path, "ray"), values["ray"])
+        elif values is not INVALID and values["ray"] is not None:
+            self.reader.error((*path, "ray"), "ray settings need 'backend: ray'")
+            return INVALID
         if not _all_valid(values):
             return INVALID
         restart, health = values["restart"], values["health_check"]
@@ -240,7 +247,21 @@ class _Builder:
             lazy=values["lazy"],
             health_interval=health["interval"],
             health_timeout=health["timeout"],
+            backend=values["backend"],
+            ray=values["ray"],
         )
+
+    def _backend(self, path: Path, raw: Any) -> Any:
+        backend = self.reader.leaf(path, "process | ray", raw)
+        if backend == "ray":
+            from chaospool._ray import require_ray
+            from chaospool.errors import ChaospoolError
+
+            try:
+                require_ray()
+            except ChaospoolError as exc:
+                return self.reader.error(path, str(exc))
+        return backend
 
     def _worker(self, path: Path, raw: Any) -> Any:
         worker = self.reader.leaf(path, "string", raw)

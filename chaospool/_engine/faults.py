@@ -89,6 +89,8 @@ def resolve_targets(
     ``_faults/targets.resolve`` does: the fault still acts, and the journal names the slot.
     """
     target = scheduled.step.target
+    if target.kind == "node" and target.node is not None:
+        return node_targets(pool, target.node, scheduled.fault)
     if target.kind != "session" or target.session is None:
         return []  # a pool-level fault
     handle = pool.worker_for_session(target.session)
@@ -98,6 +100,19 @@ def resolve_targets(
             raise LookupError(f"no worker to serve session {target.session!r}")
         handle = (rng or random.Random(0)).choice(core)
     return [handle]
+
+
+def node_targets(pool: Pool, node: int, fault: str) -> list[WorkerHandle]:
+    """Every serving worker on cluster node ``node``; none for a node fault (it acts on the
+    node itself, see chaospool/_faults/node_crash.py). LookupError if no worker runs there."""
+    from chaospool._faults.nodes import NODE_FAULTS
+
+    if fault in NODE_FAULTS:
+        return []
+    handles = [h for h in pool.workers if h.node == node and _serving(h)]
+    if not handles:
+        raise LookupError(f"no worker serves on node {node}")
+    return handles
 
 
 def _serving(handle: WorkerHandle) -> bool:
@@ -166,6 +181,7 @@ async def _inject_and_hold(
         pool=pool,
         rng=derive_rng(inj.seed, f"fault:{inj.scheduled.seq}"),
         duration=duration,
+        target=inj.scheduled.step.target,
     )
     inj.targets = [{"index": h.index, "pid": h.pid} for h in targets]
     hooks.before_fault(inj.scheduled, inj.ctx)

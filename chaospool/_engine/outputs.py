@@ -33,6 +33,8 @@ def print_schedule(loaded: Loaded, seed: int | None) -> None:
             slots = "slots " + ",".join(str(i) for i in s.slots)
         elif s.step.target.kind == "session":
             slots = f"session {s.step.target.session}"
+        elif s.step.target.kind == "node":
+            slots = f"node {s.step.target.node}"
         else:
             slots = "pool"
         params = " ".join(f"{k}={_fmt_param(v)}" for k, v in s.params_dict().items())

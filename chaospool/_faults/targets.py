@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ("TargetSpec", "core_size", "resolve", "resolve_indices")
 
-KINDS = ("default", "worker", "workers", "count", "fraction", "session", "all")
+KINDS = ("default", "worker", "workers", "count", "fraction", "session", "all", "node")
 
 
 class TargetSpec(Protocol):
@@ -84,6 +84,12 @@ def core_size(pool: Pool) -> int:
 def resolve(target: TargetSpec, pool: Pool, rng: random.Random) -> list[WorkerHandle]:
     """The current handles of the slots ``target`` names; raises FaultError for a slot that
     does not exist or a handle whose process the pool does not own."""
+    if target.kind == "node":
+        node = getattr(target, "node", None)
+        on_node = [h for h in pool.workers if h.node == node and h.state in ("ready", "busy")]
+        if not on_node:
+            raise FaultError("target", f"no worker serves on node {node}")
+        return on_node
     handles = {handle.index: handle for handle in pool.workers}
     session_index = None
     if target.kind == "session" and target.session is not None:

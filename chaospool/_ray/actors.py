@@ -9,9 +9,11 @@ killers do, so SIGKILL and SIGSTOP/SIGCONT reach an actor on another host.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -66,6 +68,13 @@ def _adopt(sys_path: Sequence[str], env: Mapping[str, str]) -> None:
     os.environ.update(env)
 
 
+def _default_sigterm() -> None:
+    """SIGTERM ends the worker, as it ends a subprocess worker: Ray's handler would only run
+    when the main thread next runs Python, and in an actor it sits in Ray's task loop."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 class WorkerActor:
     """One pool worker incarnation. Threaded (``max_concurrency``): a ping or a control op runs
     while a command runs, as on the subprocess worker's control thread."""
@@ -74,6 +83,7 @@ class WorkerActor:
         self, worker: str, index: int, sys_path: Sequence[str], env: Mapping[str, str]
     ) -> None:
         _adopt(sys_path, env)
+        _default_sigterm()
         self._log = _LineLog()
         sys.stdout = sys.stderr = self._log
         self._out = threading.local()
@@ -111,6 +121,7 @@ class WorkerActor:
 FREEZE_HELPER = """
 import json, os, signal, sys, time
 pids, duration = json.loads(sys.argv[1]), float(sys.argv[2])
+time.sleep(0.1)  # the agent's reply leaves before the agent itself is stopped
 for pid in pids:
     try: os.kill(pid, signal.SIGSTOP)
     except OSError: pass
@@ -155,6 +166,15 @@ class NodeAgent:
         except ProcessLookupError:
             return False
         return True
+
+    def crash(self) -> list[int]:
+        """SIGKILL every process of the node at once: its workers, the raylet, this agent."""
+        pids = [pid for pid in self.processes() if pid != os.getpid()]
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return pids  # never reached: the caller learns the outcome from Ray
 
     def freeze(self, duration: float) -> dict[str, Any]:
         """SIGSTOP the raylet and its processes for ``duration`` s (this agent last)."""

@@ -37,7 +37,7 @@ __all__ = ("RayBackend", "RayLink", "backend_of")
 
 Post = Callable[..., Any]
 _ENDING = {_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT}
-ACTOR_CONCURRENCY = 64  # command + pings + control ops + the watch call, with room to spare
+ACTOR_CONCURRENCY = 16  # command + pings + control ops + the watch call, with room to spare
 
 
 def _poster() -> Post:
@@ -60,6 +60,15 @@ async def blocking(post: Post, fn: Callable[..., Any], *args: Any) -> Any:
     return future.result()
 
 
+async def await_ref(post: Post, ref: Any) -> Any:
+    """The value of a Ray object ref, awaited on any event loop (callers bound the wait)."""
+    done = anyio.Event()
+    future = ref.future()
+    future.add_done_callback(lambda _f: post(done.set))
+    await done.wait()
+    return future.result()
+
+
 def _error_text(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -76,7 +85,7 @@ class RayLink:
         self.pid = 0
         self.log: deque[str] = new_log()
         self._session = session
-        self._post = post
+        self.post = post
         self._buf = p.FrameBuffer()
         self._ready: list[p.Message] = []
         self._deliver: Callable[[list[p.Message]], None] | None = None
@@ -96,7 +105,7 @@ class RayLink:
 
     def _post_safe(self, fn: Callable[[Any], None], fut: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
-            self._post(fn, fut)
+            self.post(fn, fut)
 
     def _on_reply(self, fut: Any) -> None:
         exc = fut.exception()
@@ -235,11 +244,11 @@ class RayBackend:
         self.session: _cluster.ClusterSession | None = None
         self.links: dict[int, RayLink] = {}  # live links by slot
         self._placed: dict[int, int] = {}  # slot -> node index, from placement on
-        self._post: Post | None = None
+        self.post: Post | None = None
         self._remote: Any = None
 
     async def start(self, tg: TaskGroup) -> list[str]:
-        self._post = _poster()
+        self.post = _poster()
         try:
             commands = await anyio.to_thread.run_sync(load_commands, self.worker)
         except Exception as exc:
@@ -248,7 +257,7 @@ class RayBackend:
             raise WorkerStartError(
                 f"worker module {self.worker!r} failed to import: {type(exc).__name__}: {exc}"
                 f"\n--- traceback ---\n{traceback.format_exc()}") from exc
-        self.session = await blocking(self._post, _cluster.acquire, self.settings)
+        self.session = await blocking(self.post, _cluster.acquire, self.settings)
         from chaospool._ray.actors import WorkerActor
 
         self._remote = self.session.ray.remote(WorkerActor)
@@ -274,10 +283,11 @@ class RayBackend:
         return list(sys.path), env
 
     async def spawn(self, index: int) -> RayLink:
-        assert self.session is not None and self._post is not None
+        assert self.session is not None
+        assert self.post is not None
         session = self.session
         self._placed.pop(index, None)  # the slot's previous incarnation is gone
-        await blocking(self._post, session.refresh)
+        await blocking(self.post, session.refresh)
         node = self._place()
         self._placed[index] = node.index
         sys_path, env = self._env()
@@ -285,7 +295,7 @@ class RayBackend:
             num_cpus=0, max_restarts=0, max_task_retries=0, max_concurrency=ACTOR_CONCURRENCY,
             scheduling_strategy=_cluster._affinity(session.ray, node.node_id),
         ).remote(self.worker, index, sys_path, env)
-        link = RayLink(actor, index, node.index, session, self._post)
+        link = RayLink(actor, index, node.index, session, self.post)
         try:
             await link.start()
         except BaseException:
@@ -300,8 +310,8 @@ class RayBackend:
         for link in self.links.values():
             link.kill()
         self.links.clear()
-        if session is not None and self._post is not None:
-            await blocking(self._post, _cluster.release, session)
+        if session is not None and self.post is not None:
+            await blocking(self.post, _cluster.release, session)
 
 
 def backend_of(pool: Any) -> RayBackend | None:

@@ -55,6 +55,7 @@ def _no_api_server(self: Any, *, include_dashboard: bool | None, raise_on_failur
 
 
 _no_api_server.chaospool_patch = True  # type: ignore[attr-defined]
+ORIGINAL_START_API_SERVER: Any = None  # what was replaced (a test checks its signature)
 
 
 def patch_api_server(ray_module: ModuleType) -> None:
@@ -67,6 +68,9 @@ def patch_api_server(ray_module: ModuleType) -> None:
             "the head's API server from probing cloud metadata; install the pinned version "
             f"({INSTALL_HINT})"
         )
+    if not getattr(current, "chaospool_patch", False):
+        global ORIGINAL_START_API_SERVER
+        ORIGINAL_START_API_SERVER = current
     node_cls.start_api_server = _no_api_server
 
 

@@ -103,7 +103,13 @@ class ClusterSession:
     # -- agents -------------------------------------------------------------------------
     def agent(self, node_id: str) -> Any:
         """The node-local agent actor of ``node_id`` (created on first use, kept)."""
+        agent = self.agents.get(node_id)  # the hot path (a signal) takes no lock
+        if agent is not None:
+            return agent
         with _LOCK:
+            info = self.nodes.get(node_id)
+            if info is not None and not info.alive:
+                raise ProcessLookupError(f"node {info.index} is dead: nothing runs there")
             agent = self.agents.get(node_id)
             if agent is None:
                 from chaospool._ray.actors import NodeAgent
@@ -131,6 +137,13 @@ class ClusterSession:
                                "can be removed")
         self.mark_dead(info)
         self.cluster.remove_node(info.node, allow_graceful=False)
+
+    def is_alive_in_ray(self, node_id: str) -> bool | None:
+        """Ray's own view (GCS) of one node: True, False (declared dead), None (unknown)."""
+        for entry in self.ray.nodes():
+            if entry["NodeID"] == node_id:
+                return bool(entry["Alive"])
+        return None
 
     def raylet_pid(self, info: NodeInfo) -> int | None:
         node = info.node
@@ -176,7 +189,8 @@ def _start_local(ray: ModuleType, settings: RaySettings) -> ClusterSession:
     cluster = Cluster(initialize_head=True, head_node_args=head)
     session = ClusterSession(ray, settings, cluster, temp_dir)
     try:
-        session._register(cluster.head_node.node_id, cluster.head_node)
+        head_node: Any = cluster.head_node
+        session._register(head_node.node_id, head_node)
         for _ in range(settings.nodes - 1):
             session.add_node()
         cluster.wait_for_nodes()
