@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import anyio
+
 from chaospool.fault import Fault, FaultContext
 
 from ._common import EventLog, close_log, now
@@ -64,13 +66,22 @@ class NodeCrash(Fault):
         assert session is not None
         log, at = ctx.state["log"], ctx.state["at"]
         effect: dict[str, Any] = {}
-        try:
+        async def recover() -> None:
             effect["declared_dead_after"] = await wait_declared_dead(
                 backend, session, info.node_id, at)
             records = await wait_workers(ctx.pool, ctx.state["workers"], log, at,
-                                         now() + SERVE_WAIT)
+                                         now() + SERVE_WAIT, lost=True)
             effect.update(replaced=records, every_worker_serving_after=serving_again(records))
+
+        async def rejoin() -> None:
             effect.update(await replace_node(backend, session))
+
+        try:
+            # the replacement node joins while Ray and the pool recover: a real operator's
+            # autoscaler does not wait for them either
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(recover)
+                tg.start_soon(rejoin)
         finally:
             close_log(ctx.state)
             ctx.record(**effect)

@@ -16,6 +16,7 @@ from chaospool.fault import Duration, Fault, FaultContext
 from ._common import EventLog, check_positive, close_log, now, seconds, step_duration
 from .nodes import (
     SERVE_WAIT,
+    ask_ray,
     on_ray,
     pick_node,
     ray_backend,
@@ -101,7 +102,7 @@ class NodeFreeze(Fault):
             if session.local:
                 effect["raylet_exited_after_continue"] = await _exited(ctx.state.get("raylet"))
             records = await wait_workers(ctx.pool, ctx.state["workers"], log, at,
-                                         now() + SERVE_WAIT)
+                                         now() + SERVE_WAIT, lost=dead is not None)
             effect.update(workers_after=records, every_worker_serving_after=serving_again(records),
                           health_failures=len(log.of("health_fail")))
             if dead is not None:
@@ -125,7 +126,7 @@ def _continue(pids: list[int]) -> None:
 
 async def _dead_or_alive(backend: Any, session: Any, node_id: str, at: float) -> float | None:
     """When Ray declared the node dead; None if it is still alive a moment after SIGCONT."""
-    alive = await on_ray(backend, session.is_alive_in_ray, node_id)
+    alive = await ask_ray(session.is_alive_in_ray, node_id)
     if alive is False:
         return await wait_declared_dead(backend, session, node_id, at)
     with anyio.move_on_after(1.0):

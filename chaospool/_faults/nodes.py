@@ -39,12 +39,18 @@ async def on_ray(backend: RayBackend, fn: Any, *args: Any) -> Any:
     return await blocking(backend.post, fn, *args)
 
 
+async def ask_ray(fn: Any, *args: Any) -> Any:
+    """A read of Ray's state (no process started): any thread will do, so it never waits
+    behind a node being added on the Ray thread."""
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
 async def pick_node(ctx: FaultContext, backend: RayBackend, fault: str) -> NodeInfo:
     """``{node: N}`` or a non-head alive node drawn with the run's seed. The head is never a
     target: it holds the cluster's control store and the driver's connection."""
     session = backend.session
     assert session is not None
-    await on_ray(backend, session.refresh)
+    await ask_ray(session.refresh)
     target = ctx.target
     if target is not None and getattr(target, "kind", None) == "node":
         try:
@@ -81,24 +87,27 @@ async def wait_declared_dead(
     within DEAD_WAIT)."""
     deadline = now() + DEAD_WAIT
     while now() < deadline:
-        if await on_ray(backend, session.is_alive_in_ray, node_id) is False:
+        if await ask_ray(session.is_alive_in_ray, node_id) is False:
             return seconds(now() - since)
         await anyio.sleep(0.05)
     return None
 
 
 async def wait_workers(
-    pool: Pool, workers: list[NodeWorker], log: EventLog, since: float, deadline: float
+    pool: Pool, workers: list[NodeWorker], log: EventLog, since: float, deadline: float,
+    *, lost: bool,
 ) -> list[dict[str, Any]]:
-    """Per worker of the node: serving again (same pid: resumed; new pid: replaced), when."""
+    """Per worker of the node: serving again (same pid: resumed; new pid: replaced), when.
+
+    ``lost``: the node is gone, so each worker must be serving with a new actor (the pool may
+    not have noticed the death yet); else a worker the pool saw crash must be replaced."""
     records = []
     for w in workers:
         record: dict[str, Any] = {"index": w.index, "pid": w.pid}
+        gone = lost or bool(log.of("crash", pid=w.pid))
         try:
-            handle = await pool.wait_serving(w.index, timeout=max(0.0, deadline - now()))
-            if handle.pid == w.pid and log.of("crash", pid=w.pid):
-                handle = await pool.wait_serving(w.index, not_pid=w.pid,
-                                                 timeout=max(0.0, deadline - now()))
+            handle = await pool.wait_serving(w.index, not_pid=w.pid if gone else None,
+                                             timeout=max(0.0, deadline - now()))
         except (TimeoutError, ChaospoolError) as exc:
             record.update(outcome="not_serving", reason=f"{type(exc).__name__}: {exc}")
             records.append(record)

@@ -287,7 +287,7 @@ class RayBackend:
         assert self.post is not None
         session = self.session
         self._placed.pop(index, None)  # the slot's previous incarnation is gone
-        await blocking(self.post, session.refresh)
+        await anyio.to_thread.run_sync(session.refresh)  # a read: any thread
         node = self._place()
         self._placed[index] = node.index
         sys_path, env = self._env()

@@ -126,7 +126,8 @@ class ClusterSession:
         """A new worker node on 127.0.0.1 (local clusters only); returns once it registered."""
         if self.cluster is None:
             raise RuntimeError("only a local cluster started by chaospool can add nodes")
-        node = self.cluster.add_node(**_node_args(NODE_CPUS))
+        with keep_signal_handlers(self.ray):
+            node = self.cluster.add_node(**_node_args(NODE_CPUS))
         with _LOCK:
             return self._register(node.node_id, node)
 
@@ -230,8 +231,7 @@ def acquire(settings: RaySettings) -> ClusterSession:
             )
         session.refs += 1
     try:
-        with keep_signal_handlers(session.ray):
-            session.ensure_nodes(settings.nodes)
+        session.ensure_nodes(settings.nodes)
         for info in session.alive():
             session.agent(info.node_id)
     except BaseException:

@@ -23,7 +23,6 @@ if importlib.util.find_spec("ray") is None:
     pytest.skip("the Ray backend's tests need the ray extra", allow_module_level=True)
 boot.import_ray(local=True)  # before anything else imports Ray: loopback settings first
 
-from ray_helpers import RAY  # noqa: F401 - re-exported for fixtures
 START_BOUND = 180.0  # a loaded 2-core machine starts 3 nodes in 4-20 s
 ACTOR_TITLES = ("ray::WorkerActor", "ray::NodeAgent")
 

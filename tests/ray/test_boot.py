@@ -66,7 +66,8 @@ def test_the_api_server_replacement_still_applies() -> None:
     replaced = ray._private.node.Node.start_api_server
     assert getattr(replaced, "chaospool_patch", False)
     original = boot.ORIGINAL_START_API_SERVER
-    assert original is not None and not getattr(original, "chaospool_patch", False)
+    assert original is not None
+    assert not getattr(original, "chaospool_patch", False)
     params = inspect.signature(original).parameters
     assert list(params) == ["self", "include_dashboard", "raise_on_failure"]
     assert all(params[p].kind is inspect.Parameter.KEYWORD_ONLY
