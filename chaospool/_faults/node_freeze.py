@@ -28,7 +28,8 @@ from .nodes import (
 )
 
 AGENT_REPLY = 3.0  # the agent answers before its helper stops it (0.1 s later)
-EXIT_WAIT = 5.0  # bound on watching a continued raylet (Ray makes it exit)
+EXIT_WAIT = 5.0
+STOP_WAIT = 3.0  # the helper (a fresh interpreter) stops the node ~0.1 s after it starts
 
 
 def _status(pid: int | None) -> str | None:
@@ -78,10 +79,10 @@ class NodeFreeze(Fault):
         ctx.state["pids"] = pids
         raylet = reply.get("raylet") if isinstance(reply, dict) else session.raylet_pid(info)
         ctx.state["raylet"] = raylet
-        await anyio.sleep(0.2)  # the helper stops them 0.1 s after it starts
+        status = await _stopped(raylet) if session.local else None
         ctx.record(node=info.index, node_id=info.node_id, duration=duration,
                    frozen_pids=len(pids), raylet_pid=raylet, agent_replied=reply is not None,
-                   raylet_status=_status(raylet) if session.local else None,
+                   raylet_status=status,
                    workers=[{"index": w.index, "pid": w.pid} for w in workers])
 
     async def revert(self, ctx: FaultContext) -> None:
@@ -98,14 +99,17 @@ class NodeFreeze(Fault):
                 _continue(ctx.state.get("pids", []))
             effect["continued_after"] = seconds(now() - at)
             dead = await _dead_or_alive(backend, session, info.node_id, at)
-            effect["declared_dead_after"] = dead
+            effect["declared_dead"] = dead
+            # when Ray declared it: the pool hears of it as the node's actors dying
+            effect["declared_dead_after"] = _first_loss(log, ctx.state["workers"], at) \
+                if dead else None
             if session.local:
                 effect["raylet_exited_after_continue"] = await _exited(ctx.state.get("raylet"))
             records = await wait_workers(ctx.pool, ctx.state["workers"], log, at,
-                                         now() + SERVE_WAIT, lost=dead is not None)
+                                         now() + SERVE_WAIT, lost=dead)
             effect.update(workers_after=records, every_worker_serving_after=serving_again(records),
                           health_failures=len(log.of("health_fail")))
-            if dead is not None:
+            if dead:
                 effect.update(await _replace_dead(backend, session, info))
         finally:
             close_log(ctx.state)
@@ -124,14 +128,32 @@ def _continue(pids: list[int]) -> None:
             os.kill(pid, signal.SIGCONT)
 
 
-async def _dead_or_alive(backend: Any, session: Any, node_id: str, at: float) -> float | None:
-    """When Ray declared the node dead; None if it is still alive a moment after SIGCONT."""
-    alive = await ask_ray(session.is_alive_in_ray, node_id)
-    if alive is False:
-        return await wait_declared_dead(backend, session, node_id, at)
+async def _dead_or_alive(backend: Any, session: Any, node_id: str, at: float) -> bool:
+    """Whether Ray declared the node dead (waiting a moment after SIGCONT, bounded)."""
+    if await ask_ray(session.is_alive_in_ray, node_id) is False:
+        return True
     with anyio.move_on_after(1.0):
-        return await wait_declared_dead(backend, session, node_id, at)
-    return None
+        return await wait_declared_dead(backend, session, node_id, at) is not None
+    return False
+
+
+def _first_loss(log: EventLog, workers: list[Any], at: float) -> float | None:
+    pids = {w.pid for w in workers}
+    # a worker the health check already condemned dies without a crash event; every death
+    # of a core worker is followed by its restart event (data: the pid it replaces)
+    times = [e.time for e in log.of("crash") if e.pid in pids]
+    times += [e.time for e in log.of("restart") if e.data.get("replaces") in pids]
+    return seconds(min(times) - at) if times else None
+
+
+async def _stopped(pid: int | None) -> str | None:
+    """The raylet's status once the helper stopped it (a local cluster's; bounded poll)."""
+    deadline = now() + STOP_WAIT
+    status = _status(pid)
+    while status not in (None, psutil.STATUS_STOPPED) and now() < deadline:
+        await anyio.sleep(0.01)
+        status = _status(pid)
+    return status
 
 
 async def _exited(pid: int | None) -> bool | None:
