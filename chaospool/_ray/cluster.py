@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -56,6 +58,7 @@ class ClusterSession:
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     agents: dict[str, Any] = field(default_factory=dict)
     refs: int = 0
+    reaper: Any = None  # the watchdog of a local cluster (see REAPER)
 
     @property
     def local(self) -> bool:
@@ -163,6 +166,9 @@ class ClusterSession:
         finally:
             if self.cluster is not None:
                 self.cluster.shutdown()
+            if self.reaper is not None:
+                self.reaper.stdin.close()  # it sweeps up anything left, then exits
+                self.reaper.wait(30)
             if self.temp_dir is not None:
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
 
@@ -177,6 +183,40 @@ def _node_args(cpus: int) -> dict[str, Any]:
     return {"num_cpus": cpus, "node_ip_address": "127.0.0.1", "include_dashboard": False}
 
 
+# A watchdog outside Ray's process tree: when its stdin reaches EOF (the pool's process exited
+# or was SIGKILLed) it kills every process that carries this cluster's private temp dir in its
+# environment or has a file open under it -- Ray's node agents are started by the raylets without the kernel's
+# parent-death link and outlive a killed parent otherwise -- then removes the dir.
+# Ray's process titles overwrite the environment block of some processes, so a process that
+# holds a file under the temp dir open (its logs) counts as the cluster's too.
+REAPER = """
+import os, shutil, signal, sys
+tmp, spared = sys.argv[1], {os.getpid(), int(sys.argv[2])}  # never the pool's own process
+mark = ("RAY_TMPDIR=" + tmp + "\\0").encode()
+sys.stdin.buffer.read()
+def ours(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        if mark in f.read():
+            return True
+    fds = f"/proc/{pid}/fd"
+    return any(os.readlink(f"{fds}/{fd}").startswith(tmp) for fd in os.listdir(fds))
+for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+    try:
+        if pid not in spared and ours(pid):
+            os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+shutil.rmtree(tmp, ignore_errors=True)
+"""
+
+
+def _start_reaper(temp_dir: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", REAPER, temp_dir, str(os.getpid())], stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
 def _start_local(ray: ModuleType, settings: RaySettings) -> ClusterSession:
     from ray.cluster_utils import Cluster
 
@@ -187,8 +227,9 @@ def _start_local(ray: ModuleType, settings: RaySettings) -> ClusterSession:
     os.makedirs(ray_dir)
     head = {**_node_args(0), "temp_dir": ray_dir,
             "_system_config": settings.health.system_config()}
+    reaper = _start_reaper(temp_dir)
     cluster = Cluster(initialize_head=True, head_node_args=head)
-    session = ClusterSession(ray, settings, cluster, temp_dir)
+    session = ClusterSession(ray, settings, cluster, temp_dir, reaper=reaper)
     try:
         head_node: Any = cluster.head_node
         session._register(head_node.node_id, head_node)
