@@ -185,8 +185,9 @@ def _node_args(cpus: int) -> dict[str, Any]:
 
 # A watchdog outside Ray's process tree: when its stdin reaches EOF (the pool's process exited
 # or was SIGKILLed) it kills every process that carries this cluster's private temp dir in its
-# environment or has a file open under it -- Ray's node agents are started by the raylets without the kernel's
-# parent-death link and outlive a killed parent otherwise -- then removes the dir.
+# environment or has a file open under it -- Ray's node agents are started by the raylets
+# without the kernel's parent-death link and outlive a killed parent otherwise -- then removes
+# the dir.
 # Ray's process titles overwrite the environment block of some processes, so a process that
 # holds a file under the temp dir open (its logs) counts as the cluster's too.
 REAPER = """

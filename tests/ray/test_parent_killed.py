@@ -53,6 +53,8 @@ def test_no_actor_and_no_cluster_process_outlives_a_killed_parent() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
         for p in psutil.Process(proc.pid).children(recursive=True) if psutil.pid_exists(
                 proc.pid) else []:
             p.kill()
