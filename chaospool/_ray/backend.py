@@ -69,6 +69,23 @@ async def await_ref(post: Post, ref: Any) -> Any:
     return future.result()
 
 
+class _Done:
+    """A completed call's value with the part of ``Future``'s interface used here."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def exception(self) -> BaseException | None:
+        return self._value if isinstance(self._value, BaseException) else None
+
+    def result(self) -> Any:
+        if isinstance(self._value, BaseException):
+            raise self._value
+        return self._value
+
+
 def _error_text(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -101,7 +118,9 @@ class RayLink:
     # -- completions (posted to the loop) -------------------------------------------------
     def _submit(self, method: Any, *args: Any, on_done: Callable[[Any], None]) -> None:
         ref = method.remote(*args)
-        ref.future().add_done_callback(lambda fut: self._post_safe(on_done, fut))
+        # Ray calls back on its own thread once the value is there (``ObjectRef.future`` is
+        # built on the same hook, with a Future and its locks on top)
+        ref._on_completed(lambda value: self._post_safe(on_done, _Done(value)))
 
     def _post_safe(self, fn: Callable[[Any], None], fut: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening

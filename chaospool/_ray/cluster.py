@@ -173,6 +173,12 @@ class ClusterSession:
                 shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
+def _loopback(address: str) -> bool:
+    """A cluster on this machine's loopback: Ray must not learn the host's IP to reach it."""
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def _affinity(ray: ModuleType, node_id: str) -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -258,7 +264,7 @@ def acquire(settings: RaySettings) -> ClusterSession:
     with _LOCK:
         session = _SESSION
         if session is None:
-            ray = import_ray(local=settings.local)
+            ray = import_ray(local=settings.local or _loopback(settings.address))
             if ray.is_initialized():
                 raise RuntimeError("Ray is already connected in this process (ray.init was "
                                    "called outside chaospool); chaospool needs its own session")
