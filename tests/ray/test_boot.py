@@ -96,3 +96,38 @@ def test_node_targets_need_the_ray_backend() -> None:
     [error] = info.value.errors
     assert error.path == "method[0].target.node"
     assert "backend: ray" in error.message
+
+
+def test_ray_pool_section_becomes_pool_keyword_arguments() -> None:
+    exp = chaospool.load_experiment({
+        "version": 1,
+        "pool": {"worker": "chaospool.workers.demo", "backend": "ray",
+                 "ray": {"nodes": 2, "placement": "pack",
+                         "health_check": {"period": "250ms"}}},
+        "method": [{"fault": "node_crash", "at": "1s", "target": {"node": 1}},
+                   {"fault": "port_crash", "at": "2s", "target": {"node": 2}}],
+    })
+    kwargs = exp.pool.pool_kwargs()
+    assert kwargs["backend"] == "ray"
+    assert kwargs["ray"]["placement"] == "pack"
+    assert kwargs["ray"]["health_check"]["period"] == 0.25
+    assert parse_settings(kwargs["ray"]) == exp.pool.ray
+    assert [s.target.node for s in exp.method] == [1, 2]
+    from chaospool._engine.schedule import schedule
+
+    assert [s.slots for s in schedule(exp, 1)] == [None, None]  # resolved at run time
+    process = chaospool.load_experiment({"version": 1, "pool": {"worker": "x.y"}})
+    assert "backend" not in process.pool.pool_kwargs()  # unchanged for the default backend
+
+
+def test_dry_run_names_the_node(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from chaospool.cli import main
+
+    path = tmp_path / "e.yaml"
+    path.write_text("version: 1\npool: {worker: chaospool.workers.demo, backend: ray}\n"
+                    "method:\n  - {fault: node_freeze, at: 1s, target: {node: 2}}\n")
+    out = CliRunner().invoke(main, ["run", str(path), "--dry-run"])
+    assert out.exit_code == 0, out.output
+    assert "node 2" in out.output
