@@ -24,6 +24,9 @@ WORKER_FAULTS = [
     {"fault": "memory_leak", "at": "4s", "duration": "1s", "rate": "40MB/s", "limit": "40MB"},
     {"fault": "resource_exhaustion", "at": "5s", "duration": "1s", "resource": "cpu"},
     {"fault": "resource_exhaustion", "at": "5.5s", "duration": "500ms"},
+    {"fault": "resource_exhaustion", "at": "6s", "duration": "500ms", "resource": "fds"},
+    {"fault": "resource_exhaustion", "at": "6s", "duration": "500ms", "resource": "memory",
+     "amount": "20MB"},
     {"fault": "thundering_herd", "at": "6.5s", "requests": 200},
 ]
 
@@ -83,8 +86,7 @@ async def test_the_cascade_on_ray_with_a_node_crash(ray_cluster: Any) -> None:
 
 
 async def test_a_frozen_node_is_declared_dead_and_its_workers_replaced(ray_cluster: Any) -> None:
-    method = [{"fault": "node_freeze", "at": "1s", "duration": "6s", "target": {"node": 2}}]
-    report = await chaospool.run_async(experiment(method, "13s"))
+    report = await chaospool.run_async(EXPERIMENTS / "node_freeze.yaml")
     journal = report.to_dict()
     assert_adds_up(journal)
     effect = journal["faults"][0]["effect"]
