@@ -38,6 +38,7 @@ __all__ = ("RayBackend", "RayLink", "backend_of")
 Post = Callable[..., Any]
 _ENDING = {_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT}
 ACTOR_CONCURRENCY = 16  # command + pings + control ops + the watch call, with room to spare
+CLUSTER_START = 300.0  # bound on starting (or reaching) the cluster: 4-20 s here, loaded
 
 
 def _poster() -> Post:
@@ -49,14 +50,22 @@ def _poster() -> Post:
     return trio.lowlevel.current_trio_token().run_sync_soon
 
 
-async def blocking(post: Post, fn: Callable[..., Any], *args: Any) -> Any:
+async def blocking(
+    post: Post, fn: Callable[..., Any], *args: Any,
+    timeout: float | None = None,  # noqa: ASYNC109  reason: the wait is shielded; this bounds it
+) -> Any:
     """``fn(*args)`` on the Ray thread (see ``cluster.on_ray_thread``), awaited without
-    blocking the loop. Not cancellable once started: Ray's calls carry their own timeouts."""
+    blocking the loop. Not cancellable once started (a half-started node must be finished or
+    cleaned up by Ray); ``timeout`` bounds the wait: TimeoutError, the call runs on."""
     done = anyio.Event()
     future = _cluster.on_ray_thread(fn, *args)
     future.add_done_callback(lambda _f: post(done.set))
-    with anyio.CancelScope(shield=True):
+    with anyio.CancelScope(shield=True) as scope:
+        if timeout is not None:
+            scope.deadline = anyio.current_time() + timeout
         await done.wait()
+    if not future.done():
+        raise TimeoutError(f"{getattr(fn, '__name__', fn)} did not finish within {timeout} s")
     return future.result()
 
 
@@ -276,7 +285,12 @@ class RayBackend:
             raise WorkerStartError(
                 f"worker module {self.worker!r} failed to import: {type(exc).__name__}: {exc}"
                 f"\n--- traceback ---\n{traceback.format_exc()}") from exc
-        self.session = await blocking(self.post, _cluster.acquire, self.settings)
+        try:
+            self.session = await blocking(self.post, _cluster.acquire, self.settings,
+                                          timeout=CLUSTER_START)
+        except TimeoutError as exc:
+            raise WorkerStartError(f"the Ray cluster ({self.settings.address}) was not ready "
+                                   f"within {CLUSTER_START:g} s") from exc
         from chaospool._ray.actors import WorkerActor
 
         self._remote = self.session.ray.remote(WorkerActor)
@@ -330,7 +344,7 @@ class RayBackend:
             link.kill()
         self.links.clear()
         if session is not None and self.post is not None:
-            await blocking(self.post, _cluster.release, session)
+            await blocking(self.post, _cluster.release, session, timeout=CLUSTER_START)
 
 
 def backend_of(pool: Any) -> RayBackend | None:
