@@ -144,7 +144,8 @@ class FaultContext:
     ``params`` is the validated ``Params`` instance; ``targets`` the worker handles the step's
     ``target`` resolved to (empty for pool-level faults); ``rng`` the run's seeded random
     generator (draw from it, never from ``random``); ``state`` is free for the fault to keep
-    what ``revert`` needs.
+    what ``revert`` needs. ``target`` is the step's target as written (``kind``, ``workers``,
+    ``node``, ...; None outside an experiment): node faults read ``{node: N}`` from it.
     """
 
     params: Any
@@ -155,6 +156,7 @@ class FaultContext:
     state: dict[str, Any] = field(default_factory=dict)
     effect: dict[str, Any] = field(default_factory=dict)
     actions: TargetActions = field(default_factory=TargetActions)
+    target: Any = None
 
     def record(self, **effect: Any) -> None:
         """Add evidence to this injection's ``effect`` in the journal (JSON-able values)."""

@@ -6,8 +6,9 @@
         reply = await pool.execute("echo", {"x": 1}, session="s1", timeout=1.0, retries=2)
 
 ``Pool`` runs workers as subprocesses forked from a warm fork server (``backend="process"``)
-or as in-process fake workers for fast tests (``backend="memory"``), behind the same framed,
-versioned protocol. See ``docs/design.md`` (section "Pool") for how it is built.
+or as in-process fake workers for fast tests (``backend="memory"``), or as Ray actors across a
+cluster (``backend="ray", ray={...}``, ``docs/ray.md``), behind the same framed, versioned
+protocol. See ``docs/design.md`` (section "Pool") for how it is built.
 """
 
 from __future__ import annotations

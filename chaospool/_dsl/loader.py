@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
+from chaospool._dsl.backends import read_ray
 from chaospool._dsl.checks import (
     CommandProbe,
     check_args,
@@ -244,10 +245,28 @@ class _Builder:
     # -- pool and load -------------------------------------------------------------------------
 
     def _pool(self, path: Path, raw: Any) -> PoolSpec | Any:
-        values = self.section(path, "pool", raw, {"worker": self._worker})
+        special: Special = {"worker": self._worker, "backend": self._backend}
+        values = self.section(path, "pool", raw, special)
+        if values is not INVALID and values["backend"] == "ray":
+            values["ray"] = read_ray(self.reader, (*path, "ray"), values["ray"])
+        elif values is not INVALID and values["ray"] is not None:
+            self.reader.error((*path, "ray"), "ray settings need 'backend: ray'")
+            return INVALID
         if not _all_valid(values):
             return INVALID
         return PoolSpec(**flatten(values))
+
+    def _backend(self, path: Path, raw: Any) -> Any:
+        backend = self.reader.leaf(path, "process | ray", raw)
+        if backend == "ray":
+            from chaospool._ray import require_ray
+            from chaospool.errors import ChaospoolError
+
+            try:
+                require_ray()
+            except ChaospoolError as exc:
+                return self.reader.error(path, str(exc))
+        return backend
 
     def _worker(self, path: Path, raw: Any) -> Any:
         worker = self.reader.leaf(path, "string", raw)

@@ -31,7 +31,7 @@ _STEP_DOCS = {
 }
 COMMON_KEYS: tuple[str, ...] = tuple(_STEP_DOCS)
 _OWN_READER = ("target", "every")  # common keys read by their own method below
-_TARGET_KINDS = ("worker", "workers", "count", "fraction", "session")
+_TARGET_KINDS = ("worker", "workers", "count", "fraction", "session", "node")
 
 
 class MethodReader:
@@ -51,6 +51,7 @@ class MethodReader:
         self.reader = reader
         self.registry = registry
         self.slots = pool.slots if pool is not None else None
+        self.backend = pool.backend if pool is not None else None
         self.duration = duration if isinstance(duration, float) else None
 
     def read(self, path: Path, raw: Any) -> Any:
@@ -264,6 +265,13 @@ class MethodReader:
         if fraction is not INVALID and not 0 < fraction <= 1:
             return self.reader.error(path, f"expected a fraction in (0, 1], got {show(value)}")
         return INVALID if fraction is INVALID else Target("fraction", fraction=fraction)
+
+    def _target_node(self, path: Path, value: Any) -> Any:
+        node = self.reader.leaf(path, "int >= 0", value)
+        if node is not INVALID and self.backend not in (None, "ray"):
+            return self.reader.error(
+                path, "a node target needs a multi-node pool: set 'pool.backend: ray'")
+        return INVALID if node is INVALID else Target("node", node=node)
 
     def _target_session(self, path: Path, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int) or value == "":

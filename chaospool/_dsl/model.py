@@ -113,6 +113,54 @@ KEYS: tuple[KeyDoc, ...] = (
     # every pool.* key, from the one definition of the pool's options (chaospool/_options.py)
     *(KeyDoc(f"pool.{o.key}", o.type, o.default, o.doc, required=o.required)
       for o in POOL_OPTIONS),
+    # the backend's own keys (the Ray backend's settings: chaospool/_ray/settings.py)
+    KeyDoc(
+        "pool.backend",
+        "process | ray",
+        "process",
+        "Where workers run: subprocesses of this machine, or Ray actors across a cluster "
+        "(docs/ray.md; needs `pip install 'chaospool[ray]'`).",
+    ),
+    KeyDoc(
+        "pool.ray",
+        "mapping",
+        _UNSET,
+        "Settings of the Ray backend (only with backend: ray). Absent: the defaults below.",
+    ),
+    KeyDoc(
+        "pool.ray.address",
+        "string",
+        "local",
+        "local: start a local multi-node cluster on 127.0.0.1; auto or HOST:PORT: connect "
+        "to an existing cluster.",
+    ),
+    KeyDoc("pool.ray.nodes", "int >= 1", 3, "Local only: nodes of the cluster, head included."),
+    KeyDoc(
+        "pool.ray.placement",
+        "spread | pack",
+        "spread",
+        "spread: each worker on the least-loaded alive node; pack: all on the first.",
+    ),
+    KeyDoc(
+        "pool.ray.health_check",
+        "mapping",
+        {"period": "500ms", "timeout": "1s", "failure_threshold": 3, "initial_delay": "1s"},
+        "Local only: Ray's node health checks (how fast a dead node is detected).",
+    ),
+    KeyDoc("pool.ray.health_check.period", "duration > 0", "500ms", "Time between checks."),
+    KeyDoc("pool.ray.health_check.timeout", "duration > 0", "1s", "A check's timeout."),
+    KeyDoc(
+        "pool.ray.health_check.failure_threshold",
+        "int >= 1",
+        3,
+        "Failed checks in a row after which Ray declares the node dead.",
+    ),
+    KeyDoc(
+        "pool.ray.health_check.initial_delay",
+        "duration > 0",
+        "1s",
+        "Delay before a new node's first check.",
+    ),
     KeyDoc("load", "mapping", {}, "The steady-state probe's traffic."),
     KeyDoc(
         "load.clients",
@@ -232,8 +280,9 @@ KEYS: tuple[KeyDoc, ...] = (
         "target",
         _UNSET,
         "Which workers: {worker: 0}, {workers: [0, 2]}, "
-        "{count: N}, {fraction: 0.5}, {session: ID} or all. Default: one worker drawn with the "
-        "seed. Pool-level faults ignore it.",
+        "{count: N}, {fraction: 0.5}, {session: ID}, {node: N} (every worker on node N; Ray "
+        "backend) or all. Default: one worker drawn with the seed. Pool-level faults ignore "
+        "it; node faults act on {node: N}, else on a node drawn with the seed.",
     ),
     KeyDoc(
         "method[].<param>",
@@ -296,6 +345,8 @@ class PoolSpec:
     lazy: bool
     health_interval: float
     health_timeout: float
+    backend: str = "process"
+    ray: Any = None  # chaospool._ray.settings.RaySettings with backend "ray"
 
     @property
     def slots(self) -> int:
@@ -304,7 +355,13 @@ class PoolSpec:
 
     def pool_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``chaospool.Pool(**kwargs)`` (durations in seconds, bytes)."""
-        return nest(dataclasses.asdict(self))
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**nest(plain), **self._backend_kwargs()}
+
+    def _backend_kwargs(self) -> dict[str, Any]:
+        if self.backend != "ray":
+            return {}  # the default backend: the keyword arguments stay as they always were
+        return {"backend": "ray", "ray": self.ray.to_dict() if self.ray is not None else None}
 
 
 @dataclass(frozen=True)
@@ -354,7 +411,9 @@ class Tolerance:
         return observed is not None and OPERATORS[self.op](observed, self.value)
 
 
-TargetKind = Literal["default", "worker", "workers", "count", "fraction", "session", "all"]
+TargetKind = Literal[
+    "default", "worker", "workers", "count", "fraction", "session", "all", "node"
+]
 
 
 @dataclass(frozen=True)
@@ -363,7 +422,8 @@ class Target:
 
     ``default`` = one worker drawn with the seed; ``worker``/``workers`` = slot indexes (both
     kinds fill ``workers``); ``count`` = N distinct workers drawn; ``fraction`` = that share of
-    the live workers (at least one); ``session`` = the worker serving that session; ``all``.
+    the live workers (at least one); ``session`` = the worker serving that session; ``all``;
+    ``node`` = every worker on cluster node ``node`` (Ray backend; resolved at run time).
     """
 
     kind: TargetKind
@@ -371,6 +431,7 @@ class Target:
     count: int | None = None
     fraction: float | None = None
     session: str | None = None
+    node: int | None = None
 
 
 @dataclass(frozen=True)

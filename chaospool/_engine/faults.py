@@ -93,9 +93,24 @@ def run_time_slots(pool: Pool, scheduled: ScheduledStep, rng: random.Random) -> 
     serving a session target -- or one drawn with ``rng`` (the run's seed) while nobody serves
     it -- and none for a pool-level fault."""
     target = scheduled.step.target
+    if target.kind == "node" and target.node is not None:
+        return tuple(h.index for h in node_targets(pool, target.node, scheduled.fault))
     handle = pool.worker_for_session(target.session) if target.session is not None else None
     serving = handle.index if handle is not None else None
     return session_slots(target, int(pool.config.size), rng, serving)
+
+
+def node_targets(pool: Pool, node: int, fault: str) -> list[WorkerHandle]:
+    """Every serving worker on cluster node ``node``; none for a node fault (it acts on the
+    node itself, see chaospool/_faults/node_crash.py). LookupError if no worker runs there."""
+    from chaospool._faults.nodes import NODE_FAULTS
+
+    if fault in NODE_FAULTS:
+        return []
+    handles = [h for h in pool.workers if h.node == node and _serving(h)]
+    if not handles:
+        raise LookupError(f"no worker serves on node {node}")
+    return handles
 
 
 def _serving(handle: WorkerHandle) -> bool:
@@ -172,6 +187,7 @@ async def _inject_and_hold(
         pool=pool,
         rng=derive_rng(inj.seed, f"fault:{inj.scheduled.seq}"),
         duration=duration,
+        target=inj.scheduled.step.target,
     )
     inj.targets = [{"index": h.index, "pid": h.pid} for h in targets]
     hooks.before_fault(inj.scheduled, inj.ctx)

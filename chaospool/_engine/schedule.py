@@ -90,6 +90,6 @@ def schedule(
 def resolve_slots(target: Target, size: int, rng: random.Random) -> tuple[int, ...] | None:
     """Slot indices for a target (the faults' own resolution rules, drawn with ``rng``); None
     for a session target, which only the running pool can resolve."""
-    if target.kind == "session":
-        return None
+    if target.kind in ("session", "node"):
+        return None  # which workers serve the session / run on the node is known at run time
     return tuple(resolve_indices(target, size, rng))

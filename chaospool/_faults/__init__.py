@@ -1,4 +1,4 @@
-"""The seven built-in faults (docs/faults.md), registered through the same pluggy hook a plugin
+"""The built-in faults (docs/faults.md), registered through the same pluggy hook a plugin
 uses. Each module holds one fault; ``targets`` is the one resolver of a step's target to slots."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from chaospool.hookspecs import hookimpl
 
 from .memory_leak import MemoryLeak
 from .network_partition import NetworkPartition
+from .node_crash import NodeCrash
+from .node_freeze import NodeFreeze
 from .port_crash import PortCrash
 from .resource_exhaustion import ResourceExhaustion
 from .slow_worker import SlowWorker
@@ -18,6 +20,8 @@ __all__ = (
     "BUILTIN_FAULTS",
     "MemoryLeak",
     "NetworkPartition",
+    "NodeCrash",
+    "NodeFreeze",
     "PortCrash",
     "ResourceExhaustion",
     "SlowWorker",
@@ -34,6 +38,8 @@ BUILTIN_FAULTS: tuple[type[Fault], ...] = (
     ThunderingHerd,
     SlowWorker,
     MemoryLeak,
+    NodeCrash,
+    NodeFreeze,
 )
 
 

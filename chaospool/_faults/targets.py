@@ -19,7 +19,7 @@ from typing import Protocol
 
 __all__ = ("TargetSpec", "fraction_count", "resolve_indices", "session_slots")
 
-KINDS = ("default", "worker", "workers", "count", "fraction", "session", "all")
+KINDS = ("default", "worker", "workers", "count", "fraction", "session", "all", "node")
 
 
 class TargetSpec(Protocol):

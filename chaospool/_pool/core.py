@@ -40,7 +40,15 @@ if TYPE_CHECKING:
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
 
-def _make_backend(spec: str | Backend, config: PoolConfig) -> Backend:
+def _make_backend(
+    spec: str | Backend, config: PoolConfig, ray: Mapping[str, Any] | None = None
+) -> Backend:
+    if spec == "ray":
+        from chaospool._ray import make_backend  # Ray itself is imported only when it starts
+
+        return make_backend(config.worker, ray, start_timeout=config.start_timeout)
+    if ray is not None:
+        raise ValueError("ray settings need backend='ray'")
     if spec == "process":
         from chaospool._pool.process import ProcessBackend
 
@@ -50,7 +58,8 @@ def _make_backend(spec: str | Backend, config: PoolConfig) -> Backend:
 
         return MemoryBackend(config.worker)
     if isinstance(spec, str):
-        raise ValueError(f"backend must be 'process', 'memory' or a Backend, not {spec!r}")
+        raise ValueError(
+            f"backend must be 'process', 'memory', 'ray' or a Backend, not {spec!r}")
     return spec
 
 
@@ -75,6 +84,7 @@ class Pool(RequestPath, Supervisor):
         health_check: Mapping[str, Any] | bool | None = None,
         start_timeout: float = 15.0,
         backend: str | Backend = "process",
+        ray: Mapping[str, Any] | None = None,
     ) -> None:
         config = build_config(
             worker, size=size, max_overflow=max_overflow, strategy=strategy,
@@ -83,7 +93,7 @@ class Pool(RequestPath, Supervisor):
             max_requests=max_requests, overflow_idle=overflow_idle, lazy=lazy,
             health_check=health_check, start_timeout=start_timeout,
         )
-        super().__init__(config, _make_backend(backend, config))
+        super().__init__(config, _make_backend(backend, config, ray))
         self._stack: AsyncExitStack | None = None
 
     def __getattr__(self, name: str) -> Any:

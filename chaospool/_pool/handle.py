@@ -33,6 +33,11 @@ class WorkerHandle:
         return self._w.pid
 
     @property
+    def node(self) -> int | None:
+        """The index of the cluster node the worker runs on (0 = head); None off Ray."""
+        return getattr(self._w.link, "node", None)
+
+    @property
     def state(self) -> str:
         """"starting" | "ready" | "busy" | "stopping" | "dead"."""
         return self._w.state

@@ -82,6 +82,8 @@ def _schedule_line(s: Any, display: ParamDisplay) -> str:
         slots = "slots " + ",".join(str(i) for i in s.slots)
     elif s.step.target.kind == "session":
         slots = f"session {s.step.target.session}"
+    elif s.step.target.kind == "node":
+        slots = f"node {s.step.target.node}"
     else:
         slots = "pool"
     params = " ".join(f"{k}={v}" for k, v in display(s.fault, s.params_dict()).items())

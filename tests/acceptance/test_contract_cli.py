@@ -511,7 +511,8 @@ def test_faults_json_shape_and_plugins(tmp_path: Path) -> None:
         assert isinstance(e["params"], dict)
         assert e["description"]
     by_name = {e["name"]: e for e in entries}
-    assert set(by_name) == set(BUILTIN_DEFAULTS) | {"resource_exhaustion", "boom"}
+    node_faults = {"node_crash", "node_freeze"}  # CONTRACT §9, the Ray backend's
+    assert set(by_name) == set(BUILTIN_DEFAULTS) | {"resource_exhaustion", "boom"} | node_faults
     for name, params in BUILTIN_DEFAULTS.items():
         assert by_name[name]["params"] == params, name
         assert by_name[name]["source"] == "builtin"

@@ -23,6 +23,8 @@ BUILTIN_FILES = (
     "thundering_herd.yaml",
     "slow_worker.yaml",
     "memory_leak.yaml",
+    "node_crash.yaml",
+    "node_freeze.yaml",
 )
 
 
@@ -56,6 +58,7 @@ def test_there_is_one_experiment_per_builtin_fault() -> None:
     assert {f"{name}.yaml" for name in builtins} | {"cascade.yaml", "baseline.yaml"} == set(
         BUILTIN_FILES
     )
+    assert (EXPERIMENTS / "ray_cascade.yaml").exists()  # the cascade on Ray (tests/ray run it)
 
 
 def test_cascade_is_the_seed_scenario() -> None:

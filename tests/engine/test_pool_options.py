@@ -19,16 +19,20 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
 FIELDS = {o.field for o in POOL_OPTIONS if o.field}
 # Pool-only keyword arguments that are not experiment keys
-POOL_ONLY = {"start_timeout", "stop_grace", "backend"}
+POOL_ONLY = {"start_timeout", "stop_grace", "backend", "ray"}
+# the backend's own keys: which backend, and the Ray backend's settings (chaospool/_ray/settings.py)
+BACKEND_KEYS = ("pool.backend", "pool.ray")
 
 
 def test_dsl_keys_are_the_options() -> None:
     dsl = {k.path for k in KEYS if k.path.startswith("pool.")}
-    assert dsl == {f"pool.{o.key}" for o in POOL_OPTIONS}
+    backend = {key for key in dsl if key.startswith(BACKEND_KEYS)}
+    assert "pool.ray.address" in backend
+    assert dsl - backend == {f"pool.{o.key}" for o in POOL_OPTIONS}
 
 
 def test_spec_and_config_fields_are_the_options() -> None:
-    assert {f.name for f in dataclasses.fields(PoolSpec)} == FIELDS
+    assert {f.name for f in dataclasses.fields(PoolSpec)} - {"backend", "ray"} == FIELDS
     assert {f.name for f in dataclasses.fields(PoolConfig)} - POOL_ONLY == FIELDS
 
 

@@ -38,6 +38,8 @@ CONTRACT_DEFAULTS: dict[str, dict[str, Any]] = {
     "thundering_herd": {"requests": 1000, "command": "ping", "args": {}},
     "slow_worker": {"latency": 0.2, "jitter": 0.0, "duration": 5.0},
     "memory_leak": {"rate": 50e6, "limit": 500_000_000, "duration": 10.0},
+    "node_crash": {},
+    "node_freeze": {"duration": 5.0},
 }
 
 
@@ -63,7 +65,8 @@ def test_the_seven_register_through_the_hook_with_contract_defaults() -> None:
         assert described[name]["source"] == "builtin"
         assert described[name]["description"] == faults[name].description() != name
     assert set(fault_registry(plugin_manager())) >= set(CONTRACT_DEFAULTS)
-    assert [c.name for c in builtins.BUILTIN_FAULTS if c.pool_level] == ["thundering_herd"]
+    assert [c.name for c in builtins.BUILTIN_FAULTS if c.pool_level] == [
+        "thundering_herd", "node_crash", "node_freeze"]
 
 
 @pytest.mark.parametrize(
