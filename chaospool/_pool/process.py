@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
 import msgspec
@@ -82,6 +82,17 @@ async def _drain_lines(fd: int, log: deque[str]) -> None:
         os.close(fd)
 
 
+class _Transport(Protocol):
+    """What the pool uses of an asyncio transport -- duck-typed, because uvloop's transports
+    are not ``asyncio.Transport`` instances (any loop's stream transport has these)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def abort(self) -> None: ...
+
+
 class _FrameProtocol(asyncio.Protocol):
     """asyncio fast path for the data socket: frames are decoded in ``data_received``.
 
@@ -95,12 +106,12 @@ class _FrameProtocol(asyncio.Protocol):
         self.ready: deque[p.Message] = deque()
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
-        self.transport: asyncio.Transport | None = None
+        self.transport: _Transport | None = None
         self.deliver: Callable[[list[p.Message]], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # no isinstance check: uvloop's transport is not an asyncio.Transport (docs/design.md)
+        self.transport = cast("_Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         if self.error is not None:
