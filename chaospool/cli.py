@@ -165,6 +165,8 @@ def report(journal: str, html_path: str | None, junit_path: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")
 @click.option("--quiet", "-q", is_flag=True, help="only the verdict")
 @click.option("--verbose", "-v", is_flag=True, help="fault evidence and more")
+@click.option("--loop", "loop_name", metavar="uvloop|asyncio|trio",
+              help="event loop (default: $CHAOSPOOL_LOOP, else uvloop if installed, else asyncio)")
 def run(
     experiments: tuple[str, ...],
     seed: int | None,
@@ -176,10 +178,12 @@ def run(
     dry_run: bool,
     quiet: bool,
     verbose: bool,
+    loop_name: str | None,
 ) -> None:
     """Run experiments, one after another."""
     from chaospool._engine.outputs import print_schedule
 
+    loop_name = _choose_loop(loop_name)
     if not dry_run:
         _catch_early_signals()
     for path in experiments:
@@ -193,7 +197,7 @@ def run(
     outs = _OutputPaths(journal_path, html_path, junit_path, multiple=len(loaded) > 1)
     codes: list[int] = []
     for item in loaded:
-        codes.append(_run_one(item, seed, outs, quiet, verbose))
+        codes.append(_run_one(item, seed, outs, quiet, verbose, loop_name))
         if codes[-1] == EXIT_INTERRUPTED:
             break  # an interrupt stops the whole command, not just the running experiment
     if outs.stdout_journals:
@@ -250,9 +254,22 @@ def _exit_code(journal: dict[str, Any]) -> int:
     return EXIT_OK if journal.get("ok") else EXIT_DEVIATED
 
 
-def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool) -> int:
+def _choose_loop(name: str | None) -> str:
+    """The event loop, checked before anything starts (a bad choice is a usage error)."""
+    from chaospool._engine import loop
+
+    try:
+        return loop.choose(name)
+    except loop.LoopChoiceError as exc:
+        _fail_invalid([f"chaospool: {exc}"])
+
+
+def _run_one(
+    item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool, loop_name: str
+) -> int:
     import anyio
 
+    from chaospool._engine import loop
     from chaospool._engine.outputs import feed, live_progress, print_summary, write_reports
     from chaospool._engine.session import run_loaded
 
@@ -272,7 +289,7 @@ def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbo
         return report
 
     _catch_early_signals()
-    report = anyio.run(main)
+    report = loop.run(main, loop_name)
     _catch_early_signals()
     journal = report.to_dict()
     if collect:
