@@ -34,16 +34,17 @@ def set_pdeathsig(sig: int) -> None:
 
 
 def frames(sock: socket.socket) -> Iterator[bytes]:
-    """Frame payloads from a blocking socket until EOF."""
-    buf = p.FrameBuffer()
+    """Frame payloads from a blocking socket until EOF (read into one reused buffer: no
+    allocation, so no mmap/munmap, per request -- see ``FrameReader``)."""
+    reader = p.FrameReader()
     while True:
         try:
-            chunk = sock.recv(262144)
+            n = sock.recv_into(reader.get_buffer())
         except OSError:
             return
-        if not chunk:
+        if not n:
             return
-        yield from buf.feed(chunk)
+        yield from reader.filled(n)
 
 
 def _control_loop(sock: socket.socket, core: WorkerCore) -> None:
