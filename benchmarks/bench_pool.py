@@ -9,8 +9,10 @@ uvloop, round 2 on asyncio, ...; the contenders' order rotates) so that machine 
 contender alike. The *bare loop* is the physical reference: forked workers on socketpairs,
 length-prefixed msgspec frames, an asyncio protocol per worker and a FIFO of waiting callers,
 dispatched from the reply callback -- nothing else (no timeouts, supervision, sessions or
-events). Then, per loop, the replacement time after a SIGKILL (kill -> slot serving again) and
-the time to start 16 workers. Latency percentiles come from an HDR histogram (microseconds).
+events). It reads as chaospool does (into a reused buffer: a buffered protocol, ``recv_into``
+in the workers), so that the ratio measures chaospool's machinery, not a read strategy.
+Then, per loop, the replacement time after a SIGKILL (kill -> slot serving again) and the time
+to start 16 workers. Latency percentiles come from an HDR histogram (microseconds).
 
 Targets (docs/design.md, "Performance"): chaospool >= 0.85x the bare loop on the same event
 loop, >= 2.5x ProcessPoolExecutor, >= 1.5x multiprocessing.Pool on asyncio and >= 2x on
@@ -73,16 +75,38 @@ class BareReply(msgspec.Struct, array_like=True):
     value: msgspec.Raw
 
 
+class Frames:
+    """Length-prefixed frames read into one reused buffer (as chaospool does: a fresh 256 KiB
+    ``recv`` per read costs an mmap + munmap, and that is not what is being compared)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(65536)
+        self.view = memoryview(self.buf)
+        self.end = 0
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        return self.view[self.end :]
+
+    def filled(self, n: int) -> list[bytes]:
+        self.end += n
+        frames, start, buf = [], 0, self.buf
+        while self.end - start >= 4 and self.end - start >= 4 + (
+                size := int.from_bytes(buf[start : start + 4], "big")):
+            frames.append(bytes(self.view[start + 4 : start + 4 + size]))
+            start += 4 + size
+        buf[: self.end - start] = buf[start : self.end]  # (noop frames never fill 64 KiB)
+        self.end -= start
+        return frames
+
+
 def bare_worker(sock: socket.socket) -> None:
     """A forked worker: blocking reads, one frame in, one frame out (never returns)."""
     encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(BareRequest)
     handlers = {"ping": noop}
-    buf = bytearray()
-    while chunk := sock.recv(262144):
-        buf += chunk
-        while len(buf) >= 4 and len(buf) >= 4 + (size := int.from_bytes(buf[:4], "big")):
-            req = decoder.decode(buf[4 : 4 + size])
-            del buf[: 4 + size]
+    frames = Frames()
+    while n := sock.recv_into(frames.get_buffer()):
+        for frame in frames.filled(n):
+            req = decoder.decode(frame)
             value = handlers[req.command](msgspec.msgpack.decode(req.args))
             body = encoder.encode(BareReply(req.id, msgspec.Raw(encoder.encode(value))))
             sock.sendall(len(body).to_bytes(4, "big") + body)
@@ -104,10 +128,11 @@ def fork_bare_workers(n: int) -> list[tuple[int, socket.socket]]:
     return workers
 
 
-class BareLink(asyncio.Protocol):
+class BareLink(asyncio.BufferedProtocol):
     def __init__(self, bare: BareLoop) -> None:
         self.bare = bare
-        self.buf = bytearray()
+        self.frames = Frames()
+        self.get_buffer = self.frames.get_buffer  # type: ignore[method-assign]
         self.fut: asyncio.Future[Any] | None = None
         self.transport: Any = None
         self.decoder = msgspec.msgpack.Decoder(BareReply)
@@ -119,12 +144,9 @@ class BareLink(asyncio.Protocol):
         self.fut = fut
         self.transport.write(frame)
 
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        while len(buf) >= 4 and len(buf) >= 4 + (size := int.from_bytes(buf[:4], "big")):
-            reply = self.decoder.decode(buf[4 : 4 + size])
-            del buf[: 4 + size]
+    def buffer_updated(self, nbytes: int) -> None:
+        for frame in self.frames.filled(nbytes):
+            reply = self.decoder.decode(frame)
             fut, self.fut = self.fut, None
             self.bare.free(self)  # the next waiting caller's frame goes out before we wake
             if fut is not None and not fut.cancelled():

@@ -16,7 +16,7 @@ call registered under its id *on that worker*: a late reply cannot reach another
 from __future__ import annotations
 
 import contextlib
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -47,16 +47,13 @@ class RequestPath(PoolState):
         if self._circuit_open:
             raise CircuitOpen(self._circuit_message())
         call = Call(command, self._flag(), raw, session, timeout)
-        w = self._take_idle(session) if self._idle else None
-        if w is not None:
-            self._dispatch(w, call)
+        if self._idle:
+            self._dispatch(self._take_idle(session), call)
         else:
             self._enqueue(call)
         try:
-            if self._loop is not None:
-                await call.event.wait()  # the lazy timers set it on a deadline
-            else:
-                await self._wait_with_scopes(call)
+            # asyncio: a bare future, set by a reply or by the lazy timers on a deadline
+            await (call.event.wait() if self._loop is not None else self._wait_with_scopes(call))
         except BaseException:
             self._abandon(call)
             raise
@@ -88,8 +85,10 @@ class RequestPath(PoolState):
         waiters.append(call)
         if len(waiters) > self._counters.max_queue_depth:
             self._counters.max_queue_depth = len(waiters)
-        self._arm_queue()
-        self._grow()
+        if self._queue_timer is None:
+            self._arm_queue()
+        if None in self._slots:  # (a C-level scan) only an empty slot can grow
+            self._grow()
 
     async def _wait_with_scopes(self, call: Call) -> None:
         """The waits of a call on backends without lazy timers (trio): anyio scopes."""
@@ -188,9 +187,9 @@ class RequestPath(PoolState):
         rid = call.rid = next(self._ids)
         call.worker = w
         w.pending[rid] = call
-        call.deadline = self._clock() + call.timeout
-        if self._loop is not None:
-            self._arm_worker(w, call.deadline)
+        deadline = call.deadline = self._clock() + call.timeout
+        if self._loop is not None and (w.timer is None or w.timer.when() > deadline):
+            self._arm_worker(w, deadline)
         session = call.session
         if session is None:
             self._send_now(w, p.Request(rid, call.command or "", call.raw))
@@ -243,9 +242,8 @@ class RequestPath(PoolState):
 
     def _deliver(self, w: Worker, msg: p.Message) -> bool:
         """Complete the call ``msg`` answers; False if nobody waits for it any more."""
-        kind = type(msg)
-        if kind is p.Reply or kind is p.Failure:
-            reply = cast("p.Reply | p.Failure", msg)
+        if isinstance(msg, (p.Reply, p.Failure)):  # (not typing.cast: a call per reply)
+            reply = msg
             call = w.pending.pop(reply.id, None)
             if call is None or call.abandoned:
                 self._late_reply(w, reply)
@@ -254,11 +252,11 @@ class RequestPath(PoolState):
                 return False
             call.msg = reply
             if call.command is not None:
-                if call.session is not None and kind is p.Reply:
-                    self._keep_session(call.session, cast("p.Reply", reply), w)
+                if call.session is not None and isinstance(reply, p.Reply):
+                    self._keep_session(call.session, reply, w)
                 self._checkin(w)  # may dispatch the next queued call right now
             call.event.set()
-        elif kind is p.Pong and w.ping_id == cast("p.Pong", msg).id:
+        elif isinstance(msg, p.Pong) and w.ping_id == msg.id:
             w.ping_id = None
         return True
 
