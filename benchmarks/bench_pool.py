@@ -308,6 +308,23 @@ async def replacement(kills: int) -> list[float]:
     return times
 
 
+async def cancel_queued(n: int) -> float:
+    """Seconds to cancel ``n`` callers queued behind one busy worker (last in, first out: the
+    worst order for a list-like queue). Linear: 10x the callers take ~10x as long."""
+    async with Pool("chaospool.workers.demo", size=1, health_check=False, max_queue=n,
+                    checkout_timeout=600) as pool:
+        busy = asyncio.ensure_future(pool.execute("sleep", {"duration": 0.2}))
+        queued = [asyncio.ensure_future(pool.execute("ping")) for _ in range(n)]
+        await asyncio.sleep(0.05)  # every caller has reached the queue (a workload shape)
+        start = time.perf_counter()
+        for task in reversed(queued):
+            task.cancel()
+        await asyncio.gather(*queued, return_exceptions=True)
+        took = time.perf_counter() - start
+        await busy
+    return took
+
+
 async def startup(size: int, repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -368,6 +385,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--profile", metavar="LOOP", choices=("asyncio", "uvloop"))
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--cancel", type=int, default=20000,
+                        help="queued callers to cancel (and a tenth of it, for the scaling)")
     parser.add_argument("--only", default=",".join(CONTENDERS),
                         help="contenders to run (chaospool always runs)")
     args = parser.parse_args(argv)
@@ -399,6 +418,11 @@ def main(argv: list[str]) -> None:
         repl = run_on(loop, lambda: replacement(args.kills))
         start = run_on(loop, lambda: startup(16, args.starts))
         report_times(loop, repl, start)
+    small = run_on(loops[0], lambda: cancel_queued(max(1, args.cancel // 10)))
+    large = run_on(loops[0], lambda: cancel_queued(args.cancel))
+    print(f"cancel queued callers: {args.cancel // 10} in {small * 1e3:.0f} ms, {args.cancel} in "
+          f"{large * 1e3:.0f} ms (x{large / max(small, 1e-9):.1f} for 10x the callers; "
+          f"linear ~10, quadratic ~100)")
 
 
 if __name__ == "__main__":

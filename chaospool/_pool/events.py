@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,8 @@ class EventBus:
 
     def __init__(self) -> None:
         self.subscribers: list[Callable[[PoolEvent], None]] = []
-        self.errors: list[BaseException] = []
+        # the last errors of broken subscribers (bounded: one may raise on every event)
+        self.errors: deque[BaseException] = deque(maxlen=100)
 
     def subscribe(self, callback: Callable[[PoolEvent], None]) -> Callable[[], None]:
         self.subscribers.append(callback)
