@@ -2,7 +2,8 @@
 it, the pytest plugin's ``chaospool_run``.
 
 uvloop where it is installed: the parent's event loop is the ceiling of the pool's throughput
-(docs/design.md, "Performance"), and uvloop's is about 1.5x asyncio's. ``CHAOSPOOL_LOOP`` (or
+(docs/design.md, "Performance"), and uvloop's is about 1.5x asyncio's (a bare reference loop
+on a quiet 2-vCPU machine). ``CHAOSPOOL_LOOP`` (or
 ``chaospool run --loop``) chooses another: ``asyncio`` for the plain loop, ``trio``, or
 ``uvloop`` (then an error if it is missing, rather than a silently slower run). Code that runs
 the engine in its own loop (``run_async``, async tests) keeps that loop.
