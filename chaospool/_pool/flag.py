@@ -50,13 +50,15 @@ class AsyncioFlag:
         if timeout is not None:
             return self._wait_for(timeout)
         fut = self._fut
-        return fut if not fut.done() or self._set else self._future()
+        return fut if not fut.done() else self._future()
 
     def _future(self) -> asyncio.Future[bool]:
         """The future to wait on: a new one if the last wait was cancelled or timed out."""
         fut = self._fut
-        if fut.done() and not self._set:
+        if fut.done() and (fut.cancelled() or not fut.result()):
             fut = self._fut = self._loop.create_future()
+            if self._set:
+                fut.set_result(True)
         return fut
 
     async def _wait_for(self, timeout: float) -> bool:  # noqa: ASYNC109  reason: as above
