@@ -323,6 +323,8 @@ def _shorthands(journal: str | None, html: str | None, junit: str | None) -> lis
               help="print only the verdict, where an aborted run stopped, and the failed checks")
 @click.option("--verbose", "-v", is_flag=True,
               help="also print errors by kind per phase and every fault's evidence as a table")
+@click.option("--loop", "loop_name", metavar="uvloop|asyncio|trio",
+              help="event loop (default: $CHAOSPOOL_LOOP, else uvloop if installed, else asyncio)")
 def run(
     experiments: tuple[str, ...],
     seed: int | None,
@@ -336,8 +338,10 @@ def run(
     dry_run: bool,
     quiet: bool,
     verbose: bool,
+    loop_name: str | None,
 ) -> None:
     """Run experiments, one after another."""
+    loop_name = _choose_loop(loop_name)
     if not dry_run:
         _catch_early_signals()
     _require_files(experiments)
@@ -352,7 +356,7 @@ def run(
     outs = _OutputPaths(outputs, multiple=len(loaded) > 1, history=history_path)
     codes: list[int] = []
     for item in loaded:
-        codes.append(_run_one(item, seed, outs, quiet, verbose))
+        codes.append(_run_one(item, seed, outs, quiet, verbose, loop_name))
         if codes[-1] == EXIT_INTERRUPTED:
             break  # an interrupt stops the whole command, not just the running experiment
     if outs.stdout_journals:
@@ -451,17 +455,30 @@ def _exit_code(journal: dict[str, Any]) -> int:
     return EXIT_OK if journal.get("ok") else EXIT_DEVIATED
 
 
-def _run_one(item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool) -> int:
-    import anyio
+def _choose_loop(name: str | None) -> str:
+    """The event loop, checked before anything starts (a bad choice is a usage error)."""
+    from chaospool._engine import loop
 
+    try:
+        return loop.choose(name)
+    except loop.LoopChoiceError as exc:
+        _fail_invalid([f"chaospool: {exc}"])
+
+
+def _run_one(
+    item: Any, seed: int | None, outs: _OutputPaths, quiet: bool, verbose: bool, loop_name: str
+) -> int:
+    from functools import partial
+
+    from chaospool._engine import loop
     from chaospool._report.console import print_summary
 
     stem = Path(item.experiment.path or "experiment").stem
     journal_path, others = outs.resolve(stem)
     collect = journal_path == "-" and outs.multiple  # printed together once all have run
     _catch_early_signals()
-    report = anyio.run(_run_watched, item, seed, None if collect else journal_path, quiet,
-                       outs.history)
+    report = loop.run(partial(_run_watched, item, seed, None if collect else journal_path,
+                              quiet, outs.history), loop_name)
     _catch_early_signals()
     journal = report.to_dict()
     if collect:

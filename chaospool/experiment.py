@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any
 
-import anyio
 import sniffio
 
 from chaospool._dsl.model import Experiment
@@ -59,9 +58,14 @@ def run(
     plugins: Sequence[str] = (),
     journal: str | PathLike[str] | None = None,
 ) -> Report:
-    """Synchronous :func:`run_async` (runs its own event loop; not for use inside one)."""
+    """Synchronous :func:`run_async` (runs its own event loop; not for use inside one).
+
+    The loop is uvloop where installed; ``CHAOSPOOL_LOOP=asyncio`` chooses the plain one.
+    """
+    from chaospool._engine import loop
+
     _refuse_inside_event_loop()
-    return anyio.run(functools.partial(
+    return loop.run(functools.partial(
         run_async, source, seed=seed, overrides=overrides, plugins=plugins, journal=journal))
 
 

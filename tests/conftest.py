@@ -30,9 +30,29 @@ def _no_leftover_processes() -> Iterator[None]:
     assert not alive, f"test left child processes alive: {[p.pid for p in alive]}"
 
 
+# Every event loop anyio supports. The tiers that drive the pool (pool, faults, probe) run on all
+# of them, so that a loop-specific assumption (uvloop's transports are not asyncio.Transport)
+# cannot come back; the rest of the suite stays on plain asyncio to keep CI short.
+EVENT_LOOPS = [
+    pytest.param("asyncio", id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    pytest.param("trio", id="trio"),
+]
+ALL_LOOPS_TIERS = ("pool", "faults", "probe")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "anyio_backend" not in metafunc.fixturenames:
+        return
+    explicit = any("anyio_backend" in m.args[0]
+                   for m in metafunc.definition.iter_markers("parametrize"))
+    if not explicit and metafunc.definition.path.parent.name in ALL_LOOPS_TIERS:
+        metafunc.parametrize("anyio_backend", EVENT_LOOPS, indirect=True)
+
+
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return getattr(request, "param", "asyncio")
 
 
 @pytest.fixture(autouse=True)

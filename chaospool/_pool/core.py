@@ -6,7 +6,6 @@ The request path is ``RequestPath`` (``requests.py``), supervision is ``Supervis
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ import msgspec
 from chaospool._pool.backend import Backend
 from chaospool._pool.config import PoolConfig, build_config
 from chaospool._pool.events import PoolEvent, PoolStats
-from chaospool._pool.flag import AsyncioFlag, flag_factory
+from chaospool._pool.flag import asyncio_loop, flag_factory
 from chaospool._pool.handle import WorkerHandle
 from chaospool._pool.requests import RequestPath
 from chaospool._pool.supervisor import Supervisor
@@ -110,9 +109,9 @@ class Pool(RequestPath, Supervisor):
         self._stack = AsyncExitStack()
         outer = await self._stack.enter_async_context(anyio.create_task_group())
         self._tg = await outer.start(self._host)
-        self._flag = flag_factory()
-        if self._flag is AsyncioFlag:
-            self._loop = asyncio.get_running_loop()
+        self._loop = asyncio_loop()
+        self._flag = flag_factory(self._loop)
+        if self._loop is not None:
             self._clock = self._loop.time
         try:
             self.commands = await self._backend.start(self._tg)
@@ -219,7 +218,7 @@ class Pool(RequestPath, Supervisor):
         """The args, encoded once; a CommandError (the call's fault, not the worker's) when
         they cannot be encoded or would not fit in a frame."""
         try:
-            raw = p.encode_value(args)
+            raw = p.NIL if args is None else p.encode_value(args)  # NIL is None, encoded
         except _ENCODE_ERRORS as exc:
             raise CommandError("UnserialisableArgs",
                                f"the args of {command!r} cannot be serialised: {exc}") from exc

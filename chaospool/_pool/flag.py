@@ -2,15 +2,17 @@
 
 Why not ``anyio.Event`` + ``anyio.move_on_after``: each request waits twice (for a worker,
 for the reply) and a cancel scope per wait costs more than the rest of the request path on
-asyncio. On asyncio the flag is a bare future plus one ``call_later`` timer; on any other
-backend (trio) it falls back to the anyio primitives. Cancellation behaves the same in both:
+asyncio. On asyncio the flag is a bare future (plus a ``call_later`` timer for a timed wait);
+on any other backend (trio) it falls back to the anyio primitives. Cancellation behaves the
+same in both:
 an enclosing anyio cancel scope interrupts ``wait``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 
 import anyio
 import sniffio
@@ -22,34 +24,52 @@ def _expire(fut: asyncio.Future[bool]) -> None:
 
 
 class AsyncioFlag:
-    __slots__ = ("_fut", "_set")
+    """The asyncio flag. ``wait()`` without a timeout returns the bare future: the caller awaits
+    it directly, with no coroutine frame of ours in between (the request path's hot spot).
+    The loop is given, not looked up: ``asyncio.get_running_loop()`` costs a ``getpid``
+    syscall per call (docs/design.md, "Performance")."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_fut", "_loop", "_set")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._set = False
-        self._fut: asyncio.Future[bool] | None = None
+        self._fut: asyncio.Future[bool] = loop.create_future()
 
     def set(self) -> None:
         if not self._set:
             self._set = True
-            fut = self._fut
-            if fut is not None and not fut.done():
-                fut.set_result(True)
+            if not self._fut.done():
+                self._fut.set_result(True)
 
     def is_set(self) -> bool:
         return self._set
 
-    async def wait(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109  reason: why this module exists
-        """True once set; False if ``timeout`` seconds passed first."""
-        if self._set:
-            return True
-        loop = asyncio.get_running_loop()
-        fut = self._fut = loop.create_future()
-        handle = None if timeout is None else loop.call_later(timeout, _expire, fut)
+    def wait(self, timeout: float | None = None) -> Awaitable[bool]:
+        """An awaitable: True once set; False if ``timeout`` seconds passed first."""
+        if timeout is not None:
+            return self._wait_for(timeout)
+        fut = self._fut
+        return fut if not fut.done() else self._future()
+
+    def _future(self) -> asyncio.Future[bool]:
+        """The future to wait on: a new one if the last wait was cancelled or timed out."""
+        fut = self._fut
+        if fut.done() and (fut.cancelled() or not fut.result()):
+            fut = self._fut = self._loop.create_future()
+            if self._set:
+                fut.set_result(True)
+        return fut
+
+    async def _wait_for(self, timeout: float) -> bool:  # noqa: ASYNC109  reason: as above
+        fut = self._future()
+        if fut.done():
+            return self._set
+        handle = self._loop.call_later(timeout, _expire, fut)
         try:
             await fut
         finally:
-            if handle is not None:
-                handle.cancel()
+            handle.cancel()
         return self._set
 
 
@@ -74,6 +94,11 @@ class AnyioFlag:
 Flag = AsyncioFlag | AnyioFlag
 
 
-def flag_factory() -> Callable[[], Flag]:
-    """The flag type for the running event loop (call inside it)."""
-    return AsyncioFlag if sniffio.current_async_library() == "asyncio" else AnyioFlag
+def asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop (any implementation: uvloop too), None on another library."""
+    return asyncio.get_running_loop() if sniffio.current_async_library() == "asyncio" else None
+
+
+def flag_factory(loop: asyncio.AbstractEventLoop | None) -> Callable[[], Flag]:
+    """The flag maker for ``loop`` (None: not asyncio)."""
+    return AnyioFlag if loop is None else functools.partial(AsyncioFlag, loop)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
 import msgspec
@@ -31,7 +31,6 @@ from chaospool._pool.backend import (
     ExitStatus,
     LinkClosed,
     MalformedFrame,
-    decode_frames,
     new_log,
     serve_by_receive,
 )
@@ -84,31 +83,56 @@ async def _drain_lines(fd: int, log: deque[str]) -> None:
         os.close(fd)
 
 
-class _FrameProtocol(asyncio.Protocol):
-    """asyncio fast path for the data socket: frames are decoded in ``data_received``.
+class _Transport(Protocol):
+    """What the pool uses of an asyncio transport -- duck-typed, because uvloop's transports
+    are not ``asyncio.Transport`` instances (any loop's stream transport has these)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def abort(self) -> None: ...
+
+
+def _decode_read(reader: p.FrameReader, nbytes: int) -> list[p.Message]:
+    """The messages a read of ``nbytes`` completed; MalformedFrame if one does not decode."""
+    try:
+        return list(map(p.decode, reader.filled(nbytes)))
+    except (ValueError, msgspec.DecodeError) as exc:
+        raise MalformedFrame(str(exc)) from exc
+
+
+class _FrameProtocol(asyncio.BufferedProtocol):
+    """asyncio fast path for the data socket: frames are decoded in ``buffer_updated``.
 
     Why not ``anyio.wait_readable`` + ``recv``: on asyncio that registers and unregisters the
     fd with epoll for every message; a protocol keeps it registered, and the transport's
-    ``write`` sends at once without a lock or a task switch.
+    ``write`` sends at once without a lock or a task switch. Why a *buffered* protocol: the
+    transport reads into our reused buffer (``recv_into``) instead of allocating 256 KiB per
+    read (an mmap + munmap per reply; docs/design.md, "Performance").
     """
 
     def __init__(self) -> None:
-        self.buf = p.FrameBuffer()
+        self.reader = p.FrameReader()
+        self.get_buffer = self.reader.get_buffer  # type: ignore[method-assign]  # one call less per read
         self.ready: deque[p.Message] = deque()
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
-        self.transport: asyncio.Transport | None = None
+        self.transport: _Transport | None = None
         self.deliver: Callable[[list[p.Message]], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # no isinstance check: uvloop's transport is not an asyncio.Transport (docs/design.md)
+        self.transport = cast("_Transport", transport)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         if self.error is not None:
             return
         try:
-            msgs = decode_frames(self.buf, data)
+            msgs = _decode_read(self.reader, nbytes)
         except MalformedFrame as exc:
             self.error = exc
             assert self.transport is not None
@@ -174,7 +198,7 @@ class ProcessLink:
         self._data = data
         self._ctl = ctl
         self._exit = exit_
-        self._buf = p.FrameBuffer()
+        self._reader = p.FrameReader()
         self._closed = False
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._proto: _FrameProtocol | None = None
@@ -222,14 +246,14 @@ class ProcessLink:
         while True:
             try:
                 await anyio.wait_readable(self._data)
-                chunk = self._data.recv(262144)
+                n = self._data.recv_into(self._reader.get_buffer())
             except BlockingIOError:
                 continue
             except (anyio.ClosedResourceError, OSError) as exc:
                 raise LinkClosed("channel closed") from exc
-            if not chunk:
+            if not n:
                 raise LinkClosed("EOF")
-            msgs = decode_frames(self._buf, chunk)
+            msgs = _decode_read(self._reader, n)
             if msgs:
                 return msgs
 
@@ -293,10 +317,14 @@ class ProcessBackend:
         config = {"worker": self.worker, "sys_path": sys.path, "parent": os.getpid(),
                   "fd": theirs.fileno()}
         try:
+            # A process group of its own (a terminal's Ctrl-C reaches the pool, which stops
+            # the workers itself), but not a session of its own: with the kernel's autogroup
+            # scheduling a new session is a new CPU-share group, and on a busy machine the
+            # workers then share one process's worth of CPU (docs/design.md, "Performance").
             self._proc = subprocess.Popen(  # noqa: ASYNC220  reason: one fork+exec, ~1 ms
                 [sys.executable, "-m", "chaospool._worker.zygote", json.dumps(config)],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log_w,
-                stderr=log_w, start_new_session=True,
+                stderr=log_w, process_group=0,
             )
         finally:
             theirs.close()

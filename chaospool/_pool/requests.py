@@ -20,7 +20,7 @@ ends -- answered, failed, timed out, or given up by its caller (whose reply is t
 from __future__ import annotations
 
 import contextlib
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -160,11 +160,13 @@ class RequestPath(PoolState):
             raise QueueFull(f"{len(waiters)} requests already wait for a worker "
                             f"(max_queue={self.config.max_queue})")
         call.queue_deadline = self._clock() + self.config.checkout_timeout
-        waiters.append(call)
+        waiters[call] = None
         if len(waiters) > self._counters.max_queue_depth:
             self._counters.max_queue_depth = len(waiters)
-        self._arm_queue()
-        self._grow()
+        if self._queue_timer is None:
+            self._arm_queue()
+        if None in self._slots:  # (a C-level scan) only an empty slot can grow
+            self._grow()
 
     async def _wait_with_scopes(self, call: Call) -> None:
         """The waits of a call on backends without lazy timers (trio): anyio scopes."""
@@ -213,7 +215,7 @@ class RequestPath(PoolState):
     # -- deadlines (asyncio: lazy loop timers) ------------------------------------------
     def _arm_queue(self) -> None:
         if self._queue_timer is None and self._waiters and self._loop is not None:
-            deadline = self._waiters[0].queue_deadline
+            deadline = next(iter(self._waiters)).queue_deadline
             self._queue_timer = self._loop.call_at(deadline, self._expire_queue)
 
     def _expire_queue(self) -> None:
@@ -222,8 +224,8 @@ class RequestPath(PoolState):
         self._queue_timer = None
         now = self._clock()
         waiters = self._waiters
-        while waiters and waiters[0].queue_deadline <= now:
-            call = waiters.popleft()
+        while waiters and next(iter(waiters)).queue_deadline <= now:
+            call = waiters.popitem(last=False)[0]
             call.timed_out = True
             call.event.set()
         self._arm_queue()
@@ -262,8 +264,7 @@ class RequestPath(PoolState):
     def _leave_queue(self, call: Call) -> None:
         if call.session is not None and self._sessions.leave_line(call):
             return  # it was still waiting for its session's turn
-        with contextlib.suppress(ValueError):
-            self._waiters.remove(call)
+        self._waiters.pop(call, None)  # O(1): a cancelled herd of 100k must not be O(n^2)
 
     # -- dispatch and replies -----------------------------------------------------------
     def _dispatch(self, w: Worker, call: Call) -> None:
@@ -271,9 +272,9 @@ class RequestPath(PoolState):
         rid = call.rid = next(self._ids)
         call.worker = w
         w.pending[rid] = call
-        call.deadline = self._clock() + call.timeout
-        if self._loop is not None:
-            self._arm_worker(w, call.deadline)
+        deadline = call.deadline = self._clock() + call.timeout
+        if self._loop is not None and (w.timer is None or w.timer.when() > deadline):
+            self._arm_worker(w, deadline)
         if call.session is None:
             self._send_now(w, p.Request(rid, call.command or "", call.raw))
         else:
@@ -308,23 +309,20 @@ class RequestPath(PoolState):
 
     def _deliver(self, w: Worker, msg: p.Message) -> bool:
         """Complete the call ``msg`` answers; False if nobody waits for it any more."""
-        kind = type(msg)
-        if kind is p.Reply or kind is p.Failure or kind is p.Miss:
-            reply = cast("p.Reply | p.Failure | p.Miss", msg)
-            call = w.pending.pop(reply.id, None)
+        if isinstance(msg, (p.Reply, p.Failure, p.Miss)):  # (not typing.cast: a call per reply)
+            call = w.pending.pop(msg.id, None)
             if call is None or call.abandoned:
-                self._discard(w, call, reply)
+                self._discard(w, call, msg)
                 return False
-            if call.session is not None:  # a command on a session (never a control op)
-                if kind is p.Miss:
-                    self._resend(w, call)
-                    return True
-                reply = self._session_reply(w, call, cast("p.Reply | p.Failure", reply))
-            call.msg = cast("p.Reply | p.Failure", reply)
+            if isinstance(msg, p.Miss):
+                self._resend(w, call)  # only a command on a session gets a Miss
+                return True
+            reply = msg if call.session is None else self._session_reply(w, call, msg)
+            call.msg = reply
             if call.command is not None:
                 self._checkin(w)  # may dispatch the next queued call right now
             call.event.set()
-        elif kind is p.Pong and w.ping_id == cast("p.Pong", msg).id:
+        elif isinstance(msg, p.Pong) and w.ping_id == msg.id:
             w.ping_id = None
         return True
 
@@ -341,10 +339,10 @@ class RequestPath(PoolState):
         self, w: Worker, call: Call, reply: p.Reply | p.Failure
     ) -> p.Reply | p.Failure:
         assert call.session is not None
-        if type(reply) is p.Failure:  # nothing changed; the worker dropped its copy
+        if isinstance(reply, p.Failure):  # nothing changed; the worker dropped its copy
             self._sessions.forget(w, call.session)
             return reply
-        return self._sessions.adopt(w, call, cast("p.Reply", reply)) or reply
+        return self._sessions.adopt(w, call, reply) or reply
 
     def _resend(self, w: Worker, call: Call) -> None:
         """``w`` lacked the session's state (``Miss``, nothing ran): send it again, with the
@@ -395,7 +393,7 @@ class RequestPath(PoolState):
             return
         if self._waiters and not self._circuit_open:
             self._checked_out(w)
-            self._dispatch(w, self._waiters.popleft())
+            self._dispatch(w, self._waiters.popitem(last=False)[0])
             return
         w.state = "ready"
         w.idle_since = self._clock()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -40,7 +40,9 @@ class PoolState:
         self._last: list[Worker | None] = [None] * config.size
         self._handles: dict[int, WorkerHandle] = {}
         self._idle: deque[Worker] = deque()
-        self._waiters: deque[Call] = deque()
+        # the FIFO checkout queue; an OrderedDict so that a caller who gives up leaves it in
+        # O(1) (deque.remove is O(n): a cancelled 100k-caller herd would be quadratic)
+        self._waiters: OrderedDict[Call, None] = OrderedDict()
         self._ids = itertools.count(1)
         # states, versions (drawn from the same ids), turns and affinity of every session
         self._sessions = Sessions(self._ids)

@@ -10,6 +10,7 @@ command runs. Either socket reaching EOF means the pool is gone or cut us off: t
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -26,24 +27,29 @@ PR_SET_PDEATHSIG = 1
 EXIT_PROTOCOL = 3  # the pool sent a frame we cannot decode
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)  # loaded once, in the zygote, before any fork
+
+
 def set_pdeathsig(sig: int) -> None:
     """Ask the kernel to send ``sig`` when our parent (the thread that forked us) dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+    if _libc().prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def frames(sock: socket.socket) -> Iterator[bytes]:
-    """Frame payloads from a blocking socket until EOF."""
-    buf = p.FrameBuffer()
+    """Frame payloads from a blocking socket until EOF (read into one reused buffer: no
+    allocation, so no mmap/munmap, per request -- see ``FrameReader``)."""
+    reader = p.FrameReader()
     while True:
         try:
-            chunk = sock.recv(262144)
+            n = sock.recv_into(reader.get_buffer())
         except OSError:
             return
-        if not chunk:
+        if not n:
             return
-        yield from buf.feed(chunk)
+        yield from reader.filled(n)
 
 
 def _control_loop(sock: socket.socket, core: WorkerCore) -> None:

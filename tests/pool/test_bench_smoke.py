@@ -14,9 +14,11 @@ BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_pool.py"
 
 
 def test_bench_pool_prints_all_rows() -> None:
-    args = ["--rounds", "1", "--ops", "300", "--clients", "10", "--kills", "3", "--starts", "1"]
+    args = ["--rounds", "1", "--ops", "300", "--clients", "10", "--kills", "3", "--starts", "1",
+            "--cancel", "200"]
     out = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
                          timeout=50, check=True).stdout
-    for row in ("chaospool", "ProcessPoolExecutor", "multiprocessing.Pool",
-                "replacement after SIGKILL", "start 16 workers"):
+    for row in ("== asyncio ==", "== uvloop ==", "chaospool", "bare loop", "ProcessPoolExecutor",
+                "multiprocessing.Pool", "asyncio: replacement after SIGKILL",
+                "uvloop: replacement after SIGKILL", "start 16 workers", "cancel queued callers"):
         assert row in out, out

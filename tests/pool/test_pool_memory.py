@@ -77,7 +77,9 @@ async def test_lifo_hands_out_the_last_checked_in_worker() -> None:
 async def test_fifo_rotates_through_idle_workers() -> None:
     async with mem_pool(size=3, strategy="fifo") as pool:
         seen = [await pool.execute("index") for _ in range(6)]
-        assert seen == [0, 1, 2, 0, 1, 2]
+        # the first round follows the order the workers became ready, which trio randomises
+        assert sorted(seen[:3]) == [0, 1, 2]
+        assert seen[3:] == seen[:3]
 
 
 async def test_queue_full_at_once_and_cancelled_waiter_leaves_queue() -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chaospool._pool.config import parse_size
 from chaospool._wire import protocol as p
@@ -33,6 +35,39 @@ def test_frames_round_trip_in_any_chunking() -> None:
         assert p.decode_state(got[0].state) == {"n": p.encode_value(1)}  # type: ignore[union-attr]
         assert p.decode_value(got[1].changed["n"]) == 2  # type: ignore[union-attr]
         assert got[1].deleted == ["gone"]  # type: ignore[union-attr]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=300), max_size=30),
+    reads=st.lists(st.integers(1, 400), min_size=1, max_size=50),
+    size=st.integers(1, 64),
+)
+def test_frame_reader_yields_every_frame_whatever_the_reads(
+    payloads: list[bytes], reads: list[int], size: int
+) -> None:
+    """FrameReader (recv_into a reused buffer) against any split of the stream into reads, with
+    a buffer far smaller than a frame (it must grow, then shrink back)."""
+    stream = b"".join(p.HEADER.pack(len(x)) + x for x in payloads)
+    reader, got, pos, turn = p.FrameReader(size), list[bytes](), 0, 0
+    while pos < len(stream):
+        into = reader.get_buffer()
+        assert len(into) > 0
+        n = min(len(into), reads[turn % len(reads)], len(stream) - pos)
+        into[:n] = stream[pos : pos + n]
+        pos, turn = pos + n, turn + 1
+        got += reader.filled(n)
+    assert got == payloads
+    assert all(type(x) is bytes for x in got)  # copies: the buffer is reused by the next read
+    assert len(reader.get_buffer()) == size  # back to its first size once drained
+
+
+def test_frame_reader_refuses_an_impossible_length() -> None:
+    reader = p.FrameReader()
+    frame = p.HEADER.pack(p.MAX_FRAME + 1) + b"x"
+    reader.get_buffer()[: len(frame)] = frame
+    with pytest.raises(ValueError, match="exceeds"):
+        reader.filled(len(frame))
 
 
 def test_an_impossible_frame_length_is_refused() -> None:

@@ -219,7 +219,8 @@ async def test_open_loop_keeps_launching_while_nothing_completes() -> None:
         pool.gate.set()
     assert len(probe.recorder) == 20
     assert probe.max_in_flight == 20
-    assert [round(s, 6) for s in probe.recorder.starts] == [i * 0.005 for i in range(20)]
+    # recorded as calls complete; trio randomises the order of calls released together
+    assert sorted(round(s, 6) for s in probe.recorder.starts) == [i * 0.005 for i in range(20)]
     info = probe.info()
     assert info["mode"] == "open"
     assert info["shed"] == 0
@@ -246,7 +247,7 @@ async def test_open_loop_cap_sheds_and_records_instead_of_closing_the_loop() -> 
 async def test_open_loop_latency_is_measured_from_the_scheduled_time() -> None:
     probe = Probe(FakePool(), Load(rate=1000.0), random.Random(1), RealClock())
     await probe.run(0.05)
-    starts = list(probe.recorder.starts)
+    starts = sorted(probe.recorder.starts)  # completion order: trio may reorder ties
     gaps = {round(b - a, 6) for a, b in itertools.pairwise(starts)}
     assert gaps == {0.001}
 
