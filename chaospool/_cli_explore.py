@@ -39,11 +39,22 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: str) -> float:
 
 
 def _load(path: str) -> Any:
-    from chaospool.cli import _load_all
+    from chaospool.cli import _load_all, _user_modules_importable
 
+    _user_modules_importable()  # worker modules in the current directory, as for run
     if not Path(path).is_file():
         _invalid([f"{path}:1:1: no such file"])
     return _load_all([path], (), ())[0]
+
+
+def _engine_loop() -> Any:
+    from chaospool._engine import loop
+
+    try:
+        loop.choose(None)
+    except loop.LoopChoiceError as exc:
+        _invalid([f"chaospool: {exc}"])
+    return loop
 
 
 def _invalid(lines: list[str]) -> None:
@@ -72,7 +83,7 @@ def _run_stoppable(work: Callable[[Any], Any]) -> Any:
                 tg.cancel_scope.cancel()
 
     _catch_early_signals()
-    result = anyio.run(main)
+    result = _engine_loop().run(main)  # the loop run uses (uvloop where installed)
     _catch_early_signals()
     return result
 
@@ -188,8 +199,10 @@ def explore_command(
 
 def _check_schedule_exists(experiment: str, loaded: Any, root: int, only: int) -> None:
     from chaospool._explore.draw import draw_schedules
+    from chaospool._explore.session import worker_commands
 
-    drawn = draw_schedules(loaded.experiment, loaded.registry, root, only)
+    drawn = draw_schedules(loaded.experiment, loaded.registry, root, only,
+                           worker_commands(loaded.experiment.pool.worker))
     if len(drawn) < only:
         _invalid([f"{experiment}: there is no schedule {only}: the explore: section allows "
                   f"only {len(drawn)} different schedules"])
@@ -208,9 +221,11 @@ def _replay(experiment: str, seed: int, number: int) -> str:
 def _dry_run(experiment: str, loaded: Any, base: Any, root: int, budget: int | None,
              only: int | None) -> None:
     from chaospool._explore.draw import draw_schedules, explore_spec
+    from chaospool._explore.session import worker_commands
 
     count = only or budget or explore_spec(loaded.experiment).budget
-    drawn = [d for d in draw_schedules(loaded.experiment, loaded.registry, root, count)
+    drawn = [d for d in draw_schedules(loaded.experiment, loaded.registry, root, count,
+                                       worker_commands(loaded.experiment.pool.worker))
              if only is None or d.number == only]
     docs = [base.text(d.candidate, d.seed, loaded.registry,
                       comments=[f"chaospool explore: schedule {d.number} of seed {root} "

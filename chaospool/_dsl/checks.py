@@ -18,6 +18,7 @@ from chaospool._dsl.model import FaultStep, LoadSpec, PoolSpec
 from chaospool._dsl.reader import Reader, did_you_mean, show
 from chaospool._dsl.source import Path
 from chaospool._dsl.worker_check import WorkerCommands
+from chaospool._worker.builtins import COMMANDS as BUILTIN_COMMANDS
 
 __all__ = ("CommandProbe", "check_args", "check_clients", "check_commands", "check_sizes")
 
@@ -80,10 +81,12 @@ def check_commands(reader: Reader, top: Mapping[str, Any], probe: CommandProbe,
     if found.commands is None:
         reader.error(("pool", "worker"), _import_message(pool.worker, found))
         return
+    # every worker also serves the probe's built-in commands (chaospool.incr, chaospool.read)
+    known = found.commands | frozenset(BUILTIN_COMMANDS)
     for path, name, why in _named_commands(top, faults):
         if path[:2] == ("load", "mix") and ("load", "mix") not in reader.source.values:
             why = " (the default load.mix calls it: give a load.mix)"
-        if name not in found.commands:
+        if name not in known:
             reader.error(path, f"unknown command {show(name)}{why}: worker {pool.worker!r} "
                                "has no such command" + did_you_mean(name, found.commands))
 

@@ -90,6 +90,7 @@ def _nemesis(obj: dict[str, Any], faults: list[dict[str, Any]],
 def journal_from_history(path: str) -> dict[str, Any]:
     """The journal of the run a history records. Raises ``HistoryError`` (located)."""
     from chaospool._probe import Aggregator, Checker, PhaseClock, bucket_width, summarize
+    from chaospool._probe.summary import LATENCY_BAND_EDGES
     from chaospool._probe.recorder import OUTCOME_KINDS, kind_index
     from chaospool._probe.summary import fault_bounds, fault_windows
     from chaospool._report.journal import assemble_journal
@@ -132,7 +133,10 @@ def journal_from_history(path: str) -> dict[str, Any]:
         chaospool_version=__version__, seed=None, started_at=None, ended_at=None,
         experiment={"title": f"history {Path(path).name}", "path": path, "sha256": None},
         status="completed", summary=summary, checks=[], faults=faults,
-        extra={"source": "history", **({"consistency": summary["consistency"]}
+        extra={"source": "history", "elapsed": end,
+               # the edges of each bucket's latency_bands, for the heat map (as a live journal)
+               "latency_band_edges": list(LATENCY_BAND_EDGES),
+               **({"consistency": summary["consistency"]}
                                        if "consistency" in summary else {})},
     )
 

@@ -214,8 +214,12 @@ def _refuse_unknown_commands(experiment: Experiment, pool: Pool) -> None:
     """Stop before any load when the worker lacks a command of the mix: every call of it would
     be refused, and the run would read as the pool's failure (validation checks this too; an
     Experiment built in code, or a worker changed since, reaches here)."""
+    from chaospool._worker.builtins import COMMANDS as BUILTIN_COMMANDS
+
     known = set(getattr(pool, "commands", None) or ())
-    missing = sorted({e.command for e in experiment.load.mix} - known) if known else []
+    # every worker also serves the built-in commands (chaospool.incr, chaospool.read)
+    missing = sorted({e.command for e in experiment.load.mix} - known - set(BUILTIN_COMMANDS)) \
+        if known else []
     if missing:
         raise ChaospoolError(
             f"worker {experiment.pool.worker!r} has no command {', '.join(map(repr, missing))} "

@@ -58,15 +58,20 @@ def run_seed(seed: int, number: int) -> int:
 
 
 def draw_schedules(
-    experiment: Experiment, registry: Mapping[str, type[Fault]], seed: int, count: int
+    experiment: Experiment, registry: Mapping[str, type[Fault]], seed: int, count: int,
+    commands: frozenset[str] | None = None,
 ) -> list[Drawn]:
-    """Schedules 1..count (fewer when the space is exhausted); deterministic in its inputs."""
+    """Schedules 1..count (fewer when the space is exhausted); deterministic in its inputs.
+
+    ``commands``: the worker module's commands, when known -- a step needing one it lacks
+    (``Fault.required_commands``: capacity holds workers with ``sleep``) is never drawn.
+    """
     spec = explore_spec(experiment)
-    faults = {name: registry[name] for name in (spec.faults or sorted(registry))}
+    faults = {name: registry[name] for name in (spec.faults or _runnable(experiment, registry))}
     seen: set[str] = set()
     result: list[Drawn] = []
     for number, steps in enumerate(sizes(spec, count), start=1):
-        candidate = _fresh(experiment, spec, faults, seed, number, steps, seen)
+        candidate = _fresh(experiment, spec, faults, seed, number, steps, seen, commands)
         if candidate is None:
             break
         result.append(Drawn(number, run_seed(seed, number), candidate))
@@ -81,11 +86,13 @@ def _fresh(
     number: int,
     steps: int,
     seen: set[str],
+    commands: frozenset[str] | None = None,
 ) -> Candidate | None:
     for attempt in range(MAX_ATTEMPTS):
         rng = random.Random(f"{seed}:explore:{number}:{attempt}")
         candidate = _draw(experiment, spec, faults, rng, steps)
-        if candidate.key() not in seen and not _exclusive_overlap(candidate, faults):
+        if candidate.key() not in seen and not _exclusive_overlap(candidate, faults) \
+                and not _lacks_commands(candidate, faults, commands):
             seen.add(candidate.key())
             return candidate
     return None
@@ -126,3 +133,30 @@ def _windows_meet(a: Step, b: Step) -> bool:
 
     (a0, a1), (b0, b1) = window(a), window(b)
     return a0 <= b1 and b0 <= a1
+
+
+def _runnable(experiment: Experiment, registry: Mapping[str, type[Fault]]) -> list[str]:
+    """Every registered fault this pool can run: node faults need the Ray backend."""
+    from chaospool._faults.nodes import NODE_FAULTS
+
+    ray = experiment.pool.backend == "ray"
+    return sorted(name for name in registry if ray or name not in NODE_FAULTS)
+
+
+def _lacks_commands(candidate: Candidate, faults: Mapping[str, type[Fault]],
+                    commands: frozenset[str] | None) -> bool:
+    if commands is None:
+        return False
+    for step in candidate.steps:
+        cls = faults[step.fault]
+        params = _params(cls, step)
+        if params is not None and not set(cls.required_commands(params)) <= commands:
+            return True
+    return False
+
+
+def _params(cls: type[Fault], step: Step) -> object | None:
+    try:
+        return cls.Params(**dict(step.params))
+    except (TypeError, ValueError):
+        return None  # the loader reports a bad parameter; nothing to check here

@@ -6,6 +6,7 @@ return a result the caller turns into files, lines and an exit code (docs/explor
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -57,6 +58,17 @@ class ExploreResult:
     outcome: Outcome | None = None
 
 
+@functools.lru_cache(maxsize=8)
+def worker_commands(worker: str) -> frozenset[str] | None:
+    """The worker module's commands (imported in a child process, as validation does), built-in
+    ones included; None when it cannot be imported (the run will say why)."""
+    from chaospool._dsl.worker_check import probe_worker
+    from chaospool._worker.builtins import COMMANDS
+
+    found = probe_worker(worker).commands
+    return None if found is None else found | frozenset(COMMANDS)
+
+
 async def explore(
     loaded: Loaded,
     base: Base,
@@ -71,7 +83,8 @@ async def explore(
     """Run schedules 1..budget (or only ``only``) until one deviates, fails or is interrupted."""
     root = resolve_seed(loaded.experiment, seed)
     count = only or budget or explore_spec(loaded.experiment).budget
-    drawn = draw_schedules(loaded.experiment, loaded.registry, root, count)
+    drawn = draw_schedules(loaded.experiment, loaded.registry, root, count,
+                           worker_commands(loaded.experiment.pool.worker))
     schedules = [d for d in drawn if only is None or d.number == only]
     result = ExploreResult(root, len(schedules))
     runner = Runner(base, loaded, stop)

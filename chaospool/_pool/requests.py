@@ -263,6 +263,9 @@ class RequestPath(PoolState):
 
     def _leave_queue(self, call: Call) -> None:
         if call.session is not None and self._sessions.leave_line(call):
+            if call.timer is not None:  # its turn's deadline: nobody waits for it any more
+                call.timer.cancel()
+                call.timer = None
             return  # it was still waiting for its session's turn
         self._waiters.pop(call, None)  # O(1): a cancelled herd of 100k must not be O(n^2)
 
