@@ -90,9 +90,8 @@ def _nemesis(obj: dict[str, Any], faults: list[dict[str, Any]],
 def journal_from_history(path: str) -> dict[str, Any]:
     """The journal of the run a history records. Raises ``HistoryError`` (located)."""
     from chaospool._probe import Aggregator, Checker, PhaseClock, bucket_width, summarize
-    from chaospool._probe.summary import LATENCY_BAND_EDGES
     from chaospool._probe.recorder import OUTCOME_KINDS, kind_index
-    from chaospool._probe.summary import fault_bounds, fault_windows
+    from chaospool._probe.summary import LATENCY_BAND_EDGES, fault_bounds, fault_windows
     from chaospool._report.journal import assemble_journal
 
     faults, sessions, end = _windows(path)
