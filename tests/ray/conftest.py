@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -29,7 +30,11 @@ ACTOR_TITLES = ("ray::WorkerActor", "ray::NodeAgent")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that start a cluster of their own run before the shared one exists (never two
-    clusters at once on this machine)."""
+    clusters at once on this machine); every Ray test in one xdist worker (one cluster)."""
+    here = Path(__file__).parent
+    for item in items:  # under pytest-xdist every Ray test runs in one worker process
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.xdist_group("ray"))
     own = [i for i in items if i.get_closest_marker("own_cluster")]
     if own:
         first = min(items.index(i) for i in items if "tests/ray/" in str(i.path))
@@ -95,3 +100,4 @@ def _status(proc: psutil.Process) -> str:
         return str(proc.status())
     except psutil.Error:
         return psutil.STATUS_ZOMBIE
+
