@@ -252,7 +252,8 @@ def report(journal: str, html_path: str | None, junit_path: str | None,
     if failures:
         _fail_invalid([f"{journal}:1:1: {failures[0]}"])
     try:
-        print_summary(data, quiet=False, verbose=False)
+        with _reader_may_leave():  # `| head` is not an error of the report
+            print_summary(data, quiet=False, verbose=False)
     except (LookupError, TypeError, ValueError, AttributeError) as exc:
         _fail_invalid([f"{journal}:1:1: not a chaospool journal: {type(exc).__name__}: {exc}"])
 

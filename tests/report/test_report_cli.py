@@ -4,6 +4,7 @@ imports from the current directory (docs/reports.md, docs/getting-started.md).""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -204,3 +205,16 @@ def test_a_worker_module_in_the_cwd_is_still_found_by_the_workers(tmp_path: Path
     assert out.returncode == 0, out.stdout + out.stderr
     journal = json.loads((tmp_path / "j.json").read_text())
     assert journal["metrics"]["succeeded"] > 0
+
+
+def test_report_into_a_reader_that_leaves_early_still_exits_0(journal_path: Path) -> None:
+    """`chaospool report j.json | head -1`: the pipe's reader leaving is not the report's error."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run([str(CHAOSPOOL), "report", str(journal_path)], stdout=write,
+                              stderr=subprocess.PIPE, timeout=60, check=False)
+    finally:
+        os.close(write)
+    assert done.returncode == 0, done.stderr
+    assert b"Traceback" not in done.stderr
