@@ -467,7 +467,12 @@ class ProcessBackend:
         data.setblocking(False)
         ctl.setblocking(False)
         link = ProcessLink(pid, data, ctl, exit_)
-        await link.start()
+        try:
+            await link.start()
+        except BaseException:  # cancelled (the pool closing) mid-start: no socket left open
+            link.close()
+            os.close(log_r)
+            raise
         assert self._tg is not None
         self._tg.start_soon(_drain_lines, log_r, link.log)
         return link
