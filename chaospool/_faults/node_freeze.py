@@ -29,7 +29,8 @@ from .nodes import (
 
 AGENT_REPLY = 3.0  # the agent answers before its helper stops it (0.1 s later)
 EXIT_WAIT = 5.0
-STOP_WAIT = 3.0  # the helper (a fresh interpreter) stops the node ~0.1 s after it starts
+STOP_WAIT = 10.0  # the helper (a fresh interpreter) stops the node ~0.1 s after it starts;
+# a loaded machine may take seconds to start that interpreter
 
 
 def _status(pid: int | None) -> str | None:
@@ -80,6 +81,8 @@ class NodeFreeze(Fault):
         raylet = reply.get("raylet") if isinstance(reply, dict) else session.raylet_pid(info)
         ctx.state["raylet"] = raylet
         status = await _stopped(raylet) if session.local else None
+        if not pids and session.local:  # the agent froze itself before its reply went out
+            pids = ctx.state["pids"] = _stopped_tree(raylet)
         ctx.record(node=info.index, node_id=info.node_id, duration=duration,
                    frozen_pids=len(pids), raylet_pid=raylet, agent_replied=reply is not None,
                    raylet_status=status,
@@ -144,6 +147,19 @@ def _first_loss(log: EventLog, workers: list[Any], at: float) -> float | None:
     times = [e.time for e in log.of("crash") if e.pid in pids]
     times += [e.time for e in log.of("restart") if e.data.get("replaces") in pids]
     return seconds(min(times) - at) if times else None
+
+
+def _stopped_tree(raylet: int | None) -> list[int]:
+    """The node's frozen processes seen from outside: the raylet and its descendants that psutil
+    shows stopped (evidence when the agent's own reply was frozen with it)."""
+    if raylet is None:
+        return []
+    try:
+        root = psutil.Process(raylet)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    return [proc.pid for proc in tree if _status(proc.pid) == psutil.STATUS_STOPPED]
 
 
 async def _stopped(pid: int | None) -> str | None:
