@@ -11,6 +11,7 @@ from chaospool.fault import Fault, FaultContext
 from ._common import EventLog, close_log, now
 from .nodes import (
     SERVE_WAIT,
+    injected,
     on_ray,
     pick_node,
     ray_backend,
@@ -58,13 +59,10 @@ class NodeCrash(Fault):
                    workers=[{"index": w.index, "pid": w.pid} for w in workers])
 
     async def revert(self, ctx: FaultContext) -> None:
-        info = ctx.state.get("info")
-        if info is None:
+        node = injected(ctx, self.name)
+        if node is None:
             return
-        backend = ray_backend(ctx, self.name)
-        session = backend.session
-        assert session is not None
-        log, at = ctx.state["log"], ctx.state["at"]
+        backend, session, info, log, at = node.backend, node.session, node.info, node.log, node.at
         effect: dict[str, Any] = {}
         async def recover() -> None:
             effect["declared_dead_after"] = await wait_declared_dead(

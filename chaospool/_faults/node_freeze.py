@@ -17,6 +17,7 @@ from ._common import EventLog, check_positive, close_log, now, seconds, step_dur
 from .nodes import (
     SERVE_WAIT,
     ask_ray,
+    injected,
     on_ray,
     pick_node,
     ray_backend,
@@ -89,13 +90,10 @@ class NodeFreeze(Fault):
                    workers=[{"index": w.index, "pid": w.pid} for w in workers])
 
     async def revert(self, ctx: FaultContext) -> None:
-        info = ctx.state.get("info")
-        if info is None:
+        node = injected(ctx, self.name)
+        if node is None:
             return
-        backend = ray_backend(ctx, self.name)
-        session = backend.session
-        assert session is not None
-        log, at = ctx.state["log"], ctx.state["at"]
+        backend, session, info, log, at = node.backend, node.session, node.info, node.log, node.at
         effect: dict[str, Any] = {}
         try:
             if session.local:

@@ -23,6 +23,27 @@ DEAD_WAIT = 15.0  # bound on waiting for Ray to declare a node dead (fast settin
 SERVE_WAIT = 20.0  # bound on waiting for the node's workers to serve again elsewhere
 
 
+@dataclass(frozen=True)
+class Injected:
+    """What a node fault's inject left for its revert: the node and where the watch began."""
+
+    backend: RayBackend
+    session: ClusterSession
+    info: NodeInfo
+    log: EventLog
+    at: float
+
+
+def injected(ctx: FaultContext, fault: str) -> Injected | None:
+    """The node this step's inject acted on; None if it never picked one (nothing to revert)."""
+    info = ctx.state.get("info")
+    if info is None:
+        return None
+    backend = ray_backend(ctx, fault)
+    assert backend.session is not None  # ray_backend refuses a pool without one
+    return Injected(backend, backend.session, info, ctx.state["log"], ctx.state["at"])
+
+
 def ray_backend(ctx: FaultContext, fault: str) -> RayBackend:
     from chaospool._ray.backend import backend_of
 
