@@ -220,36 +220,26 @@ def payload_limit() -> int:
 
 
 class FrameBuffer:
-    """Accumulates bytes from a stream and yields complete frame payloads.
+    """Complete frame payloads from a stream that arrives as ``bytes`` chunks (the memory and
+    Ray links); the framing itself is :class:`FrameReader`'s, so there is one parser.
 
     Raises ``ValueError`` when a frame declares an impossible length (a corrupt stream).
     """
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_reader",)
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._reader = FrameReader()
 
     def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf
-        if not buf and len(data) >= 4:  # the common case: exactly one whole frame
-            (size,) = HEADER.unpack_from(data, 0)
-            if size == len(data) - 4:
-                return [data[4:]]
-        buf += data
         frames: list[bytes] = []
-        start = 0
-        end = len(buf)
-        while end - start >= 4:
-            (size,) = HEADER.unpack_from(buf, start)
-            if size > MAX_FRAME:
-                raise ValueError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte limit")
-            if end - start - 4 < size:
-                break
-            frames.append(bytes(buf[start + 4 : start + 4 + size]))
-            start += 4 + size
-        if start:
-            del buf[:start]
+        chunk = memoryview(data)
+        while chunk:
+            target = self._reader.get_buffer()
+            n = min(len(target), len(chunk))
+            target[:n] = chunk[:n]
+            frames += self._reader.filled(n)
+            chunk = chunk[n:]
         return frames
 
 
