@@ -182,6 +182,9 @@ class Fault:
     # True: two steps of this fault may not overlap on one worker (the loader refuses them,
     # naming both steps); a fault whose worker-side effects compose leaves it False.
     one_per_worker: ClassVar[bool] = False
+    # The pool backends the fault can act on (None: every one). The loader refuses a step, or
+    # an ``explore: faults:`` entry, naming it for a pool of another backend (docs/plugins.md).
+    backends: ClassVar[tuple[str, ...] | None] = None
 
     @dataclass
     class Params:

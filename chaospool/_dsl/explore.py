@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaospool._dsl import units
+from chaospool._dsl.methods import backend_mismatch
 from chaospool._dsl.model import KEYS, ExploreSpec
 from chaospool._dsl.reader import INVALID, Reader, did_you_mean, show
 from chaospool._dsl.source import Path
@@ -28,8 +29,11 @@ def read_explore(
     raw: Any,
     registry: Mapping[str, type[Fault]] | None,
     duration: Any,
+    backend: str | None = None,
 ) -> Any:
-    """An ``ExploreSpec``, ``None`` when the section is absent, INVALID (errors recorded)."""
+    """An ``ExploreSpec``, ``None`` when the section is absent, INVALID (errors recorded).
+
+    ``backend``: the pool's (None when ``pool:`` was invalid), for the faults it can run."""
     if raw is None:
         return None
     mapping = reader.mapping(path, raw, _KEYS)
@@ -37,7 +41,7 @@ def read_explore(
         return INVALID
     steps = _steps(reader, (*path, "steps"), mapping.get("steps", "1..3"))
     values = {
-        "faults": _faults(reader, (*path, "faults"), mapping.get("faults"), registry),
+        "faults": _faults(reader, (*path, "faults"), mapping.get("faults"), registry, backend),
         "duration": _optional(reader, (*path, "duration"), "duration > 0", mapping, "duration"),
         "budget": reader.leaf((*path, "budget"), "int >= 1", mapping.get("budget", 20)),
     }
@@ -54,7 +58,8 @@ def _optional(reader: Reader, path: Path, type_text: str, raw: Mapping[str, Any]
 
 
 def _faults(
-    reader: Reader, path: Path, raw: Any, registry: Mapping[str, type[Fault]] | None
+    reader: Reader, path: Path, raw: Any, registry: Mapping[str, type[Fault]] | None,
+    backend: str | None,
 ) -> Any:
     if raw is None:
         return None
@@ -63,13 +68,21 @@ def _faults(
         return INVALID
     if not names:
         return reader.error(path, "list at least one fault (or leave 'faults' out: every fault)")
-    unknown = [i for i, n in enumerate(names) if registry is not None and n not in registry]
-    for i in unknown:
-        hint = did_you_mean(names[i], registry or {})
-        reader.error((*path, i), f"unknown fault {names[i]!r}{hint}")
+    problems = [(i, _refusal(name, registry or {}, backend)) for i, name in enumerate(names)]
+    for i, problem in problems:
+        if problem is not None and registry is not None:
+            reader.error((*path, i), problem)
     if len(set(names)) != len(names):
         return reader.error(path, f"faults repeat: {show(raw)}")
-    return INVALID if unknown else names
+    bad = registry is not None and any(problem for _, problem in problems)
+    return INVALID if bad else names
+
+
+def _refusal(name: str, registry: Mapping[str, type[Fault]], backend: str | None) -> str | None:
+    """Why explore may not draw ``name``: an unknown fault, or one this pool cannot run."""
+    if name not in registry:
+        return f"unknown fault {name!r}{did_you_mean(name, registry)}"
+    return backend_mismatch(name, registry[name], backend)
 
 
 def _steps(reader: Reader, path: Path, raw: Any) -> Any:

@@ -211,8 +211,10 @@ class _Builder:
         if self.commands is not None:
             base_dir = pathlib.Path(self.opened.base_dir)
             check_commands(self.reader, top, self.commands, base_dir, self.faults)
+        pool = top["pool"] if isinstance(top["pool"], PoolSpec) else None
         top["explore"] = read_explore(
-            self.reader, ("explore",), top["explore"], self.faults or None, top["duration"]
+            self.reader, ("explore",), top["explore"], self.faults or None, top["duration"],
+            pool.backend if pool is not None else None,
         )
         return self._experiment(top) if _all_valid(top) else None
 

@@ -22,7 +22,7 @@ from chaospool._dsl.reader import INVALID, Reader, did_you_mean, parse_leaf, sho
 from chaospool._dsl.source import Path
 from chaospool.fault import Fault
 
-__all__ = ("COMMON_KEYS", "MethodReader")
+__all__ = ("COMMON_KEYS", "MethodReader", "backend_mismatch")
 
 _STEP_DOCS = {
     doc.path.removeprefix("method[]."): doc
@@ -32,6 +32,17 @@ _STEP_DOCS = {
 COMMON_KEYS: tuple[str, ...] = tuple(_STEP_DOCS)
 _OWN_READER = ("target", "every")  # common keys read by their own method below
 _TARGET_KINDS = ("worker", "workers", "count", "fraction", "session", "node")
+
+
+def backend_mismatch(name: str, fault: type[Fault], backend: str | None) -> str | None:
+    """Why ``fault`` cannot act on a pool of ``backend`` (None: it can, or the backend is not
+    known because ``pool:`` was invalid): node faults need a Ray cluster (docs/ray.md)."""
+    wanted = getattr(fault, "backends", None)
+    if backend is None or wanted is None or backend in wanted:
+        return None
+    needs = " or ".join(f"'pool.backend: {b}'" for b in wanted)
+    return (f"fault {name!r} cannot act on this pool (backend {backend!r}): it needs {needs}"
+            + (" (docs/ray.md)" if "ray" in wanted else ""))
 
 
 class MethodReader:
@@ -130,7 +141,11 @@ class MethodReader:
                 "experiment or `--plugin my_faults.py` (see `chaospool faults`)",
             )
             return None
-        return self.registry[name]
+        cls = self.registry[name]
+        problem = backend_mismatch(name, cls, self.backend)
+        if problem is not None:
+            self.reader.error((*path, "fault"), problem)  # the params are still checked
+        return cls
 
     def _common(self, path: Path, key: str, raw: Mapping[str, Any]) -> Any:
         doc = _STEP_DOCS[key]

@@ -19,6 +19,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chaospool._dsl.methods import backend_mismatch
 from chaospool._dsl.model import Experiment, ExploreSpec
 from chaospool._explore.space import draw_step
 from chaospool._explore.steps import Candidate, Step
@@ -136,11 +137,11 @@ def _windows_meet(a: Step, b: Step) -> bool:
 
 
 def _runnable(experiment: Experiment, registry: Mapping[str, type[Fault]]) -> list[str]:
-    """Every registered fault this pool can run: node faults need the Ray backend."""
-    from chaospool._faults.nodes import NODE_FAULTS
-
-    ray = experiment.pool.backend == "ray"
-    return sorted(name for name in registry if ray or name not in NODE_FAULTS)
+    """Every registered fault this pool can run (node faults need the Ray backend): the rule the
+    loader applies to an explicit ``explore: faults:`` list."""
+    backend = experiment.pool.backend
+    return sorted(name for name, cls in registry.items()
+                  if backend_mismatch(name, cls, backend) is None)
 
 
 def _lacks_commands(candidate: Candidate, faults: Mapping[str, type[Fault]],

@@ -38,6 +38,7 @@ class NodeCrash(Fault):
 
     name: ClassVar[str] = "node_crash"
     pool_level: ClassVar[bool] = True  # it acts on a node; the step's target names the node
+    backends: ClassVar[tuple[str, ...] | None] = ("ray",)  # it acts on cluster nodes
 
     async def inject(self, ctx: FaultContext) -> None:
         backend = ray_backend(ctx, self.name)

@@ -57,6 +57,7 @@ class NodeFreeze(Fault):
 
     name: ClassVar[str] = "node_freeze"
     pool_level: ClassVar[bool] = True
+    backends: ClassVar[tuple[str, ...] | None] = ("ray",)  # it acts on cluster nodes
 
     @dataclass
     class Params:

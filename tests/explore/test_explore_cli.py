@@ -88,6 +88,26 @@ def test_invalid_explore_section_exits_2_located(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_node_faults_on_a_process_pool_are_refused_by_validate_run_and_explore(
+    tmp_path: Path,
+) -> None:
+    exp = write(tmp_path / "nodes.yaml", planted(
+        method=[{"fault": "node_crash", "at": "100ms"}],
+        explore={"faults": ["timeout", "node_freeze"]}))
+    journal = tmp_path / "j.json"
+    for args in (("validate", exp), ("run", exp, "--journal", str(journal)),
+                 ("explore", exp, "--journal", str(journal)), ("explore", exp, "--dry-run"),
+                 ("shrink", exp, "--out", str(tmp_path / "min.yaml"))):
+        result = cli(tmp_path, *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        errors = result.stderr.strip().splitlines()
+        assert [LOCATED.match(line) is not None for line in errors] == [True, True], errors
+        assert all("needs 'pool.backend: ray'" in line for line in errors)
+        assert not journal.exists()  # nothing started
+    assert not (tmp_path / "min.yaml").exists()
+
+
+@pytest.mark.timeout(60)
 def test_explore_exits_0_when_no_schedule_fails(tmp_path: Path) -> None:
     exp = write(tmp_path / "calm.yaml", planted(duration="500ms", explore={
         "faults": ["slow_worker"], "steps": 1, "budget": 2, "window": ["10%", "50%"]}))

@@ -80,3 +80,47 @@ def test_bad_values_are_refused(explore: object, message: str) -> None:
     with pytest.raises(ExperimentError) as info:
         load(planted(explore=explore), registry=REGISTRY)
     assert any(message in e.message for e in info.value.errors), info.value.errors
+
+
+def test_node_faults_on_a_process_pool_are_refused_where_named(tmp_path: pathlib.Path) -> None:
+    """An explicit explore list and a method step naming a node fault, on a pool without Ray:
+    each refused at its own place, with every other error of the file (0.1.x ran them, exit 3)."""
+    doc = planted(method=[{"fault": "node_crash", "at": "100ms", "bogus": 1},
+                          {"fault": "node_freeze", "at": "200ms"}],
+                  explore={"faults": ["timeout", "node_crash", "node_freeze", "timeot"]})
+    path = tmp_path / "nodes.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(ExperimentError) as info:
+        load(path, registry=REGISTRY)
+    errors = {e.path: e.message for e in info.value.errors}
+    assert set(errors) == {"method[0].fault", "method[0].bogus", "method[1].fault",
+                           "explore.faults[1]", "explore.faults[2]", "explore.faults[3]"}
+    for where in ("method[0].fault", "method[1].fault", "explore.faults[1]", "explore.faults[2]"):
+        assert "needs 'pool.backend: ray'" in errors[where]
+        assert "backend 'process'" in errors[where]
+    assert "did you mean 'timeout'" in errors["explore.faults[3]"]
+
+
+def test_node_faults_are_accepted_on_a_ray_pool() -> None:
+    pytest.importorskip("ray")
+    doc = planted(method=[{"fault": "node_freeze", "at": "100ms"}],
+                  explore={"faults": ["node_crash", "port_crash"]})
+    doc["pool"] = {**doc["pool"], "backend": "ray"}
+    exp = load(doc, registry=REGISTRY)
+    assert [s.fault for s in exp.method] == ["node_freeze"]
+    assert exp.explore is not None
+    assert exp.explore.faults == ("node_crash", "port_crash")
+
+
+def test_a_plugin_fault_declares_the_backends_it_can_act_on() -> None:
+    """The rule is the fault's own ``backends``, not a list of names: a plugin uses it too."""
+    from chaospool.fault import Fault
+
+    class OnlyRay(Fault):
+        name = "only_ray"
+        backends = ("ray",)
+
+    with pytest.raises(ExperimentError) as info:
+        load(planted(method=[{"fault": "only_ray", "at": "100ms"}]),
+             registry={**REGISTRY, "only_ray": OnlyRay})
+    assert [e.path for e in info.value.errors] == ["method[0].fault"]
