@@ -21,7 +21,8 @@ from chaospool._explore.steps import Candidate
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
 REGISTRY = builtin_registry()
-ALL_FAULTS = sorted(REGISTRY)
+# every fault a process pool can run (the node faults need Ray: the loader refuses them here)
+ALL_FAULTS = sorted(name for name, cls in REGISTRY.items() if cls.backends is None)
 
 
 def experiment(explore: dict[str, Any], duration: str = "4s", size: int = 3) -> Any:
