@@ -202,7 +202,7 @@ def _check_schedule_exists(experiment: str, loaded: Any, root: int, only: int) -
     from chaospool._explore.session import worker_commands
 
     drawn = draw_schedules(loaded.experiment, loaded.registry, root, only,
-                           worker_commands(loaded.experiment.pool.worker))
+                           worker_commands(loaded.experiment))
     if len(drawn) < only:
         _invalid([f"{experiment}: there is no schedule {only}: the explore: section allows "
                   f"only {len(drawn)} different schedules"])
@@ -225,7 +225,7 @@ def _dry_run(experiment: str, loaded: Any, base: Any, root: int, budget: int | N
 
     count = only or budget or explore_spec(loaded.experiment).budget
     drawn = [d for d in draw_schedules(loaded.experiment, loaded.registry, root, count,
-                                       worker_commands(loaded.experiment.pool.worker))
+                                       worker_commands(loaded.experiment))
              if only is None or d.number == only]
     docs = [base.text(d.candidate, d.seed, loaded.registry,
                       comments=[f"chaospool explore: schedule {d.number} of seed {root} "

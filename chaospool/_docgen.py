@@ -322,10 +322,19 @@ reported against the option (`--plugin SPEC: message`), not against the experime
 ### Where `pool.worker` and plugins are found
 
 A worker module, and a plugin given by module name, is looked up in the experiment file's
-directory first (when it holds the module's file or package, that directory goes first on
-`sys.path`, which the workers inherit), then in the current directory, then in the installed
-packages. A plugin given as a `.py` path is relative to the experiment file (`plugins:`) or to
-the current directory (`--plugin`). See [workers.md](workers.md).
+directory first (when it holds the module's file or package), then in each `pythonpath:`
+directory (relative to the experiment file), then in the current directory, then in the
+installed packages. The experiment's directories go first on `sys.path` -- which the pool's
+workers inherit when they start -- only while the experiment is validated or run, and are taken
+out afterwards (an entry that was there before stays): a pytest session or a notebook that runs
+many experiments does not collect their directories. A plugin given as a `.py` path is relative
+to the experiment file (`plugins:`) or to the current directory (`--plugin`). See
+[workers.md](workers.md).
+
+`pythonpath:` is how an experiment written elsewhere keeps finding its worker: the files
+`chaospool explore` and `chaospool shrink` write (`--out`, by default in the current directory)
+list the source experiment's directory there, relative to the written file, when the worker
+module or a module-name plugin lives beside the source ([explore.md](explore.md)).
 
 ### Limits
 

@@ -37,7 +37,7 @@ from typing import Any
 import pluggy
 
 from chaospool import hookspecs
-from chaospool._dsl.worker_check import use_module_dir
+from chaospool._dsl.search_path import module_dirs, on_sys_path
 from chaospool.errors import PluginLoadError
 from chaospool.fault import Fault
 from chaospool.hookspecs import Reporter
@@ -148,10 +148,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
 
 def _import_module(spec: str, base_dir: Path | str | None) -> ModuleType:
-    if base_dir is not None:  # the experiment's directory first, as for pool.worker
-        use_module_dir(spec, Path(base_dir))
-    try:
-        return importlib.import_module(spec)
+    try:  # the experiment's directory first, as for pool.worker, only for the import
+        with on_sys_path(module_dirs(spec, base_dir)):
+            return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (spec == exc.name or spec.startswith(exc.name + ".")):
             hint = _did_you_mean(spec + ".py", Path(base_dir or Path.cwd()))

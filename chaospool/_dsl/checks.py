@@ -8,7 +8,6 @@ in the same ``Reader`` as every other error, so the user sees them all at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path as FsPath
 from typing import Any
 
 import msgspec
@@ -22,8 +21,9 @@ from chaospool._worker.builtins import COMMANDS as BUILTIN_COMMANDS
 
 __all__ = ("CommandProbe", "check_args", "check_clients", "check_commands", "check_sizes")
 
-# (worker spec, experiment directory) -> the worker's commands, or why it did not import
-CommandProbe = Callable[[str, FsPath], WorkerCommands]
+# worker spec -> the worker's commands, or why it did not import (imported with ``sys.path``
+# as it is: the loader has put the experiment's search directories first, docs/dsl.md)
+CommandProbe = Callable[[str], WorkerCommands]
 
 
 def check_args(reader: Reader, path: Path, args: Any) -> bool:
@@ -72,14 +72,16 @@ def _pool_size(reader: Reader, pool: PoolSpec) -> None:
 
 
 def check_commands(reader: Reader, top: Mapping[str, Any], probe: CommandProbe,
-                   base_dir: FsPath, faults: Mapping[str, Any]) -> None:
+                   faults: Mapping[str, Any]) -> None:
     """The worker module imports, and has every command the experiment names."""
     pool = top.get("pool")
     if not isinstance(pool, PoolSpec):
         return
-    found = probe(pool.worker, base_dir)
+    found = probe(pool.worker)
     if found.commands is None:
-        reader.error(("pool", "worker"), _import_message(pool.worker, found))
+        listed = top.get("pythonpath")
+        reader.error(("pool", "worker"), _import_message(
+            pool.worker, found, listed if isinstance(listed, tuple) else ()))
         return
     # every worker also serves the probe's built-in commands (chaospool.incr, chaospool.read)
     known = found.commands | frozenset(BUILTIN_COMMANDS)
@@ -91,15 +93,16 @@ def check_commands(reader: Reader, top: Mapping[str, Any], probe: CommandProbe,
                                "has no such command" + did_you_mean(name, found.commands))
 
 
-def _import_message(spec: str, found: WorkerCommands) -> str:
+def _import_message(spec: str, found: WorkerCommands, pythonpath: tuple[str, ...]) -> str:
     hint = ""
     if found.missing and found.siblings:
         parent, _, leaf = found.missing.rpartition(".")
         full = [f"{parent}.{name}" if parent else name for name in found.siblings]
         whole = f"{parent}.{leaf}" if parent else leaf
         hint = did_you_mean(whole, full) if _close(whole, full) else ""
+    listed = f", its pythonpath {list(pythonpath)}" if pythonpath else ""
     return (f"worker module {spec!r} cannot be imported: {found.error}{hint} (looked in the "
-            "experiment's directory, the current directory and installed packages)")
+            f"experiment's directory{listed}, the current directory and installed packages)")
 
 
 def _close(word: str, options: list[str]) -> bool:

@@ -42,6 +42,7 @@ from chaospool._dsl.model import (
 )
 from chaospool._dsl.overrides import SET_FILE, Overrides, apply_overrides
 from chaospool._dsl.reader import INVALID, Reader, show
+from chaospool._dsl.search_path import on_sys_path, search_dirs
 from chaospool._dsl.source import Path, Source, from_mapping, read_yaml
 from chaospool._dsl.tolerances import read_tolerance
 from chaospool._options import flatten
@@ -202,6 +203,7 @@ class _Builder:
             "steady_state": self._steady_state,
             "method": lambda _path, raw: raw,  # read below, once pool, duration, plugins are
             "explore": lambda _path, raw: raw,  # read below, with the registry (docs/explore.md)
+            "pythonpath": self._pythonpath,
         }
         top = self.section((), "", root, special)
         if top is INVALID:
@@ -209,8 +211,8 @@ class _Builder:
         top["method"] = self._method(("method",), top["method"], top)
         check_sizes(self.reader, top["pool"], top["method"])
         if self.commands is not None:
-            base_dir = pathlib.Path(self.opened.base_dir)
-            check_commands(self.reader, top, self.commands, base_dir, self.faults)
+            with on_sys_path(self._search_dirs(top)):  # the child importing it inherits it
+                check_commands(self.reader, top, self.commands, self.faults)
         pool = top["pool"] if isinstance(top["pool"], PoolSpec) else None
         top["explore"] = read_explore(
             self.reader, ("explore",), top["explore"], self.faults or None, top["duration"],
@@ -234,6 +236,7 @@ class _Builder:
             sha256=self.opened.sha256,
             base_dir=self.opened.base_dir,
             explore=top["explore"],
+            pythonpath=top["pythonpath"],
         )
 
     def _version(self, path: Path, raw: Any) -> Any:
@@ -243,6 +246,26 @@ class _Builder:
                 path, f"unsupported version {show(raw)}: this chaospool reads version 1"
             )
         return version
+
+    def _pythonpath(self, path: Path, raw: Any) -> Any:
+        entries = self.reader.leaf(path, "list of strings", raw)
+        if entries is INVALID:
+            return INVALID
+        for i, entry in enumerate(entries):
+            full = pathlib.Path(self.opened.base_dir, entry).expanduser()
+            if not full.is_dir():
+                self.reader.error((*path, i), f"no such directory: {full} (pythonpath entries "
+                                              "are relative to the experiment file)")
+        return tuple(entries)
+
+    def _search_dirs(self, top: Mapping[str, Any]) -> tuple[str, ...]:
+        """Where the worker and module-name plugins are imported from (docs/dsl.md)."""
+        def valid(key: str, default: Any) -> Any:
+            return default if top.get(key, INVALID) is INVALID else top[key]
+
+        pool = valid("pool", None)
+        return search_dirs(self.opened.base_dir, pool.worker if pool is not None else None,
+                           valid("plugins", ()), valid("pythonpath", ()))
 
     # -- pool and load -------------------------------------------------------------------------
 
@@ -334,7 +357,8 @@ class _Builder:
         ]
 
     def _method(self, path: Path, raw: Any, top: Mapping[str, Any]) -> Any:
-        registry = self._registry(top["plugins"])
+        with on_sys_path(self._search_dirs(top)):  # module-name plugins import from there
+            registry = self._registry(top["plugins"])
         self.faults = registry or {}
         pool = top["pool"] if isinstance(top["pool"], PoolSpec) else None
         reader = MethodReader(self.reader, registry, pool, top["duration"])

@@ -104,6 +104,15 @@ KEYS: tuple[KeyDoc, ...] = (
         "Plugins to load: module names, or paths to .py files relative to the experiment file.",
     ),
     KeyDoc(
+        "pythonpath",
+        "list of strings",
+        [],
+        "Directories, relative to the experiment file, searched first (after the file's own "
+        "directory) for pool.worker and plugins given by module name; on sys.path only while "
+        "validating and running. The files explore and shrink write list the source "
+        "experiment's directory here.",
+    ),
+    KeyDoc(
         "pool",
         "mapping",
         _UNSET,
@@ -500,3 +509,4 @@ class Experiment:
     sha256: str | None
     base_dir: str
     explore: ExploreSpec | None = None  # None: no explore section (explore uses the defaults)
+    pythonpath: tuple[str, ...] = ()  # as written; resolved against base_dir (docs/dsl.md)

@@ -6,10 +6,10 @@ checks"). The module is imported in a child process, as the pool's workers impor
 same ``sys.path``: importing it in the CLI's own process would run the user's import-time code
 there and keep it loaded.
 
-Where a worker module (or a plugin given by module name) is found: in the experiment file's
-directory first, then the current directory, then installed packages. ``module_dir`` tells
-whether the experiment's directory holds the module's top-level package; the caller then puts
-that directory first on ``sys.path`` (the workers inherit it).
+Where a worker module (or a plugin given by module name) is found: in the experiment's search
+directories first (``_dsl/search_path.py``: its own directory, its ``pythonpath:``), which the
+loader puts first on ``sys.path`` while it validates, then the current directory, then
+installed packages.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-__all__ = ("IMPORT_TIMEOUT", "WorkerCommands", "module_dir", "probe_worker", "use_module_dir")
+__all__ = ("IMPORT_TIMEOUT", "WorkerCommands", "probe_worker")
 
 IMPORT_TIMEOUT = 60.0  # seconds a worker module may take to import before validation gives up
 
@@ -69,32 +68,6 @@ class WorkerCommands:
     error: str = ""
     missing: str | None = None
     siblings: tuple[str, ...] = ()
-
-
-def module_dir(spec: str, base_dir: Path) -> Path | None:
-    """``base_dir`` if it holds the top-level module or package of ``spec``, else None."""
-    top = spec.partition(":")[0].partition(".")[0]
-    if not top:
-        return None
-    for candidate in (base_dir / f"{top}.py", base_dir / top):
-        if candidate.is_file() or candidate.is_dir():
-            return base_dir
-    return None
-
-
-def use_module_dir(spec: str, base_dir: Path) -> None:
-    """Put the experiment's directory first on ``sys.path`` when the module lives there.
-
-    Only then: an experiment directory does not shadow installed packages for modules it
-    does not hold.
-    """
-    found = module_dir(spec, base_dir)
-    if found is None:
-        return
-    text = str(found.resolve())
-    if text in sys.path:
-        sys.path.remove(text)
-    sys.path.insert(0, text)
 
 
 def probe_worker(spec: str, path: Sequence[str] | None = None,

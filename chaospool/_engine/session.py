@@ -18,7 +18,8 @@ import pluggy
 
 from chaospool._dsl import load as dsl_load
 from chaospool._dsl.model import Experiment
-from chaospool._dsl.worker_check import WorkerCommands, probe_worker, use_module_dir
+from chaospool._dsl.search_path import experiment_dirs, on_sys_path
+from chaospool._dsl.worker_check import probe_worker
 from chaospool._engine.journal import build_journal
 from chaospool._engine.run import Progress, RunState, draw_seed, prepare, run_experiment
 from chaospool._engine.schedule import ScheduledStep, pool_level_predicate, schedule
@@ -76,17 +77,12 @@ def load_with_plugins(
         experiment = source
     else:
         experiment = dsl_load(source, overrides=overrides or (), registry=registry_for,
-                              commands=_worker_commands if check_worker else None)
+                              commands=probe_worker if check_worker else None)
     if not managers:  # the DSL calls the factory only when the rest validated far enough
         registry_for(experiment.plugins, Path(experiment.base_dir))
     pm, registry = managers[-1]
     return Loaded(experiment, registry, Hooks(pm), _replay_args(overrides, plugins),
                   reporters(pm))
-
-
-def _worker_commands(spec: str, base_dir: Path) -> WorkerCommands:
-    use_module_dir(spec, base_dir)  # the experiment's directory first; the workers inherit it
-    return probe_worker(spec)
 
 
 def _replay_args(
@@ -132,7 +128,10 @@ async def run_loaded(
     state.replay = loaded.replay
     try:
         state.history = _open_history(history_path)
-        await run_experiment(state, hooks=loaded.hooks, stop=stop, on_progress=on_progress)
+        # the workers import pool.worker with sys.path as the pool starts them: the
+        # experiment's search directories first, for this run only (docs/dsl.md)
+        with on_sys_path(experiment_dirs(loaded.experiment)):
+            await run_experiment(state, hooks=loaded.hooks, stop=stop, on_progress=on_progress)
     except Exception as exc:  # reason: the run must end with a journal, whatever broke
         _mark_failed(state, exc)
     finally:

@@ -7,6 +7,7 @@ return a result the caller turns into files, lines and an exit code (docs/explor
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from chaospool._dsl.model import Experiment
 from chaospool._engine.run import Progress
 from chaospool._engine.session import Loaded, resolve_seed
 from chaospool._explore.document import Base
@@ -58,14 +60,21 @@ class ExploreResult:
     outcome: Outcome | None = None
 
 
+def worker_commands(experiment: Experiment) -> frozenset[str] | None:
+    """The worker module's commands (imported in a child process, as validation does, from the
+    experiment's search directories), built-in ones included; None when it cannot be imported
+    (the run will say why)."""
+    from chaospool._dsl.search_path import experiment_dirs
+
+    return _commands(experiment.pool.worker, experiment_dirs(experiment))
+
+
 @functools.lru_cache(maxsize=8)
-def worker_commands(worker: str) -> frozenset[str] | None:
-    """The worker module's commands (imported in a child process, as validation does), built-in
-    ones included; None when it cannot be imported (the run will say why)."""
+def _commands(worker: str, dirs: tuple[str, ...]) -> frozenset[str] | None:
     from chaospool._dsl.worker_check import probe_worker
     from chaospool._worker.builtins import COMMANDS
 
-    found = probe_worker(worker).commands
+    found = probe_worker(worker, path=[*dirs, *sys.path]).commands
     return None if found is None else found | frozenset(COMMANDS)
 
 
@@ -84,7 +93,7 @@ async def explore(
     root = resolve_seed(loaded.experiment, seed)
     count = only or budget or explore_spec(loaded.experiment).budget
     drawn = draw_schedules(loaded.experiment, loaded.registry, root, count,
-                           worker_commands(loaded.experiment.pool.worker))
+                           worker_commands(loaded.experiment))
     schedules = [d for d in drawn if only is None or d.number == only]
     result = ExploreResult(root, len(schedules))
     runner = Runner(base, loaded, stop)

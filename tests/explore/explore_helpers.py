@@ -17,7 +17,7 @@ PLANTED: dict[str, Any] = {
     "title": "planted weakness",
     "seed": 1,
     "duration": "1s",
-    "plugins": [str(REPO / "experiments" / "worker_path.py")],  # fragile_worker importable
+    "pythonpath": [str(REPO / "experiments")],  # fragile_worker importable (docs/dsl.md)
     "pool": {"worker": "fragile_worker", "size": 3, "strategy": "fifo", "request_timeout": "2s",
              "health_check": {"interval": "1s", "timeout": "2s"}},
     "load": {"clients": 3, "think": "5ms", "sessions": 6, "retries": 3,

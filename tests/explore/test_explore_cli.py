@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
-from explore_helpers import PLANTED_PAUSE, PLANTED_SEED, builtin_registry, planted
+from explore_helpers import PLANTED_PAUSE, PLANTED_SEED, REPO, builtin_registry, planted
 
 from chaospool._dsl import load
 from chaospool.testing import wait_for
@@ -179,6 +179,38 @@ def test_no_shrink_writes_the_failing_schedule_and_ends_with_the_replay_line(
     assert lines[-1] == f"replay: chaospool explore {exp} --seed {PLANTED_SEED} --schedule 2"
     assert out.exists()
     assert not (tmp_path / "chaospool-minimal.yaml").exists()
+
+
+@pytest.mark.timeout(120)
+def test_written_files_run_from_anywhere_with_the_worker_beside_the_source(
+    tmp_path: Path,
+) -> None:
+    """The worker module lives only beside the source experiment; explore runs from a third
+    directory and writes to a fourth: the failing and minimal files each find the worker
+    wherever they are run from (0.2 wrote files whose worker did not import)."""
+    source, out_dir, cwd, later = (tmp_path / d for d in ("src", "out", "cwd", "later"))
+    for folder in (source, out_dir, cwd, later):
+        folder.mkdir()
+    shutil.copy(REPO / "experiments" / "fragile_worker.py", source / "ux_fragile.py")
+    doc = planted()
+    del doc["pythonpath"]  # nothing but the experiment's own directory holds the worker
+    doc["pool"] = {**doc["pool"], "worker": "ux_fragile"}
+    exp = write(source / "planted.yaml", doc)
+    failing = out_dir / "failing.yaml"
+    found = cli(cwd, "explore", exp, "--seed", str(PLANTED_SEED), "--schedule", "2",
+                "--out", str(failing), "--journal", str(out_dir / "j.json"), "--runs", "1",
+                "--min-fails", "1", "--max-runs", "4", timeout=100)
+    assert found.returncode == 1, found.stdout + found.stderr
+    minimal = out_dir / "chaospool-minimal.yaml"
+    for written in (failing, minimal):
+        assert yaml.safe_load(written.read_text())["pythonpath"] == [os.path.join("..", "src")]
+        checked = cli(later, "validate", str(written))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    again = cli(later, "run", str(minimal),
+                "--journal", str(later / "run.json"))
+    assert again.returncode == 1, again.stdout + again.stderr  # it fails, it does not error
+    beside = cli(out_dir, "run", minimal.name, "--journal", str(later / "run2.json"))
+    assert beside.returncode == 1, beside.stdout + beside.stderr
 
 
 def _has_workers(proc: subprocess.Popen[str]) -> bool:

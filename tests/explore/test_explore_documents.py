@@ -63,3 +63,50 @@ def test_written_file_is_the_same_experiment_and_plugins_still_resolve(tmp_path:
     assert (step.params.rate, step.params.limit, step.params.duration) == (25e6, 10**8, 0.5)
     assert step_text(candidate.steps[0], REGISTRY["memory_leak"]) == (
         "memory_leak at 250ms for 500ms on worker 2 (rate=25MB/s, limit=100MB)")
+
+
+def test_the_written_file_names_the_directory_its_worker_is_imported_from(
+    tmp_path: Path,
+) -> None:
+    """The source's worker lives beside it: a file written elsewhere lists that directory in
+    ``pythonpath:`` (relative to the file), and the source's own entries follow, relocated."""
+    from chaospool._explore.document import base_of
+
+    source_dir, out_dir = tmp_path / "src", tmp_path / "out"
+    (source_dir / "libs").mkdir(parents=True)
+    out_dir.mkdir()
+    (source_dir / "my_worker.py").write_text("")
+    doc = planted(pythonpath=["libs"])
+    doc["pool"] = {**doc["pool"], "worker": "my_worker"}
+    path = source_dir / "exp.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    base = base_of(str(path), load(path, registry=REGISTRY))
+    candidate = Candidate(1.0, (Step("timeout", 0.0, 0.5, ("workers", (1,)), ()),))
+
+    def written(out: str | None) -> object:
+        return yaml.safe_load(base.text(candidate, 5, REGISTRY, out_dir=out)).get("pythonpath")
+
+    assert written(str(out_dir)) == [os.path.join("..", "src"), os.path.join("..", "src", "libs")]
+    assert written(str(source_dir)) == ["libs"]  # beside the source: found there anyway
+    assert written(None) == [str(source_dir), str(source_dir / "libs")]
+    text = base.text(candidate, 5, REGISTRY, out_dir=str(out_dir))
+    (out_dir / "f.yaml").write_text(text)
+    again = load(out_dir / "f.yaml", registry=REGISTRY)  # its entries are real directories
+    from chaospool._dsl.search_path import experiment_dirs
+
+    assert experiment_dirs(again) == (str(source_dir), str(source_dir / "libs"))
+
+
+def test_an_installed_worker_adds_no_pythonpath(tmp_path: Path) -> None:
+    from chaospool._explore.document import base_of
+
+    doc = planted()
+    del doc["pythonpath"]
+    doc["pool"] = {**doc["pool"], "worker": "chaospool.workers.demo"}
+    doc["load"] = {"clients": 1}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    base = base_of(str(path), load(path, registry=REGISTRY))
+    candidate = Candidate(1.0, (Step("timeout", 0.0, 0.5, ("workers", (1,)), ()),))
+    out = tmp_path / "elsewhere"
+    assert "pythonpath" not in yaml.safe_load(base.text(candidate, 5, REGISTRY, out_dir=str(out)))
