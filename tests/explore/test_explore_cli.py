@@ -96,15 +96,13 @@ def test_node_faults_on_a_process_pool_are_refused_by_validate_run_and_explore(
         explore={"faults": ["timeout", "node_freeze"]}))
     journal = tmp_path / "j.json"
     for args in (("validate", exp), ("run", exp, "--journal", str(journal)),
-                 ("explore", exp, "--journal", str(journal)), ("explore", exp, "--dry-run"),
-                 ("shrink", exp, "--out", str(tmp_path / "min.yaml"))):
+                 ("explore", exp, "--journal", str(journal))):
         result = cli(tmp_path, *args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         errors = result.stderr.strip().splitlines()
         assert [LOCATED.match(line) is not None for line in errors] == [True, True], errors
         assert all("needs 'pool.backend: ray'" in line for line in errors)
         assert not journal.exists()  # nothing started
-    assert not (tmp_path / "min.yaml").exists()
 
 
 @pytest.mark.timeout(60)
@@ -199,7 +197,7 @@ def test_written_files_run_from_anywhere_with_the_worker_beside_the_source(
     failing = out_dir / "failing.yaml"
     found = cli(cwd, "explore", exp, "--seed", str(PLANTED_SEED), "--schedule", "2",
                 "--out", str(failing), "--journal", str(out_dir / "j.json"), "--runs", "1",
-                "--min-fails", "1", "--max-runs", "4", timeout=100)
+                "--min-fails", "1", "--max-runs", "2", timeout=100)
     assert found.returncode == 1, found.stdout + found.stderr
     minimal = out_dir / "chaospool-minimal.yaml"
     for written in (failing, minimal):
