@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("FRAGILE_WORKER_PAUSE", "0.3")  # workers inherit it: a shorter pause
+# The planted experiment is the explore tests' own (tests/explore/explore_helpers.py), so the
+# figures are for exactly what the tests check, not a copy that drifts from it.
+sys.path.insert(0, str(REPO / "tests" / "explore"))
+from explore_helpers import PLANTED, PLANTED_PAUSE  # noqa: E402 -- found through the line above
 
-PLANTED: dict[str, Any] = {
-    "version": 1, "title": "planted weakness", "seed": 1, "duration": "1s",
-    "pythonpath": [str(REPO / "experiments")],  # fragile_worker importable (docs/dsl.md)
-    "pool": {"worker": "fragile_worker", "size": 3, "strategy": "fifo", "request_timeout": "2s",
-             "health_check": {"interval": "1s", "timeout": "2s"}},
-    "load": {"clients": 3, "think": "5ms", "sessions": 6, "retries": 3,
-             "mix": [{"command": "deposit", "args": {"amount": 1}}]},
-    "steady_state": {"success_rate": ">= 0.99"},
-    "explore": {"faults": ["port_crash", "timeout", "slow_worker"], "steps": "1..2",
-                "budget": 6, "window": ["10%", "50%"]},
-}
+os.environ.setdefault("FRAGILE_WORKER_PAUSE", PLANTED_PAUSE)  # workers inherit: a shorter pause
 
 
 async def _one(seed: int, ns: argparse.Namespace) -> dict[str, Any]:

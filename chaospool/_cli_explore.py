@@ -133,6 +133,29 @@ def _live(quiet: bool, registry: Any, count: int) -> Iterator[_Live]:
         live.close()
 
 
+def _shrink_options(prefix: str) -> Callable[[Any], Any]:
+    """The options that steer a shrink: ``shrink`` takes them, and ``explore`` hands them to the
+    shrink that follows a failing schedule (``prefix`` says so in its help)."""
+    options = (
+        click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
+                     help=f"{prefix}runs per candidate"),
+        click.option("--min-fails", type=click.IntRange(min=1), default=2, show_default=True,
+                     help=f"{prefix}a candidate still fails when it fails the tolerance in at "
+                          "least N runs"),
+        click.option("--time-limit", default="10m", show_default=True, callback=_duration,
+                     help=f"{prefix}stop and keep the best so far"),
+        click.option("--max-runs", type=click.IntRange(min=1), default=500, show_default=True,
+                     help=f"{prefix}stop after this many runs, keeping the best so far"),
+    )
+
+    def apply(command: Any) -> Any:
+        for option in reversed(options):  # decorators apply bottom-up: keep the listed order
+            command = option(command)
+        return command
+
+    return apply
+
+
 # -- explore ----------------------------------------------------------------------------------
 
 
@@ -150,14 +173,7 @@ def _live(quiet: bool, registry: Any, count: int) -> Iterator[_Live]:
 @click.option("--journal", "journal_path", default="chaospool-journal.json", show_default=True,
               callback=_writable, help="the failing run's journal ('-' = stdout)")
 @click.option("--quiet", "-q", is_flag=True, help="no live progress")
-@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
-              help="shrink: runs per candidate")
-@click.option("--min-fails", type=click.IntRange(min=1), default=2, show_default=True,
-              help="shrink: a candidate still fails when it fails in at least N runs")
-@click.option("--time-limit", default="10m", show_default=True, callback=_duration,
-              help="shrink: stop and keep the best so far")
-@click.option("--max-runs", type=click.IntRange(min=1), default=500, show_default=True,
-              help="shrink: stop after this many runs, keeping the best so far")
+@_shrink_options("shrink: ")
 def explore_command(
     experiment: str,
     seed: int | None,
@@ -302,14 +318,7 @@ class _ShrinkArgs:
 
 @click.command("shrink")
 @click.argument("experiment", type=click.Path(dir_okay=False))
-@click.option("--runs", type=click.IntRange(min=1), default=3, show_default=True,
-              help="runs per candidate")
-@click.option("--min-fails", type=click.IntRange(min=1), default=2, show_default=True,
-              help="a candidate still fails when it fails the tolerance in at least N runs")
-@click.option("--time-limit", default="10m", show_default=True, callback=_duration,
-              help="stop and keep the best so far")
-@click.option("--max-runs", type=click.IntRange(min=1), default=500, show_default=True,
-              help="stop after this many runs, keeping the best so far")
+@_shrink_options("")
 @click.option("--out", default=DEFAULT_MINIMAL, show_default=True, callback=_writable,
               help="where the minimal experiment goes")
 @click.option("--quiet", "-q", is_flag=True, help="only the result")

@@ -8,18 +8,21 @@ and return the result. ``monitor(pool)`` counts what a pool did during a block.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import sniffio
 
 if TYPE_CHECKING:
     from chaospool.pool import Pool, PoolEvent, PoolStats
+
+_P = ParamSpec("_P")
 
 __all__ = (
     "PoolActivity", "assert_explores_ok", "assert_explores_ok_async", "monitor", "synchronize",
@@ -201,7 +204,7 @@ async def monitor(pool: Pool) -> AsyncIterator[PoolActivity]:
         activity._sample(pool.stats(), start)
 
 
-def assert_explores_ok(
+async def assert_explores_ok_async(
     experiment: Any,
     *,
     seed: int | None = 0,
@@ -214,30 +217,8 @@ def assert_explores_ok(
 ) -> None:
     """Explore ``experiment`` (a path or a mapping with an ``explore:`` section, docs/explore.md)
     with a small ``budget``; if a schedule fails a tolerance, shrink it and fail with the
-    minimal experiment's YAML in the AssertionError (sync tests; async ones use
-    :func:`assert_explores_ok_async`). ``seed`` fixes the schedules (None: the experiment's)."""
-    import anyio
-
-    if _in_async_context():
-        raise RuntimeError("assert_explores_ok starts its own event loop: in an async test use "
-                           "`await assert_explores_ok_async(...)`")
-    anyio.run(lambda: assert_explores_ok_async(
-        experiment, seed=seed, budget=budget, shrink=shrink, runs=runs, min_fails=min_fails,
-        time_limit=time_limit, max_runs=max_runs))
-
-
-async def assert_explores_ok_async(
-    experiment: Any,
-    *,
-    seed: int | None = 0,
-    budget: int = 5,
-    shrink: bool = True,
-    runs: int = 1,
-    min_fails: int = 1,
-    time_limit: float = 60.0,
-    max_runs: int = 60,
-) -> None:
-    """Like :func:`assert_explores_ok`, awaited inside an async test."""
+    minimal experiment's YAML in the AssertionError. ``seed`` fixes the schedules (None: the
+    experiment's). Awaited in async tests; sync ones call :func:`assert_explores_ok`."""
     from chaospool._explore.session import ShrinkOptions, explore_source
 
     options = ShrinkOptions(runs, min_fails, time_limit, max_runs) if shrink else None
@@ -248,6 +229,28 @@ async def assert_explores_ok_async(
     if finding.explored.found is None:
         return
     raise AssertionError(_explore_failure(finding))
+
+
+def _blocking(function: Callable[_P, Awaitable[None]], name: str) -> Callable[_P, None]:
+    """The sync twin of ``function``: same parameters (one signature, kept typed), run in an
+    event loop of its own; refused inside one, where the async twin is the one to await."""
+
+    @functools.wraps(function)
+    def blocking(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        import anyio
+
+        if _in_async_context():
+            raise RuntimeError(f"{name} starts its own event loop: in an async test use "
+                               f"`await {function.__name__}(...)`")
+        anyio.run(functools.partial(function, *args, **kwargs))
+
+    blocking.__name__ = blocking.__qualname__ = name
+    blocking.__doc__ = (f"Blocking :func:`{function.__name__}`, for sync tests (same "
+                        f"parameters).\n\n{function.__doc__}")
+    return blocking
+
+
+assert_explores_ok = _blocking(assert_explores_ok_async, "assert_explores_ok")
 
 
 def _explore_failure(finding: Any) -> str:
