@@ -228,15 +228,28 @@ def _scope(entry: dict[str, Any]) -> str:
     return "the target workers (default: one drawn with the seed)"
 
 
+def _output_options(command: Any) -> Any:
+    """``--html``, ``--junit``, ``--report NAME=PATH`` and ``--plugin``: what ``run`` and
+    ``report`` write, and the plugins whose reporters they may name (docs/reports.md)."""
+    options = (
+        click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
+                     help="HTML report path (= --report html=PATH)"),
+        click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+                     callback=_writable, help="JUnit XML path (= --report junit=PATH)"),
+        click.option("--report", "reports", multiple=True, metavar="NAME=PATH",
+                     callback=_report_specs,
+                     help="write the output of any reporter, built-in or plugin (repeatable)"),
+        click.option("--plugin", "plugins", multiple=True,
+                     help="module name or .py path (repeatable)"),
+    )
+    for option in reversed(options):  # decorators apply bottom-up: keep the listed order
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("journal", type=click.Path(exists=True, dir_okay=False))
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="write HTML here (= --report html=PATH)")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="write JUnit XML (= --report junit=PATH)")
-@click.option("--report", "reports", multiple=True, metavar="NAME=PATH", callback=_report_specs,
-              help="write the output of any reporter, built-in or plugin (repeatable)")
-@click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+@_output_options
 def report(journal: str, html_path: str | None, junit_path: str | None,
            reports: list[Output], plugins: tuple[str, ...]) -> None:
     """Re-render a journal or a history (docs/reports.md): the terminal summary, and any
@@ -310,13 +323,7 @@ def _shorthands(journal: str | None, html: str | None, junit: str | None) -> lis
                    "VALUE is read as YAML (repeatable)")
 @click.option("--journal", "journal_path", callback=_writable,
               help=f"JSON journal path ('-' = stdout; default {DEFAULT_JOURNAL})")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="HTML report path (= --report html=PATH)")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False), callback=_writable,
-              help="JUnit XML path (= --report junit=PATH)")
-@click.option("--report", "reports", multiple=True, metavar="NAME=PATH", callback=_report_specs,
-              help="write the output of any reporter, built-in or plugin (repeatable)")
-@click.option("--plugin", "plugins", multiple=True, help="module name or .py path (repeatable)")
+@_output_options
 @click.option("--history", "history_path", type=click.Path(dir_okay=False), callback=_writable,
               help="write every operation as JSON lines (docs/reports.md)")
 @click.option("--dry-run", is_flag=True, help="print the resolved schedule; start nothing")

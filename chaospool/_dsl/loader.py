@@ -307,15 +307,7 @@ class _Builder:
             return INVALID
         if not _all_valid(values):
             return INVALID
-        return LoadSpec(
-            clients=values["clients"],
-            rate=values["rate"],
-            think=values["think"],
-            sessions=values["sessions"],
-            retries=values["retries"],
-            mix=values["mix"],
-            consistency=values["consistency"],
-        )
+        return LoadSpec(**values)  # the section's keys are LoadSpec's fields
 
     def _mix(self, path: Path, raw: Any) -> Any:
         items = self.reader.sequence(path, raw)
