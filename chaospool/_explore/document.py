@@ -70,9 +70,15 @@ class Base:
         return self._relocated(spec, out_dir)
 
     def _relocated(self, path: str, out_dir: str | None) -> str:
-        """``path`` (relative to the source) relative to ``out_dir``, else absolute."""
+        """``path`` (relative to the source) relative to ``out_dir``, else absolute -- also
+        when the two share nothing but the root (``../../work/x`` says less than ``/work/x``)."""
         full = os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(path)))
-        return os.path.relpath(full, out_dir) if out_dir is not None else full
+        if out_dir is None:
+            return full
+        there = os.path.abspath(out_dir)
+        if os.path.commonpath([full, there]) == os.path.abspath(os.sep):
+            return full
+        return os.path.relpath(full, there)
 
     def _pythonpath(self, out_dir: str | None) -> list[str]:
         """The written file's ``pythonpath:``: the source's own directory when it holds what the

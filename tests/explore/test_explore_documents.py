@@ -89,6 +89,7 @@ def test_the_written_file_names_the_directory_its_worker_is_imported_from(
     assert written(str(out_dir)) == [os.path.join("..", "src"), os.path.join("..", "src", "libs")]
     assert written(str(source_dir)) == ["libs"]  # beside the source: found there anyway
     assert written(None) == [str(source_dir), str(source_dir / "libs")]
+    assert written(os.sep) == written(None)  # nothing in common but the root: absolute
     text = base.text(candidate, 5, REGISTRY, out_dir=str(out_dir))
     (out_dir / "f.yaml").write_text(text)
     again = load(out_dir / "f.yaml", registry=REGISTRY)  # its entries are real directories
