@@ -361,7 +361,7 @@ def _write_minimal(experiment: str, loaded: Any, base: Any, result: Any, out: st
                      out_dir=str(Path(out).parent))
     Path(out).write_text(text, encoding="utf-8")
     click.echo(f"shrink: {reproduction(result)}; written to {out}")
-    click.echo(f"shrink stats: {result.runs_used} runs, {len(result.initial.steps)} steps -> "
+    click.echo(f"shrink stats: {result.runs_used} runs, {len(result.initial.steps)} step(s) -> "
                f"{len(result.best.steps)}, {result.elapsed:.1f}s")
     click.echo(f"run it: chaospool run {out}")
     click.echo(f"minimal: {out}")
