@@ -219,6 +219,16 @@ def _print_catalog(catalog: list[dict[str, Any]], as_json: bool) -> None:
 
 
 def _scope(entry: dict[str, Any]) -> str:
+    backends = entry.get("backends")
+    if not backends:
+        return _targets(entry)
+    needs = " or ".join(f"pool.backend: {b}" for b in backends)
+    if "ray" in backends and entry["pool_level"]:  # a node fault (docs/ray.md)
+        return f"one cluster node (target {{node: N}}; default: drawn with the seed); needs {needs}"
+    return f"{_targets(entry)}; needs {needs}"
+
+
+def _targets(entry: dict[str, Any]) -> str:
     when = entry.get("pool_level_when")
     if when:
         cond = " or ".join(f"{k}: {v}" for k, values in when.items() for v in values)

@@ -157,5 +157,6 @@ def _entry(name: str, cls: type[Fault], source: str) -> dict[str, Any]:
         "choices": param_choices(cls),
         "pool_level": pool_level,
         "pool_level_when": pool_when,
+        "backends": list(cls.backends) if cls.backends is not None else None,  # None: any
         "display": display_defaults(cls),
     }

@@ -507,7 +507,7 @@ def test_faults_json_shape_and_plugins(tmp_path: Path) -> None:
     for e in entries:
         # the contract's keys, plus what a tool needs to write a step (docs/faults.md)
         assert set(e) == {"name", "description", "params", "source", "types", "units",
-                          "choices", "pool_level", "pool_level_when"}
+                          "choices", "pool_level", "pool_level_when", "backends"}
         assert isinstance(e["params"], dict)
         assert e["description"]
     by_name = {e["name"]: e for e in entries}

@@ -77,6 +77,16 @@ def test_faults_json_adds_types_units_and_pool_level() -> None:
     assert entries["port_crash"]["choices"]["mode"] == ["kill", "close"]
     assert entries["thundering_herd"]["pool_level"] is True
     assert entries["resource_exhaustion"]["pool_level_when"] == {"resource": ["capacity"]}
+    assert entries["node_crash"]["backends"] == ["ray"]  # refused on a process pool
+    assert entries["slow_worker"]["backends"] is None  # any backend
+
+
+def test_faults_says_node_faults_need_ray_and_act_on_a_node() -> None:
+    text = cli("faults").stdout
+    line = text[text.index("node_crash"):].splitlines()[1]
+    assert "one cluster node (target {node: N}" in line
+    assert "needs pool.backend: ray" in line
+    assert "target ignored" not in line
 
 
 FAILING_IN_POOL = ("import sys\nfrom chaospool.workers.demo import *\n"
