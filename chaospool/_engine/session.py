@@ -79,7 +79,8 @@ def load_with_plugins(
         experiment = dsl_load(source, overrides=overrides or (), registry=registry_for,
                               commands=probe_worker if check_worker else None)
     if not managers:  # the DSL calls the factory only when the rest validated far enough
-        registry_for(experiment.plugins, Path(experiment.base_dir))
+        with on_sys_path(experiment_dirs(experiment)):  # module-name plugins, as the DSL does
+            registry_for(experiment.plugins, Path(experiment.base_dir))
     pm, registry = managers[-1]
     return Loaded(experiment, registry, Hooks(pm), _replay_args(overrides, plugins),
                   reporters(pm))
