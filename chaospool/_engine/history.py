@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chaospool._journal import ExperimentInfo, Journal, assemble
 from chaospool._version import __version__
 
 __all__ = ("HistoryError", "is_history", "journal_from_history")
@@ -87,12 +88,11 @@ def _nemesis(obj: dict[str, Any], faults: list[dict[str, Any]],
         open_faults.pop(name)["reverted_at"] = _seconds(obj)
 
 
-def journal_from_history(path: str) -> dict[str, Any]:
+def journal_from_history(path: str) -> Journal:
     """The journal of the run a history records. Raises ``HistoryError`` (located)."""
     from chaospool._probe import Aggregator, Checker, PhaseClock, bucket_width, summarize
     from chaospool._probe.recorder import OUTCOME_KINDS, kind_index
     from chaospool._probe.summary import LATENCY_BAND_EDGES, fault_bounds, fault_windows
-    from chaospool._report.journal import assemble_journal
 
     faults, sessions, end = _windows(path)
     first, last = fault_bounds(fault_windows(faults), None, None)
@@ -128,15 +128,15 @@ def journal_from_history(path: str) -> dict[str, Any]:
                              int(obj.get("attempts", 1)), _value(f, outcome, obj))
     summary = summarize(aggregator, end=end, faults=faults,
                         consistency=None if checker is None else checker.to_dict())
-    return assemble_journal(
+    recorded = {"consistency": summary["consistency"]} if "consistency" in summary else {}
+    return assemble(
         chaospool_version=__version__, seed=None, started_at=None, ended_at=None,
-        experiment={"title": f"history {Path(path).name}", "path": path, "sha256": None},
+        experiment=ExperimentInfo(title=f"history {Path(path).name}", path=path),
         status="completed", summary=summary, checks=[], faults=faults,
-        extra={"source": "history", "elapsed": end,
-               # the edges of each bucket's latency_bands, for the heat map (as a live journal)
-               "latency_band_edges": list(LATENCY_BAND_EDGES),
-               **({"consistency": summary["consistency"]}
-                                       if "consistency" in summary else {})},
+        # "history": no seed and no experiment, so the reports print no reproduce line
+        source="history", elapsed=end,
+        # the edges of each bucket's latency_bands, for the heat map (as a live journal)
+        latency_band_edges=list(LATENCY_BAND_EDGES), **recorded,
     )
 
 

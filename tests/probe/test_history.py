@@ -103,7 +103,7 @@ def test_a_history_round_trips_through_report(run_dir: Path) -> None:
     html = (run_dir / "h.html").read_text(encoding="utf-8")
     assert "kill" in html
     assert "cut" in html
-    rebuilt = journal_from_history(str(run_dir / "h.jsonl"))
+    rebuilt = journal_from_history(str(run_dir / "h.jsonl")).to_dict()
     for key in ("total", "succeeded", "errors", "recovered", "outcomes", "errors_by_kind"):
         assert rebuilt["metrics"][key] == journal["metrics"][key], key
     for phase in ("before", "during", "after"):
