@@ -91,6 +91,12 @@ class _Record(Struct, frozen=True, kw_only=True):
     def keys(self) -> list[str]:
         return list(self)
 
+    def values(self) -> list[Any]:
+        return [getattr(self, k) for k in self]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in self]
+
     def get(self, key: str, default: Any = None) -> Any:
         value = getattr(self, key, UNSET) if key in self.__struct_fields__ else UNSET
         return default if value is UNSET else value
