@@ -52,7 +52,7 @@ def _consistency(state: RunState) -> dict[str, Any] | None:
 
 def build_journal(state: RunState) -> Journal:
     """The journal of a finished (completed, failed or aborted) run."""
-    from chaospool._probe.summary import LATENCY_BAND_EDGES, accounting_errors
+    from chaospool._probe.summary import accounting_errors
 
     experiment = state.experiment
     summary = _summary(state)
@@ -62,20 +62,6 @@ def build_journal(state: RunState) -> Journal:
         state.error = state.error or f"internal error: {broken[0]}"
     metrics = msgspec.convert(summary["metrics"], Metrics)
     phases = msgspec.convert(summary["phases"], Phases)
-    recorded: dict[str, Any] = {
-        "error": state.error,
-        "duration": experiment.duration,
-        "elapsed": state.end,
-        "reproduce": reproduce_command(state),
-        "plugin_errors": [],  # filled in once the experiment_end hooks ran (session.py)
-        "events": state.events.items,
-        "events_dropped": state.events.dropped,
-        "latency_band_edges": list(LATENCY_BAND_EDGES),  # of each bucket's latency_bands
-    }
-    if state.probe is not None:
-        recorded["load"] = state.probe.info()
-    if "consistency" in summary:
-        recorded["consistency"] = summary["consistency"]
     return assemble(
         chaospool_version=__version__,
         seed=state.seed,
@@ -88,5 +74,26 @@ def build_journal(state: RunState) -> Journal:
         checks=evaluate_checks(experiment.steady_state, metrics, phases),
         faults=[i.to_dict() for i in state.injections
                 if i.injected_at is not None or i.error is not None],
-        **recorded,
+        **_recorded(state, summary),
     )
+
+
+def _recorded(state: RunState, summary: dict[str, Any]) -> dict[str, Any]:
+    """The journal's keys beyond the contract's (docs/reports.md, "The journal")."""
+    from chaospool._probe.summary import LATENCY_BAND_EDGES
+
+    recorded: dict[str, Any] = {
+        "error": state.error,
+        "duration": state.experiment.duration,
+        "elapsed": state.end,
+        "reproduce": reproduce_command(state),
+        "plugin_errors": [],  # filled in once the experiment_end hooks ran (session.py)
+        "events": state.events.items,
+        "events_dropped": state.events.dropped,
+        "latency_band_edges": list(LATENCY_BAND_EDGES),  # of each bucket's latency_bands
+    }
+    if state.probe is not None:
+        recorded["load"] = state.probe.info()
+    if "consistency" in summary:
+        recorded["consistency"] = summary["consistency"]
+    return recorded

@@ -8,9 +8,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 import msgspec
+import pytest
 
 from chaospool._journal import (
     METRIC_KEYS,

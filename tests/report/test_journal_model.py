@@ -71,7 +71,8 @@ def test_free_form_evidence_and_extra_records_survive(journal: dict[str, Any]) -
     typed = as_journal(j)
     assert typed.to_dict() == j
     assert typed.faults[0].effect["nodes"][0]["raylet"]["stopped"] is True
-    assert typed.consistency and typed.consistency.findings[0].operations[0].pid == 44
+    assert typed.consistency
+    assert typed.consistency.findings[0].operations[0].pid == 44
 
 
 def test_numbers_keep_their_json_type() -> None:
@@ -86,7 +87,8 @@ def test_numbers_keep_their_json_type() -> None:
 def test_unrecorded_keys_stay_absent_and_recorded_nulls_stay_null() -> None:
     out = as_journal({"metrics": {"success_rate": None},
                       "timeline": [{"t": 0.5, "p99_latency": None}]}).to_dict()
-    assert "outcomes" not in out["metrics"] and "consistency" not in out
+    assert "outcomes" not in out["metrics"]
+    assert "consistency" not in out
     assert out["metrics"]["success_rate"] is None
     assert "latency_bands" not in out["timeline"][0]
     assert out["timeline"][0]["p99_latency"] is None
@@ -98,10 +100,12 @@ def test_records_read_as_attributes_and_as_mappings(journal: dict[str, Any]) -> 
     assert dict(report.metrics) == journal["metrics"]
     assert report.phases.after["recovered"] == journal["phases"]["after"]["recovered"]
     check = report.checks[0]
-    assert isinstance(check, Check) and check["observed"] == check.observed
+    assert isinstance(check, Check)
+    assert check["observed"] == check.observed
     fault = report.faults[0]
     assert isinstance(fault, FaultRecord)
-    assert fault.targets[0].pid == fault.targets[0]["pid"] == journal["faults"][0]["targets"][0]["pid"]
+    pid = journal["faults"][0]["targets"][0]["pid"]
+    assert fault.targets[0].pid == fault.targets[0]["pid"] == pid
     assert isinstance(report.timeline[0], Bucket)
     with pytest.raises(KeyError):
         _ = report.timeline[0]["latency_bands"]  # not recorded in this (older) journal
@@ -110,7 +114,7 @@ def test_records_read_as_attributes_and_as_mappings(journal: dict[str, Any]) -> 
 
 
 def test_metric_keys_are_the_models_fields() -> None:
-    assert METRIC_KEYS == Metrics.__struct_fields__
+    assert Metrics.__struct_fields__ == METRIC_KEYS
     assert METRIC_KEYS[:3] == ("total", "succeeded", "errors")
 
 
