@@ -107,6 +107,10 @@ class _Record(Struct, frozen=True, kw_only=True):
         return data
 
 
+# code that asked ``isinstance(report.metrics, Mapping)`` of 0.1.0's dict-backed views still may
+Mapping.register(_Record)
+
+
 # -- metrics --------------------------------------------------------------------------------
 
 
