@@ -489,7 +489,7 @@ def _run_one(
         outs.stdout_journals.append(journal)
     failed = _write_outputs(item, journal, others)
     with _reader_may_leave():
-        print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
+        print_summary(report.journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
     code = _exit_code(journal)
     # an output CI relies on (JUnit, say) is missing: never let the command pass
     return EXIT_FAILED if failed and code != EXIT_INTERRUPTED else code
