@@ -69,11 +69,11 @@ PHASE_NAMES = ("before", "during", "after")
 
 
 class _Record(Struct, frozen=True, kw_only=True):
-    """A record also reads as a mapping of its recorded fields: ``check["observed"]``, as the
-    journal's dicts did (docs/api: ``report.metrics["total"]``)."""
+    """A record also reads as a mapping of the keys it holds: ``check["observed"]``, as the
+    journal's dicts did (docs/internal-api.md, section 6); an ``UNSET`` field is no key."""
 
     def __getitem__(self, key: str) -> Any:
-        value = getattr(self, key, UNSET) if key in self.__struct_fields__ else UNSET
+        value = self.get(key, UNSET)
         if value is UNSET:
             raise KeyError(key)
         return value
