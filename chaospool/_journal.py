@@ -427,6 +427,9 @@ def assemble(
     ``events``, ``load``...). Free-form values (evidence, events, load) are made JSON-safe."""
     if status not in STATUSES:
         raise ValueError(f"status must be completed, aborted or failed, not {status!r}")
+    unknown = sorted(set(recorded) - set(Journal.__struct_fields__))
+    if unknown:  # a key the model lacks would be dropped without a word
+        raise TypeError(f"the journal has no key {unknown[0]!r}: add it to Journal first")
     for key in ("events", "load"):
         if key in recorded:
             recorded[key] = json_safe(recorded[key])

@@ -144,6 +144,10 @@ def test_the_journal_has_the_contract_keys_and_is_json() -> None:
         assemble(chaospool_version="0", seed=1, started_at=None, ended_at=None,
                  experiment=ExperimentInfo(), status="done", summary=a_summary(), checks=[],
                  faults=[])
+    with pytest.raises(TypeError, match="no key 'elapsd'"):
+        assemble(chaospool_version="0", seed=1, started_at=None, ended_at=None,
+                 experiment=ExperimentInfo(), status="completed", summary=a_summary(),
+                 checks=[], faults=[], elapsd=1.0)
 
 
 def test_report_reads_the_journal() -> None:
