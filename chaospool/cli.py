@@ -16,13 +16,16 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 import chaospool
 from chaospool._report.select import Output
 from chaospool.errors import PluginLoadError
+
+if TYPE_CHECKING:  # the journal model imports msgspec: only on use, the CLI starts fast
+    from chaospool._journal import Journal
 
 __all__ = ("main",)
 
@@ -271,7 +274,7 @@ def report(journal: str, html_path: str | None, junit_path: str | None,
     found = _reporters_for_report(plugins, outputs)
     data = _read_input_or_exit(journal)
     # the journal is the only input here: a reporter that cannot draw it means a foreign file
-    failures = write_reports(data, bind(outputs, found))
+    failures = write_reports(data.to_dict(), bind(outputs, found))
     if failures:
         _fail_invalid([f"{journal}:1:1: {failures[0]}"])
     try:
@@ -281,7 +284,7 @@ def report(journal: str, html_path: str | None, junit_path: str | None,
         _fail_invalid([f"{journal}:1:1: not a chaospool journal: {type(exc).__name__}: {exc}"])
 
 
-def _read_input_or_exit(path: str) -> dict[str, Any]:
+def _read_input_or_exit(path: str) -> Journal:
     """A journal, or a history rebuilt into one (same aggregator and checker as a live run)."""
     from chaospool._engine.history import HistoryError, is_history, journal_from_history
 
@@ -293,7 +296,7 @@ def _read_input_or_exit(path: str) -> dict[str, Any]:
         _fail_invalid([str(exc)])
 
 
-def _read_journal_or_exit(path: str) -> dict[str, Any]:
+def _read_journal_or_exit(path: str) -> Journal:
     from chaospool._report.files import JournalFormatError, read_journal
 
     try:
@@ -503,7 +506,7 @@ def _run_one(
         outs.stdout_journals.append(journal)
     failed = _write_outputs(item, journal, others)
     with _reader_may_leave():
-        print_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
+        print_summary(report.journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
     code = _exit_code(journal)
     # an output CI relies on (JUnit, say) is missing: never let the command pass
     return EXIT_FAILED if failed and code != EXIT_INTERRUPTED else code

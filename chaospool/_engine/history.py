@@ -14,6 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from chaospool._journal import ExperimentInfo, Journal, assemble
+from chaospool._probe import Aggregator, Checker, PhaseClock, bucket_width, summarize
+from chaospool._probe.recorder import OUTCOME_KINDS, kind_index
+from chaospool._probe.summary import LATENCY_BAND_EDGES, fault_bounds, fault_windows
 from chaospool._version import __version__
 
 __all__ = ("HistoryError", "is_history", "journal_from_history")
@@ -87,57 +91,80 @@ def _nemesis(obj: dict[str, Any], faults: list[dict[str, Any]],
         open_faults.pop(name)["reverted_at"] = _seconds(obj)
 
 
-def journal_from_history(path: str) -> dict[str, Any]:
+def journal_from_history(path: str) -> Journal:
     """The journal of the run a history records. Raises ``HistoryError`` (located)."""
-    from chaospool._probe import Aggregator, Checker, PhaseClock, bucket_width, summarize
-    from chaospool._probe.recorder import OUTCOME_KINDS, kind_index
-    from chaospool._probe.summary import LATENCY_BAND_EDGES, fault_bounds, fault_windows
-    from chaospool._report.journal import assemble_journal
-
     faults, sessions, end = _windows(path)
     first, last = fault_bounds(fault_windows(faults), None, None)
     aggregator = Aggregator(bucket_width(end), PhaseClock.fixed(first, last))
-    names = sorted(sessions)
-    checker = Checker(len(names)) if names else None
-    if checker is not None:
-        checker.names = tuple(names)
-    index = {name: i for i, name in enumerate(names)}
+    checker = _checker(sessions)
+    _replay(path, aggregator, checker)
+    summary = summarize(aggregator, end=end, faults=faults,
+                        consistency=None if checker is None else checker.to_dict())
+    recorded = {"consistency": summary["consistency"]} if "consistency" in summary else {}
+    return assemble(
+        chaospool_version=__version__, seed=None, started_at=None, ended_at=None,
+        experiment=ExperimentInfo(title=f"history {Path(path).name}", path=path),
+        status="completed", summary=summary, checks=[], faults=faults,
+        # "history": no seed and no experiment, so the reports print no reproduce line
+        source="history", elapsed=end,
+        # the edges of each bucket's latency_bands, for the heat map (as a live journal)
+        latency_band_edges=list(LATENCY_BAND_EDGES), **recorded,
+    )
+
+
+def _checker(sessions: set[str]) -> Checker | None:
+    if not sessions:
+        return None
+    checker = Checker(len(sessions))
+    checker.names = tuple(sorted(sessions))
+    return checker
+
+
+def _replay(path: str, aggregator: Aggregator, checker: Checker | None) -> None:
+    """Pass 2: each operation, its invoke paired with its completion, into the aggregator
+    and (a checked session's) the consistency checker."""
+    index = {name: i for i, name in enumerate(checker.names)} if checker is not None else {}
     open_ops: dict[Any, tuple[float, str]] = {}
     for number, obj in _lines(path):
-        process = obj["process"]
-        if process == "nemesis":
+        if obj["process"] == "nemesis":
             continue
         if obj["type"] == "invoke":
-            if process in open_ops:
-                raise HistoryError(f"{path}:{number}:1: process {process!r} invokes while "
-                                   "its previous operation is open")
-            open_ops[process] = (_seconds(obj), str(obj.get("f")))
+            _invoke(path, number, obj, open_ops)
             continue
-        outcome = _TYPES.get(obj["type"])
-        if outcome is None or process not in open_ops:
-            raise HistoryError(f"{path}:{number}:1: {obj['type']!r} without an open invoke")
-        start, f = open_ops.pop(process)
-        error = obj.get("error")
-        if error == "abandoned":
-            aggregator.cancelled += 1
-        else:
-            code = kind_index(error) if error in OUTCOME_KINDS else 0
-            aggregator.add(start, _seconds(obj), code, int(obj.get("attempts", 1)), outcome)
+        start, f, outcome = _completion(path, number, obj, open_ops)
+        _aggregate(aggregator, obj, start, outcome)
         if checker is not None and obj.get("session") in index:
             checker.complete(index[obj["session"]], f, start, _seconds(obj), outcome,
                              int(obj.get("attempts", 1)), _value(f, outcome, obj))
-    summary = summarize(aggregator, end=end, faults=faults,
-                        consistency=None if checker is None else checker.to_dict())
-    return assemble_journal(
-        chaospool_version=__version__, seed=None, started_at=None, ended_at=None,
-        experiment={"title": f"history {Path(path).name}", "path": path, "sha256": None},
-        status="completed", summary=summary, checks=[], faults=faults,
-        extra={"source": "history", "elapsed": end,
-               # the edges of each bucket's latency_bands, for the heat map (as a live journal)
-               "latency_band_edges": list(LATENCY_BAND_EDGES),
-               **({"consistency": summary["consistency"]}
-                                       if "consistency" in summary else {})},
-    )
+
+
+def _invoke(path: str, number: int, obj: dict[str, Any],
+            open_ops: dict[Any, tuple[float, str]]) -> None:
+    process = obj["process"]
+    if process in open_ops:
+        raise HistoryError(f"{path}:{number}:1: process {process!r} invokes while "
+                           "its previous operation is open")
+    open_ops[process] = (_seconds(obj), str(obj.get("f")))
+
+
+def _completion(path: str, number: int, obj: dict[str, Any],
+                open_ops: dict[Any, tuple[float, str]]) -> tuple[float, str, int]:
+    """(start, f, outcome) of the operation this line completes."""
+    outcome = _TYPES.get(obj["type"])
+    if outcome is None or obj["process"] not in open_ops:
+        raise HistoryError(f"{path}:{number}:1: {obj['type']!r} without an open invoke")
+    start, f = open_ops.pop(obj["process"])
+    return start, f, outcome
+
+
+def _aggregate(aggregator: Aggregator, obj: dict[str, Any], start: float,
+               outcome: int) -> None:
+    error = obj.get("error")
+    if error == "abandoned":
+        aggregator.cancelled += 1
+        return
+    code = kind_index(error) if error in OUTCOME_KINDS else 0
+    aggregator.add(start, _seconds(obj), code, int(obj.get("attempts", 1)), outcome)
 
 
 def _value(f: str, outcome: int, obj: dict[str, Any]) -> tuple[int, int | None] | None:

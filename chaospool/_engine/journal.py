@@ -1,11 +1,15 @@
-"""The journal: what a run did, as the JSON of docs/reports.md, built from a RunState."""
+"""The journal: what a run did (docs/reports.md), built from a RunState as typed records
+(:mod:`chaospool._journal`)."""
 
 from __future__ import annotations
 
 import shlex
 from typing import Any
 
+import msgspec
+
 from chaospool._engine.run import RunState
+from chaospool._journal import ExperimentInfo, Journal, Metrics, Phases, assemble, evaluate_checks
 from chaospool._version import __version__
 
 __all__ = ("build_journal", "reproduce_command")
@@ -46,10 +50,9 @@ def _consistency(state: RunState) -> dict[str, Any] | None:
     return None if checker is None else dict(checker.to_dict())
 
 
-def build_journal(state: RunState) -> dict[str, Any]:
+def build_journal(state: RunState) -> Journal:
     """The journal of a finished (completed, failed or aborted) run."""
-    from chaospool._probe.summary import LATENCY_BAND_EDGES, accounting_errors
-    from chaospool._report.journal import assemble_journal, evaluate_checks
+    from chaospool._probe.summary import accounting_errors
 
     experiment = state.experiment
     summary = _summary(state)
@@ -57,10 +60,31 @@ def build_journal(state: RunState) -> dict[str, Any]:
     if broken and state.status != "aborted":  # an internal bug: never a passing verdict
         state.status = "failed"
         state.error = state.error or f"internal error: {broken[0]}"
-    checks = evaluate_checks(experiment.steady_state, summary)
-    extra: dict[str, Any] = {
+    metrics = msgspec.convert(summary["metrics"], Metrics)
+    phases = msgspec.convert(summary["phases"], Phases)
+    return assemble(
+        chaospool_version=__version__,
+        seed=state.seed,
+        started_at=state.started_at,
+        ended_at=state.ended_at,
+        experiment=ExperimentInfo(title=experiment.title, path=experiment.path,
+                                  sha256=experiment.sha256),
+        status=state.status,
+        summary={**summary, "metrics": metrics, "phases": phases},
+        checks=evaluate_checks(experiment.steady_state, metrics, phases),
+        faults=[i.to_dict() for i in state.injections
+                if i.injected_at is not None or i.error is not None],
+        **_recorded(state, summary),
+    )
+
+
+def _recorded(state: RunState, summary: dict[str, Any]) -> dict[str, Any]:
+    """The journal's keys beyond the contract's (docs/reports.md, "The journal")."""
+    from chaospool._probe.summary import LATENCY_BAND_EDGES
+
+    recorded: dict[str, Any] = {
         "error": state.error,
-        "duration": experiment.duration,
+        "duration": state.experiment.duration,
         "elapsed": state.end,
         "reproduce": reproduce_command(state),
         "plugin_errors": [],  # filled in once the experiment_end hooks ran (session.py)
@@ -69,20 +93,7 @@ def build_journal(state: RunState) -> dict[str, Any]:
         "latency_band_edges": list(LATENCY_BAND_EDGES),  # of each bucket's latency_bands
     }
     if state.probe is not None:
-        extra["load"] = state.probe.info()
+        recorded["load"] = state.probe.info()
     if "consistency" in summary:
-        extra["consistency"] = summary["consistency"]
-    return assemble_journal(
-        chaospool_version=__version__,
-        seed=state.seed,
-        started_at=state.started_at,
-        ended_at=state.ended_at,
-        experiment={"title": experiment.title, "path": experiment.path,
-                    "sha256": experiment.sha256},
-        status=state.status,
-        summary=summary,
-        checks=checks,
-        faults=[i.to_dict() for i in state.injections
-                if i.injected_at is not None or i.error is not None],
-        extra=extra,
-    )
+        recorded["consistency"] = summary["consistency"]
+    return recorded

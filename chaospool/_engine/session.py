@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pluggy
 
 from chaospool._dsl import load as dsl_load
@@ -23,8 +24,9 @@ from chaospool._dsl.worker_check import probe_worker
 from chaospool._engine.journal import build_journal
 from chaospool._engine.run import Progress, RunState, draw_seed, prepare, run_experiment
 from chaospool._engine.schedule import ScheduledStep, pool_level_predicate, schedule
+from chaospool._journal import HookErrorRecord, Journal
 from chaospool._plugins import Hooks, fault_registry, load_plugins, plugin_manager, reporters
-from chaospool._report.files import json_safe, print_stdout, write_journal
+from chaospool._report.files import print_stdout, write_journal
 from chaospool._report.journal import Report
 from chaospool.fault import Fault
 from chaospool.hookspecs import Reporter
@@ -140,7 +142,7 @@ async def run_loaded(
             state.history.close()
     journal = _final_journal(loaded, state)
     if journal_path is not None:
-        write_journal(journal, journal_path)
+        write_journal(journal.to_dict(), journal_path)
     keep = journal_path is not None and str(journal_path) != "-"
     return Report.from_journal(journal, journal_path=str(journal_path) if keep else None)
 
@@ -160,16 +162,16 @@ def _open_history(path: str | os.PathLike[str] | None) -> Any:
     return HistoryWriter(path)
 
 
-def _final_journal(loaded: Loaded, state: RunState) -> dict[str, Any]:
+def _final_journal(loaded: Loaded, state: RunState) -> Journal:
     try:
         journal = build_journal(state)
     except Exception as exc:  # reason: a summary that breaks must still leave a journal
         _mark_failed(state, exc)
         state.probe = None  # what broke was the recorded data: report the run without it
         journal = build_journal(state)
-    loaded.hooks.experiment_end(loaded.experiment, journal)
+    # plugins get the journal as JSON-able builtins (docs/plugins.md): a copy they may keep
+    loaded.hooks.experiment_end(loaded.experiment, journal.to_dict())
     # hook errors are known only now, experiment_end's own included
-    journal["plugin_errors"] = [e.to_dict() for e in loaded.hooks.errors]
-    # a plugin may record anything (a set, bytes, NaN, an object): the journal is still JSON
-    converted: dict[str, Any] = json_safe(journal)
-    return converted
+    errors = [HookErrorRecord(plugin=e.plugin, hook=e.hook, error=e.error, count=e.count)
+              for e in loaded.hooks.errors]
+    return msgspec.structs.replace(journal, plugin_errors=errors)

@@ -1,14 +1,16 @@
-"""Shared reading and formatting of the journal dict for every reporter.
+"""Shared reading and formatting of the journal for every reporter.
 
-Reporters see only the journal (docs/reports.md), possibly re-read from a file written by an older
-or partial run, so every accessor here tolerates a missing key or a ``null`` value.
+Reporters see only the journal (docs/reports.md), as the typed records of
+:mod:`chaospool._journal`; one re-read from a file written by an older or partial run has its
+missing keys defaulted or ``UNSET``, and every formatter here takes ``None`` for "not measured".
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
 from typing import Any
+
+from chaospool._journal import Check, FaultRecord, HookErrorRecord, Journal
 
 __all__ = (
     "PHASES",
@@ -81,71 +83,61 @@ def fmt_metric(metric: str, value: Any) -> str:
     return str(int(value))
 
 
-def check_name(check: Mapping[str, Any]) -> str:
+def check_name(check: Check) -> str:
     """``overall.success_rate >= 0.95``: the check as a person would write it."""
-    phase = check.get("phase") or "overall"
-    return f"{phase}.{check.get('metric', '?')} {check.get('expected', '')}".rstrip()
+    return f"{check.phase or 'overall'}.{check.metric or '?'} {check.expected}".rstrip()
 
 
-def experiment_title(journal: Mapping[str, Any]) -> str:
-    exp = journal.get("experiment") or {}
-    title = exp.get("title")
-    if title:
-        return str(title)
-    path = exp.get("path")
-    if path:
-        return str(path).replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+def experiment_title(journal: Journal) -> str:
+    exp = journal.experiment
+    if exp.title:
+        return exp.title
+    if exp.path:
+        return exp.path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return "experiment"
 
 
-def fault_label(index: int, fault: Mapping[str, Any]) -> str:
+def fault_label(index: int, fault: FaultRecord) -> str:
     """``F2 kill worker #2``: numbered so that repeated steps with one name stay distinct."""
-    kind = str(fault.get("fault") or "fault")
-    name = str(fault.get("name") or kind)
+    kind = fault.fault or "fault"
+    name = fault.name or kind
     text = name if name == kind else f"{name} ({kind})"
     return f"F{index + 1} {text}"
 
 
-def reproduce_command(journal: Mapping[str, Any]) -> str:
-    """The command that re-runs this experiment with the same seed.
+def reproduce_command(journal: Journal) -> str | None:
+    """The command that re-runs this experiment with the same seed; None for a journal rebuilt
+    from a history, which records neither the experiment nor the seed.
 
     The engine records its own (``reproduce``); journals without one get it rebuilt.
     """
-    given = journal.get("reproduce")
-    if isinstance(given, str) and given:
-        return given
-    exp = journal.get("experiment") or {}
-    path = exp.get("path") or "EXPERIMENT.yaml"
-    argv = ["chaospool", "run", str(path)]
-    if journal.get("seed") is not None:
-        argv += ["--seed", str(journal["seed"])]
+    if journal.reproduce:
+        return str(journal.reproduce)
+    if journal.from_history:
+        return None
+    argv = ["chaospool", "run", journal.experiment.path or "EXPERIMENT.yaml"]
+    if journal.seed is not None:
+        argv += ["--seed", str(journal.seed)]
     return shlex.join(argv)
 
 
-def status_line(journal: Mapping[str, Any]) -> str:
+def status_line(journal: Journal) -> str:
     """``completed · 4/5 checks passed`` (or ``failed`` / ``aborted``)."""
-    checks: Sequence[Mapping[str, Any]] = journal.get("checks") or []
-    passed = sum(1 for c in checks if c.get("ok"))
-    status = journal.get("status") or "unknown"
-    verdict = "PASSED" if journal.get("ok") else "FAILED"
-    return f"{verdict} · status {status} · {passed}/{len(checks)} checks passed"
+    passed = sum(1 for c in journal.checks if c.ok)
+    verdict = "PASSED" if journal.ok else "FAILED"
+    return f"{verdict} · status {journal.status} · {passed}/{len(journal.checks)} checks passed"
 
 
-def _plugin_error(entry: Any) -> str:
-    if isinstance(entry, Mapping):
-        times = f" ({entry['count']} times)" if (entry.get("count") or 1) > 1 else ""
-        return (f"plugin {entry.get('plugin')!r} raised in {entry.get('hook')}: "
-                f"{entry.get('error')}{times}")
-    return str(entry)
+def _plugin_error(entry: HookErrorRecord) -> str:
+    times = f" ({entry.count} times)" if entry.count > 1 else ""
+    return f"plugin {entry.plugin!r} raised in {entry.hook}: {entry.error}{times}"
 
 
-def problems(journal: Mapping[str, Any]) -> list[str]:
+def problems(journal: Journal) -> list[str]:
     """What went wrong beyond the checks: the run's error, fault errors, plugin errors."""
     found = []
-    if journal.get("error"):
-        found.append(f"run error: {journal['error']}")
-    for i, fault in enumerate(journal.get("faults") or []):
-        if fault.get("error"):
-            found.append(f"{fault_label(i, fault)}: {fault['error']}")
-    found += [_plugin_error(e) for e in journal.get("plugin_errors") or []]
+    if journal.error:
+        found.append(f"run error: {journal.error}")
+    found += [f"{fault_label(i, f)}: {f.error}" for i, f in enumerate(journal.faults) if f.error]
+    found += [_plugin_error(e) for e in journal.plugin_errors or ()]
     return found

@@ -28,7 +28,9 @@ __all__ = (
 
 @dataclass(frozen=True)
 class FileReporter:
-    """Writes one output from a journal dict with ``render(journal, path)``."""
+    """Writes one output from a journal with ``render(journal, path)``: reporters receive the
+    JSON-able dict (the plugin boundary, docs/plugins.md); each built-in renderer converts it
+    to the typed journal of :mod:`chaospool._journal` and reads records from there on."""
 
     name: str
     description: str

@@ -22,6 +22,7 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
+from chaospool._journal import Bucket, Journal, as_journal
 from chaospool._report._format import fault_label
 
 __all__ = ("Window", "event_marks", "fault_windows", "timeline_charts")
@@ -81,52 +82,51 @@ class _Series:
     counts: list[tuple[int, int]] = field(default_factory=list)  # (succeeded, errors)
 
 
-def fault_windows(journal: Mapping[str, Any], run_end: float) -> list[Window]:
+def fault_windows(journal: Journal | Mapping[str, Any], run_end: float) -> list[Window]:
     """The fault windows, each at least 1% of the run wide so that a kill stays visible."""
     min_width = max(run_end * 0.01, 0.05)
     windows = []
-    for i, fault in enumerate(journal.get("faults") or []):
-        start = fault.get("injected_at")
+    for i, fault in enumerate(as_journal(journal).faults):
+        start = fault.injected_at
         if start is None:
             continue  # never injected (inject raised before recording a time)
-        end = fault.get("reverted_at")
-        end = run_end if end is None else end
+        end = run_end if fault.reverted_at is None else fault.reverted_at
         instant = end - start < min_width
         windows.append(Window(fault_label(i, fault), start, max(end, start + min_width), instant))
     return windows
 
 
-def _bucket_width(timeline: Sequence[Mapping[str, Any]]) -> float:
-    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(timeline) if b["t"] > a["t"]]
+def _bucket_width(timeline: Sequence[Bucket]) -> float:
+    gaps = [b.t - a.t for a, b in itertools.pairwise(timeline) if b.t > a.t]
     return min(gaps) if gaps else 1.0
 
 
-def _covered(t: float, width: float, elapsed: Any) -> float:
+def _covered(t: float, width: float, elapsed: object) -> float:
     """How much of a bucket the run lasted: the last one is usually cut short."""
     if isinstance(elapsed, int | float) and elapsed > t:
         return min(width, float(elapsed) - t)
     return width
 
 
-def _series(journal: Mapping[str, Any]) -> _Series:
-    timeline = sorted(journal.get("timeline") or [], key=lambda b: b.get("t", 0.0))
+def _series(journal: Journal) -> _Series:
+    timeline = sorted(journal.timeline, key=lambda b: b.t)
     width = _bucket_width(timeline)
     s = _Series([], [], [], [], 0.0)
     for bucket in timeline:
-        ok, err = bucket.get("succeeded", 0), bucket.get("errors", 0)
+        ok, err = bucket.succeeded, bucket.errors
         done = ok + err
-        covered = _covered(bucket["t"], width, journal.get("elapsed"))
+        covered = _covered(bucket.t, width, journal.elapsed)
         # Plot each bucket at its middle: its operations ended anywhere within it.
-        s.times.append(bucket["t"] + covered / 2)
+        s.times.append(bucket.t + covered / 2)
         # A sliver of a bucket (the run's last instants) gives no meaningful rate.
         s.throughput.append(done / covered if covered >= width / 4 else None)
         s.success.append(100.0 * ok / done if done else None)
-        p99, peak = bucket.get("p99_latency"), bucket.get("max_latency")
+        p99, peak = bucket.p99_latency, bucket.get("max_latency")
         s.p99_ms.append(None if p99 is None else p99 * 1000.0)
         s.max_ms.append(None if peak is None else peak * 1000.0)
-        s.starts.append(bucket["t"])
+        s.starts.append(bucket.t)
         s.counts.append((ok, err))
-    last = timeline[-1]["t"] + width if timeline else 0.0
+    last = timeline[-1].t + width if timeline else 0.0
     return _Series(s.times, s.throughput, s.success, s.p99_ms, last, s.max_ms, s.starts,
                    s.counts)
 
@@ -337,12 +337,13 @@ def _lines(series: _Series) -> dict[str, list[_Line]]:
     }
 
 
-def timeline_charts(journal: Mapping[str, Any]) -> list[str]:
+def timeline_charts(journal: Journal | Mapping[str, Any]) -> list[str]:
     """Three SVG charts (throughput, success rate, latency: p99 and max), with fault windows
     and the pool's own reactions (crashes, replacements, kills, circuit) in each."""
+    journal = as_journal(journal)
     series = _series(journal)
-    reverts = (f.get("reverted_at") or 0.0 for f in journal.get("faults") or [])
-    run_end = max(series.end, float(journal.get("elapsed") or 0.0), *reverts, 1.0)
+    reverts = (f.reverted_at or 0.0 for f in journal.faults)
+    run_end = max(series.end, float(journal.elapsed or 0.0), *reverts, 1.0)
     windows = fault_windows(journal, run_end)
     events = event_marks(journal)
     x_end = max([series.end, *(w.end for w in windows)], default=1.0) or 1.0
@@ -386,9 +387,10 @@ def _event_text(event: Mapping[str, Any]) -> str:
     return f"{float(event.get('t') or 0.0):.2f} s: {event.get('kind')}{where}{pid} {extra}".rstrip()
 
 
-def event_marks(journal: Mapping[str, Any]) -> list[_EventMarks]:
-    """The journal's pool events, one marker series per kind of reaction present."""
-    events = [e for e in journal.get("events") or [] if isinstance(e, Mapping)]
+def event_marks(journal: Journal | Mapping[str, Any]) -> list[_EventMarks]:
+    """The journal's pool events, one marker series per kind of reaction present (events are
+    free-form records: each kind carries its own fields)."""
+    events = as_journal(journal).events or []
     marks = []
     for kinds, legend, colour in _EVENT_KINDS:
         mine = [e for e in events if e.get("kind") in kinds]

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import click
 
+from chaospool._journal import Journal
 from chaospool._report.files import write_text_atomic
 from chaospool._units import print_duration
 from chaospool.hookspecs import Reporter
@@ -111,7 +112,7 @@ def feed(live: Any) -> Callable[[ProgressLike], None]:
     return update
 
 
-def print_summary(journal: Mapping[str, Any], *, quiet: bool, verbose: bool,
+def print_summary(journal: Journal | Mapping[str, Any], *, quiet: bool, verbose: bool,
                   journal_path: str | None = None) -> None:
     from chaospool._report.terminal import render_summary
 
@@ -124,7 +125,7 @@ def print_summary(journal: Mapping[str, Any], *, quiet: bool, verbose: bool,
     render_summary(journal, quiet=quiet, verbose=verbose, journal_path=journal_path)
 
 
-def write_summary(journal: Mapping[str, Any], path: str) -> None:
+def write_summary(journal: Journal | Mapping[str, Any], path: str) -> None:
     """The ``terminal`` reporter: the summary as plain text in a file (``-`` = stdout)."""
     from chaospool._report.terminal import summary_text
 

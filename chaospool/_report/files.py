@@ -8,16 +8,15 @@ renderer that raises, a SIGKILL) leaves the earlier file whole. See docs/reports
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import enum
 import json
-import math
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
+
+from chaospool._journal import Journal, JournalShapeError, as_journal, json_safe
 
 __all__ = (
     "JournalFormatError",
@@ -28,10 +27,6 @@ __all__ = (
     "write_journal",
     "write_text_atomic",
 )
-
-# A value a plugin recorded may contain itself; its copy stops there instead of recursing.
-_CYCLE = "<cycle>"
-
 
 def write_atomic(path: str | os.PathLike[str], render: Callable[[TextIO], None]) -> None:
     """Call ``render(file)`` on a temporary file next to ``path``, then move it onto ``path``.
@@ -87,62 +82,6 @@ def write_journal(journal: Mapping[str, Any], path: str | os.PathLike[str]) -> N
     write_atomic(path, render)
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` if strict JSON can hold it as it is, else a copy that it can.
-
-    A set becomes a sorted list, bytes text (UTF-8, undecodable bytes escaped), NaN and the
-    infinities ``null``, a tuple a list, a key text, an enum its value, a dataclass a dict and
-    any other object its ``repr``. The common case -- nothing to convert -- costs one C-speed
-    encode, not a walk in Python over a long run's timeline.
-    """
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError, RecursionError):
-        return _convert(value, set())
-    return value
-
-
-def _convert(value: Any, seen: set[int]) -> Any:
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if id(value) in seen:
-        return _CYCLE
-    seen.add(id(value))
-    try:
-        return _convert_container(value, seen)
-    finally:
-        seen.discard(id(value))
-
-
-def _convert_container(value: Any, seen: set[int]) -> Any:
-    if isinstance(value, Mapping):
-        return {_key(k): _convert(v, seen) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_convert(v, seen) for v in value]
-    if isinstance(value, set | frozenset):
-        return [_convert(v, seen) for v in _sorted(value)]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, enum.Enum):
-        return _convert(value.value, seen)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _convert(dataclasses.asdict(value), seen)
-    return repr(value)
-
-
-def _sorted(items: set[Any] | frozenset[Any]) -> list[Any]:
-    try:
-        return sorted(items)
-    except TypeError:  # mixed types: an order that is still the same on every run
-        return sorted(items, key=repr)
-
-
-def _key(key: Any) -> str:
-    return key if isinstance(key, str) else str(_convert(key, set()))
-
-
 class JournalFormatError(ValueError):
     """A file that is not a chaospool journal; ``str()`` is one line saying why, ``line`` and
     ``column`` (1-based) where, when the JSON itself is broken."""
@@ -152,17 +91,10 @@ class JournalFormatError(ValueError):
         self.line, self.column = line, column
 
 
-# top-level key -> the JSON type a journal holds there (when the key is present)
-_JOURNAL_SHAPE: dict[str, tuple[type, ...]] = {
-    "metrics": (dict,), "phases": (dict,), "checks": (list,), "faults": (list,),
-    "timeline": (list,), "status": (str,), "experiment": (dict, type(None)),
-}
-_LIST_OF_OBJECTS = ("checks", "faults", "timeline")
-
-
-def read_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a journal file written by ``chaospool run``; :class:`JournalFormatError` if the file
-    is not JSON, or is JSON of another shape (another tool's, a history, a truncated copy)."""
+def read_journal(path: str | os.PathLike[str]) -> Journal:
+    """Read a journal file written by ``chaospool run`` into the typed model;
+    :class:`JournalFormatError` if the file is not JSON, or is JSON of another shape (another
+    tool's, a history, a truncated copy): msgspec names the first wrong value by its path."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -170,24 +102,10 @@ def read_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise JournalFormatError(f"not a journal: invalid JSON: {exc.msg}", exc.lineno,
                                  exc.colno) from exc
-    problem = _shape_problem(data)
-    if problem:
-        raise JournalFormatError(f"not a chaospool journal: {problem}")
-    return dict(data)
-
-
-def _shape_problem(data: Any) -> str | None:
-    if not isinstance(data, dict):
-        return f"the top level is a JSON {type(data).__name__}, not an object"
-    if "metrics" not in data:
-        return "it has no 'metrics'"
-    for key, types in _JOURNAL_SHAPE.items():
-        if key in data and not isinstance(data[key], types):
-            return f"'{key}' is a JSON {type(data[key]).__name__}"
-    for key in _LIST_OF_OBJECTS:
-        if any(not isinstance(item, dict) for item in data.get(key, ())):
-            return f"'{key}' holds something other than objects"
-    return None
+    try:
+        return as_journal(data)
+    except JournalShapeError as exc:
+        raise JournalFormatError(f"not a chaospool journal: {exc}") from None
 
 
 def print_stdout(text: str) -> None:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from chaospool._journal import FaultRecord, Journal, Metrics
 from chaospool._report._format import fault_label, fmt_metric, fmt_seconds
 
 __all__ = ("evidence_line", "fmt_observed", "happened_lines", "stopped_note")
@@ -100,20 +101,18 @@ def evidence_line(effect: Mapping[str, Any], width: int = 110) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _targets(fault: Mapping[str, Any]) -> str:
-    targets = fault.get("targets") or []
-    if not targets:
+def _targets(fault: FaultRecord) -> str:
+    if not fault.targets:
         return "the pool"
-    return "slot " + ", ".join(f"{t.get('index')} (pid {t.get('pid')})" for t in targets)
+    return "slot " + ", ".join(f"{t.index} (pid {t.pid})" for t in fault.targets)
 
 
-def _fault_line(index: int, fault: Mapping[str, Any]) -> str:
+def _fault_line(index: int, fault: FaultRecord) -> str:
     label = fault_label(index, fault)
-    if fault.get("error"):
-        return f"  {label}: FAILED: {fault['error']}"
-    at = fmt_seconds(fault.get("injected_at"))
-    effect = evidence_line(fault.get("effect") or {}, width=74)
-    return (f"  {label} at {at} on {_targets(fault)}\n"
+    if fault.error:
+        return f"  {label}: FAILED: {fault.error}"
+    effect = evidence_line(fault.effect, width=74)
+    return (f"  {label} at {fmt_seconds(fault.injected_at)} on {_targets(fault)}\n"
             f"      {effect or 'no evidence recorded'}")
 
 
@@ -134,11 +133,11 @@ def _event_words(kind: str, n: int) -> str:
     return f"{n} {one if n == 1 else several}"
 
 
-def stopped_note(journal: Mapping[str, Any]) -> str | None:
+def stopped_note(journal: Journal) -> str | None:
     """``stopped at 2.8 s of 15 s`` for a run that did not run its whole duration."""
-    if journal.get("status") not in ("aborted", "failed"):
+    if journal.status not in ("aborted", "failed"):
         return None
-    elapsed, duration = journal.get("elapsed"), journal.get("duration")
+    elapsed, duration = journal.elapsed, journal.duration
     if not isinstance(elapsed, int | float) or not isinstance(duration, int | float):
         return None
     if elapsed >= duration:
@@ -147,27 +146,24 @@ def stopped_note(journal: Mapping[str, Any]) -> str | None:
             "incomplete run")
 
 
-def happened_lines(journal: Mapping[str, Any]) -> list[str]:
+def happened_lines(journal: Journal) -> list[str]:
     """What happened, even when every check passed."""
-    m = journal.get("metrics") or {}
-    faults = journal.get("faults") or []
+    m, faults = journal.metrics, journal.faults
     lines = [f"faults: {len(faults)} injected" if faults else "faults: none (a baseline run)"]
     lines += [_fault_line(i, f) for i, f in enumerate(faults)]
-    events = Counter(str(e.get("kind")) for e in journal.get("events") or [])
+    events = Counter(str(e.get("kind")) for e in journal.events or ())
     if events:
         lines.append("pool: " + ", ".join(_event_words(k, n) for k, n in events.most_common()))
-    lines.append(f"workers restarted: {m.get('worker_restarts', 0)}")
-    lines.append(f"operations recovered (succeeded after a failed attempt): "
-                 f"{m.get('recovered', 0)}")
+    lines.append(f"workers restarted: {m.worker_restarts or 0}")
+    lines.append(f"operations recovered (succeeded after a failed attempt): {m.recovered}")
     lines.append(_errors_line(m))
     return lines
 
 
-def _errors_line(metrics: Mapping[str, Any]) -> str:
-    errors = metrics.get("errors") or 0
-    total = metrics.get("total") or 0
+def _errors_line(metrics: Metrics) -> str:
+    errors, total = metrics.errors, metrics.total
     if not errors:
         return f"errors: none of {total} operations"
-    kinds = sorted((metrics.get("errors_by_kind") or {}).items(), key=lambda kv: -kv[1])
+    kinds = sorted(metrics.errors_by_kind.items(), key=lambda kv: -kv[1])
     by_kind = ", ".join(f"{kind} {count}" for kind, count in kinds if count)
     return f"errors: {errors} of {total} operations: {by_kind}"

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from chaospool._journal import Bucket, Journal, as_journal
+
 __all__ = ("latency_heatmap",)
 
 _WIDTH = 800
@@ -46,15 +48,15 @@ def _shade(share: float) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def latency_heatmap(journal: Mapping[str, Any]) -> str | None:
+def latency_heatmap(journal: Journal | Mapping[str, Any]) -> str | None:
     """The heat map SVG, or None when the journal has no latency bands (an older journal)."""
-    edges = journal.get("latency_band_edges")
-    timeline = [b for b in journal.get("timeline") or [] if isinstance(b, Mapping)]
+    journal = as_journal(journal)
+    edges, timeline = journal.latency_band_edges, journal.timeline
     if not edges or not timeline or not all("latency_bands" in b for b in timeline):
         return None
     names = _band_names(edges)
     rows = len(names)
-    end = max(float(journal.get("elapsed") or 0.0), timeline[-1]["t"] + _width(timeline))
+    end = max(float(journal.elapsed or 0.0), timeline[-1].t + _width(timeline))
     plot_w = _WIDTH - _LEFT - _RIGHT
     height = _TOP + rows * _ROW + 40
     x = lambda t: _LEFT + plot_w * (t / end if end else 0.0)  # noqa: E731 -- one-line scale
@@ -69,8 +71,8 @@ def latency_heatmap(journal: Mapping[str, Any]) -> str | None:
     return "".join(parts)
 
 
-def _width(timeline: Sequence[Mapping[str, Any]]) -> float:
-    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(timeline)]
+def _width(timeline: Sequence[Bucket]) -> float:
+    gaps = [b.t - a.t for a, b in itertools.pairwise(timeline)]
     return min([g for g in gaps if g > 0], default=1.0)
 
 
@@ -78,20 +80,20 @@ def _row_y(band: int, rows: int) -> float:
     return _TOP + (rows - 1 - band) * _ROW  # slow bands on top, as on the latency chart
 
 
-def _cells(timeline: Sequence[Mapping[str, Any]], names: Sequence[str], x: Any,
+def _cells(timeline: Sequence[Bucket], names: Sequence[str], x: Any,
            width: float) -> list[str]:
     out = []
     for bucket in timeline:
-        counts = list(bucket.get("latency_bands") or [])
+        counts = list(bucket.latency_bands or [])
         total = sum(counts)
         if not total:
             continue
-        x0, x1 = x(bucket["t"]), x(bucket["t"] + width)
+        x0, x1 = x(bucket.t), x(bucket.t + width)
         for band, count in enumerate(counts[: len(names)]):
             if not count:
                 continue
             y = _row_y(band, len(names))
-            tip = (f"{bucket['t']:g} s, {names[band]}: {count} of {total} operations "
+            tip = (f"{bucket.t:g} s, {names[band]}: {count} of {total} operations "
                    f"({100 * count / total:.1f}%)")
             out.append(f'<rect x="{x0:.2f}" y="{y}" width="{max(x1 - x0, 1.0):.2f}" '
                        f'height="{_ROW}" fill="{_shade(count / total)}">'
@@ -99,15 +101,15 @@ def _cells(timeline: Sequence[Mapping[str, Any]], names: Sequence[str], x: Any,
     return out
 
 
-def _windows(journal: Mapping[str, Any], x: Any, rows: int) -> list[str]:
+def _windows(journal: Journal, x: Any, rows: int) -> list[str]:
     out = []
-    for fault in journal.get("faults") or []:
-        start, stop = fault.get("injected_at"), fault.get("reverted_at")
+    for fault in journal.faults:
+        start, stop = fault.injected_at, fault.reverted_at
         if start is None:
             continue
         x0 = x(start)
         x1 = max(x(stop if stop is not None else start), x0 + 2)
-        name = escape(str(fault.get("name") or fault.get("fault")))
+        name = escape(str(fault.name or fault.fault))
         out.append(f'<rect x="{x0:.2f}" y="{_TOP}" width="{x1 - x0:.2f}" height="{rows * _ROW}" '
                    f'fill="none" stroke="{_FAULT}" stroke-width="1.5">'
                    f"<title>{name}</title></rect>")

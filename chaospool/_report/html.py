@@ -1,17 +1,18 @@
 """The self-contained HTML report: one file, inline CSS and inline SVG, nothing fetched.
 
-Rendered from the journal dict alone (docs/reports.md), so ``chaospool report JOURNAL.json --html``
+Rendered from the journal alone (docs/reports.md), so ``chaospool report JOURNAL.json --html``
 re-renders a run from its file. Every value from the journal is escaped.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from chaospool._journal import Check, FaultRecord, Journal, Metrics, as_journal
 from chaospool._report._format import (
     PHASE_METRICS,
     PHASES,
@@ -87,24 +88,24 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
 
 
-def _badge(journal: Mapping[str, Any]) -> str:
-    status = str(journal.get("status") or "unknown")
-    verdict = '<span class="badge ok">PASSED</span>' if journal.get("ok") else \
+def _badge(journal: Journal) -> str:
+    status = journal.status
+    verdict = '<span class="badge ok">PASSED</span>' if journal.ok else \
         '<span class="badge bad">FAILED</span>'
     tone = "ok" if status == "completed" else "warn" if status == "aborted" else "bad"
     return f'{verdict}<span class="badge {tone}">{_e(status)}</span>'
 
 
-def _header(journal: Mapping[str, Any]) -> str:
-    exp = journal.get("experiment") or {}
+def _header(journal: Journal) -> str:
+    exp = journal.experiment
     meta = [
         ("status", status_line(journal)),
-        ("seed", journal.get("seed")),
-        ("started", journal.get("started_at")),
-        ("ended", journal.get("ended_at")),
-        ("experiment file", exp.get("path")),
-        ("sha256", exp.get("sha256")),
-        ("chaospool", journal.get("chaospool_version")),
+        ("seed", journal.seed),
+        ("started", journal.started_at),
+        ("ended", journal.ended_at),
+        ("experiment file", exp.path),
+        ("sha256", exp.sha256),
+        ("chaospool", journal.chaospool_version),
     ]
     rows = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta)
     stopped = stopped_note(journal)
@@ -112,10 +113,15 @@ def _header(journal: Mapping[str, Any]) -> str:
     return (
         f"<header><h1>{_e(experiment_title(journal))}</h1>"
         f"<div>{_badge(journal)}</div>{note}{_problems(journal)}"
-        f"{_happened(journal)}<dl class=\"meta\">{rows}</dl>"
-        "<h2>Reproduce</h2>"
-        f"<code class=\"cmd\">{_e(reproduce_command(journal))}</code></header>"
+        f"{_happened(journal)}<dl class=\"meta\">{rows}</dl>{_reproduce(journal)}</header>"
     )
+
+
+def _reproduce(journal: Journal) -> str:
+    command = reproduce_command(journal)
+    if command is None:  # a history records no seed: nothing to re-run
+        return ""
+    return f"<h2>Reproduce</h2><code class=\"cmd\">{_e(command)}</code>"
 
 
 def _happened_item(line: str) -> str:
@@ -126,12 +132,12 @@ def _happened_item(line: str) -> str:
     return f'<li class="sub">{_e(label)}<br><code>{_e(evidence.strip())}</code></li>'
 
 
-def _happened(journal: Mapping[str, Any]) -> str:
+def _happened(journal: Journal) -> str:
     items = "".join(_happened_item(line) for line in happened_lines(journal))
     return f'<div class="happened"><b>What happened</b><ul>{items}</ul></div>'
 
 
-def _problems(journal: Mapping[str, Any]) -> str:
+def _problems(journal: Journal) -> str:
     found = problems(journal)
     if not found:
         return ""
@@ -139,8 +145,8 @@ def _problems(journal: Mapping[str, Any]) -> str:
     return f'<div class="problems"><b>What went wrong</b><ul>{items}</ul></div>'
 
 
-def _cards(journal: Mapping[str, Any]) -> str:
-    metrics = journal.get("metrics") or {}
+def _cards(journal: Journal) -> str:
+    metrics = journal.metrics
     cards = "".join(
         f'<div class="card"><b>{_e(fmt_metric(m, metrics.get(m)))}</b>'
         f"<span>{_e(m.replace('_', ' '))}</span></div>"
@@ -149,22 +155,20 @@ def _cards(journal: Mapping[str, Any]) -> str:
     return f'<section><h2>Overall</h2><div class="cards">{cards}</div></section>'
 
 
-def _checks(journal: Mapping[str, Any]) -> str:
-    checks: Sequence[Mapping[str, Any]] = journal.get("checks") or []
+def _checks(journal: Journal) -> str:
+    checks = journal.checks
     if not checks:
         return "<section><h2>Checks</h2><p class=\"muted\">No steady-state checks.</p></section>"
     rows = []
     for c in checks:
-        ok = bool(c.get("ok"))
         verdict = (
-            '<span class="pass">✓ pass</span>' if ok else '<span class="fail-txt">✗ fail</span>'
+            '<span class="pass">✓ pass</span>' if c.ok else '<span class="fail-txt">✗ fail</span>'
         )
-        metric = str(c.get("metric", ""))
         rows.append(
-            f'<tr class="{"ok" if ok else "fail"}"><td>{verdict}</td>'
-            f"<td><code>{_e(check_name(c))}</code></td><td>{_e(c.get('phase'))}</td>"
-            f"<td class=\"num\">{_e(c.get('expected'))}</td>"
-            f"<td class=\"num\">{_e(_observed(metric, c, ok))}</td></tr>"
+            f'<tr class="{"ok" if c.ok else "fail"}"><td>{verdict}</td>'
+            f"<td><code>{_e(check_name(c))}</code></td><td>{_e(c.phase)}</td>"
+            f"<td class=\"num\">{_e(c.expected)}</td>"
+            f"<td class=\"num\">{_e(_observed(c))}</td></tr>"
         )
     head = ("<tr><th>result</th><th>check</th><th>phase</th><th class=\"num\">expected</th>"
             "<th class=\"num\">observed</th></tr>")
@@ -173,11 +177,11 @@ def _checks(journal: Mapping[str, Any]) -> str:
     return f"<section id=\"checks\"><h2>{title}</h2><table>{head}{''.join(rows)}</table></section>"
 
 
-def _observed(metric: str, check: Mapping[str, Any], ok: bool) -> str:
-    return fmt_observed(metric, check.get("expected"), check.get("observed"), ok)
+def _observed(check: Check) -> str:
+    return fmt_observed(check.metric, check.expected, check.observed, check.ok)
 
 
-def _charts(journal: Mapping[str, Any]) -> str:
+def _charts(journal: Journal) -> str:
     svgs = [*timeline_charts(journal)]
     heat = latency_heatmap(journal)
     if heat is not None:
@@ -191,13 +195,12 @@ def _charts(journal: Mapping[str, Any]) -> str:
     return f'<section id="timeline"><h2>Timeline</h2>{note}{body}</section>'
 
 
-def _phase_map(journal: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    phases = dict(journal.get("phases") or {})
-    phases["overall"] = journal.get("metrics") or {}
-    return {p: phases.get(p) or {} for p in PHASES}
+def _phase_map(journal: Journal) -> dict[str, Metrics]:
+    p = journal.phases
+    return {"before": p.before, "during": p.during, "after": p.after, "overall": journal.metrics}
 
 
-def _phases(journal: Mapping[str, Any]) -> str:
+def _phases(journal: Journal) -> str:
     phases = _phase_map(journal)
     head = "<tr><th>metric</th>" + "".join(f'<th class="num">{p}</th>' for p in PHASES) + "</tr>"
     rows = [
@@ -206,12 +209,11 @@ def _phases(journal: Mapping[str, Any]) -> str:
         + "</tr>"
         for m in PHASE_METRICS
     ]
-    kinds = sorted({k for p in PHASES for k in (phases[p].get("errors_by_kind") or {})})
+    kinds = sorted({k for p in PHASES for k in phases[p].errors_by_kind})
     rows += [
         f"<tr><td>errors: {_e(k)}</td>"
         + "".join(
-            f'<td class="num">{_e((phases[p].get("errors_by_kind") or {}).get(k, 0))}</td>'
-            for p in PHASES
+            f'<td class="num">{_e(phases[p].errors_by_kind.get(k, 0))}</td>' for p in PHASES
         )
         + "</tr>"
         for k in kinds
@@ -221,13 +223,10 @@ def _phases(journal: Mapping[str, Any]) -> str:
     return f"<section><h2>Phases</h2>{note}<table>{head}{''.join(rows)}</table></section>"
 
 
-def _targets(fault: Mapping[str, Any]) -> str:
-    targets = fault.get("targets") or []
-    if not targets:
+def _targets(fault: FaultRecord) -> str:
+    if not fault.targets:
         return '<span class="muted">pool</span>'
-    return "<br>".join(
-        f"slot {_e(t.get('index'))} · pid {_e(t.get('pid'))}" for t in targets
-    )
+    return "<br>".join(f"slot {_e(t.index)} · pid {_e(t.pid)}" for t in fault.targets)
 
 
 def _cell(value: Any) -> str:
@@ -270,22 +269,22 @@ def _effect(effect: Any) -> str:
     return f'<table class="kv">{rows}</table>'
 
 
-def _fault_row(i: int, fault: Mapping[str, Any]) -> str:
-    start, end = fault.get("injected_at"), fault.get("reverted_at")
+def _fault_row(i: int, fault: FaultRecord) -> str:
+    start, end = fault.injected_at, fault.reverted_at
     span = fmt_seconds(end - start) if start is not None and end is not None else "—"
-    error = fault.get("error")
+    error = fault.error
     err = (
         f'<span class="fail-txt">{_e(error)}</span>' if error else '<span class="muted">none</span>'
     )
     return (
         f"<tr><td><b>{_e(fault_label(i, fault))}</b></td><td>{_targets(fault)}</td>"
         f'<td class="num">{_e(fmt_seconds(start))}</td><td class="num">{_e(fmt_seconds(end))}</td>'
-        f'<td class="num">{_e(span)}</td><td>{err}</td><td>{_effect(fault.get("effect"))}</td></tr>'
+        f'<td class="num">{_e(span)}</td><td>{err}</td><td>{_effect(fault.effect)}</td></tr>'
     )
 
 
-def _faults(journal: Mapping[str, Any]) -> str:
-    faults = journal.get("faults") or []
+def _faults(journal: Journal) -> str:
+    faults = journal.faults
     if not faults:
         return "<section><h2>Faults</h2><p class=\"muted\">No fault was injected.</p></section>"
     head = ("<tr><th>fault</th><th>targets</th><th class=\"num\">injected at</th>"
@@ -295,19 +294,19 @@ def _faults(journal: Mapping[str, Any]) -> str:
     return f"<section><h2>Faults</h2><table>{head}{rows}</table></section>"
 
 
-def _timeline_table(journal: Mapping[str, Any]) -> str:
+def _timeline_table(journal: Journal) -> str:
     head = ("<tr><th class=\"num\">t</th><th class=\"num\">succeeded</th><th class=\"num\">"
             "errors</th><th class=\"num\">recovered</th><th class=\"num\">p99</th>"
             "<th>faults active</th></tr>")
     rows = "".join(
-        f'<tr><td class="num">{_e(fmt_seconds(b.get("t")))}</td>'
-        f'<td class="num">{_e(b.get("succeeded"))}</td><td class="num">{_e(b.get("errors"))}</td>'
-        f'<td class="num">{_e(b.get("recovered"))}</td>'
-        f'<td class="num">{_e(fmt_seconds(b.get("p99_latency")))}</td>'
-        f"<td>{_e(', '.join(map(str, b.get('faults_active') or [])))}</td></tr>"
-        for b in journal.get("timeline") or []
+        f'<tr><td class="num">{_e(fmt_seconds(b.t))}</td>'
+        f'<td class="num">{_e(b.succeeded)}</td><td class="num">{_e(b.errors)}</td>'
+        f'<td class="num">{_e(b.recovered)}</td>'
+        f'<td class="num">{_e(fmt_seconds(b.p99_latency))}</td>'
+        f"<td>{_e(', '.join(b.faults_active))}</td></tr>"
+        for b in journal.timeline
     )
-    journal_json = _e(json.dumps(journal, indent=2, default=str))
+    journal_json = _e(json.dumps(journal.to_dict(), indent=2, default=str))
     return (
         "<section><h2>Data</h2><details><summary>Timeline buckets</summary>"
         f"<table>{head}{rows}</table></details>"
@@ -315,8 +314,9 @@ def _timeline_table(journal: Mapping[str, Any]) -> str:
     )
 
 
-def render_html(journal: Mapping[str, Any]) -> str:
+def render_html(journal: Journal | Mapping[str, Any]) -> str:
     """Return the whole report as one HTML document (inline CSS and SVG only)."""
+    journal = as_journal(journal)
     title = f"chaospool · {experiment_title(journal)}"
     body = "".join((_header(journal), _cards(journal), _checks(journal), _charts(journal),
                     outcomes_section(journal),
@@ -329,6 +329,6 @@ def render_html(journal: Mapping[str, Any]) -> str:
     )
 
 
-def write_html(journal: Mapping[str, Any], path: str | Path) -> None:
+def write_html(journal: Journal | Mapping[str, Any], path: str | Path) -> None:
     """Write :func:`render_html` to ``path`` atomically (parent directories must exist)."""
     write_text_atomic(path, render_html(journal))

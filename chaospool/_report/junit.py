@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chaospool._journal import Check, Journal, as_journal
 from chaospool._report._format import (
     check_name,
     experiment_title,
@@ -30,69 +31,69 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def _classname(journal: Mapping[str, Any]) -> str:
+def _classname(journal: Journal) -> str:
     return f"chaospool.{experiment_title(journal)}"
 
 
-def _check_case(suite: ET.Element, check: Mapping[str, Any], classname: str) -> bool:
+def _check_case(suite: ET.Element, check: Check, classname: str) -> bool:
     """Add one check's testcase; True when it failed."""
     case = ET.SubElement(suite, "testcase", name=check_name(check), classname=classname,
                          time="0")
-    if check.get("ok"):
+    if check.ok:
         return False
-    metric = str(check.get("metric", ""))
-    observed = fmt_metric(metric, check.get("observed"))
-    message = f"expected {metric} {check.get('expected')}, observed {observed}"
+    observed = fmt_metric(check.metric, check.observed)
+    message = f"expected {check.metric} {check.expected}, observed {observed}"
     failure = ET.SubElement(case, "failure", message=message, type="ToleranceFailed")
     failure.text = (
-        f"check:    {check_name(check)}\nphase:    {check.get('phase')}\n"
-        f"expected: {check.get('expected')}\nobserved: {check.get('observed')!r} ({observed})\n"
+        f"check:    {check_name(check)}\nphase:    {check.phase}\n"
+        f"expected: {check.expected}\nobserved: {check.observed!r} ({observed})\n"
     )
     return True
 
 
-def _run_error(journal: Mapping[str, Any]) -> str:
-    return "; ".join([f"the run {journal.get('status')}", *problems(journal)])
+def _run_error(journal: Journal) -> str:
+    return "; ".join([f"the run {journal.status}", *problems(journal)])
 
 
-def _error_case(suite: ET.Element, journal: Mapping[str, Any], classname: str) -> None:
+def _error_case(suite: ET.Element, journal: Journal, classname: str) -> None:
     case = ET.SubElement(suite, "testcase", name="run", classname=classname, time="0")
     error = ET.SubElement(case, "error", message=_run_error(journal),
-                          type=f"Run{str(journal.get('status')).capitalize()}")
-    error.text = f"status: {journal.get('status')}\nreproduce: {reproduce_command(journal)}\n"
+                          type=f"Run{journal.status.capitalize()}")
+    error.text = f"status: {journal.status}\nreproduce: {reproduce_command(journal)}\n"
 
 
-def _properties(suite: ET.Element, journal: Mapping[str, Any]) -> None:
+def _properties(suite: ET.Element, journal: Journal) -> None:
     props = ET.SubElement(suite, "properties")
-    exp = journal.get("experiment") or {}
-    for name, value in (("seed", journal.get("seed")), ("status", journal.get("status")),
-                        ("experiment", exp.get("path")), ("sha256", exp.get("sha256")),
+    exp = journal.experiment
+    for name, value in (("seed", journal.seed), ("status", journal.status),
+                        ("experiment", exp.path), ("sha256", exp.sha256),
                         ("reproduce", reproduce_command(journal))):
         if value is not None:
             ET.SubElement(props, "property", name=name, value=str(value))
 
 
-def _duration(journal: Mapping[str, Any]) -> float:
-    if isinstance(journal.get("elapsed"), int | float):
-        return float(journal["elapsed"])
-    timeline = journal.get("timeline") or []
+def _duration(journal: Journal) -> float:
+    if isinstance(journal.elapsed, int | float):
+        return float(journal.elapsed)
+    timeline = journal.timeline
     if len(timeline) < 2:
         return 0.0
-    width = timeline[1]["t"] - timeline[0]["t"]
-    return float(timeline[-1]["t"] + width)
+    width = timeline[1].t - timeline[0].t
+    return float(timeline[-1].t + width)
 
 
-def junit_element(journal: Mapping[str, Any]) -> ET.Element:
+def junit_element(journal: Journal | Mapping[str, Any]) -> ET.Element:
     """Build the ``<testsuites>`` element (one ``<testsuite>``) of a journal."""
+    journal = as_journal(journal)
     classname = _classname(journal)
     root = ET.Element("testsuites")
     suite = ET.SubElement(root, "testsuite", name=classname,
-                          timestamp=str(journal.get("started_at") or ""))
+                          timestamp=str(journal.started_at or ""))
     _properties(suite, journal)
-    checks = journal.get("checks") or []
+    checks = journal.checks
     failures = sum(_check_case(suite, c, classname) for c in checks)
     errors = 0
-    if journal.get("status") in ("failed", "aborted"):
+    if journal.status in ("failed", "aborted"):
         _error_case(suite, journal, classname)
         errors = 1
     counts = {"tests": len(checks) + errors, "failures": failures, "errors": errors,
@@ -127,7 +128,7 @@ def _clean_tree(root: ET.Element) -> None:
             element.attrib[key] = xml_text(value)
 
 
-def render_junit(journal: Mapping[str, Any]) -> str:
+def render_junit(journal: Journal | Mapping[str, Any]) -> str:
     """The JUnit XML document as text (UTF-8, with an XML declaration); always well-formed."""
     root = junit_element(journal)
     _clean_tree(root)
@@ -135,6 +136,6 @@ def render_junit(journal: Mapping[str, Any]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(journal: Mapping[str, Any], path: str | Path) -> None:
+def write_junit(journal: Journal | Mapping[str, Any], path: str | Path) -> None:
     """Write :func:`render_junit` to ``path`` atomically (the earlier file stays whole on error)."""
     write_text_atomic(path, render_junit(journal))

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from chaospool._journal import Bucket, Consistency, Journal, Operation, Outcomes, as_journal
 from chaospool._report._format import fault_label
 
 __all__ = ("consistency_html", "outcome_chart_svg", "outcomes_line", "outcomes_section")
@@ -35,36 +36,39 @@ def _y(count: float, top: float) -> float:
     return _TOP + (_H - _TOP - _BOTTOM) * (1 - count / top)
 
 
-def _width(timeline: Sequence[Mapping[str, Any]]) -> float:
-    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(timeline) if b["t"] > a["t"]]
+def _width(timeline: Sequence[Bucket]) -> float:
+    gaps = [b.t - a.t for a, b in itertools.pairwise(timeline) if b.t > a.t]
     return min(gaps) if gaps else 1.0
 
 
-def _bars(timeline: Sequence[Mapping[str, Any]], width: float, x_end: float,
+def _bars(timeline: Sequence[Bucket], width: float, x_end: float,
           top: float) -> list[str]:
     parts = []
     bar = max(0.5, _x(width, x_end) - _x(0, x_end) - 0.6)
     for bucket in timeline:
         base = 0
         for key in _STACK:
-            count = int(bucket.get(key) or 0)
+            count = _count(bucket, key)
             if count:
                 y0, y1 = _y(base + count, top), _y(base, top)
-                parts.append(f'<rect x="{_x(bucket["t"], x_end):.1f}" y="{y0:.1f}" '
+                parts.append(f'<rect x="{_x(bucket.t, x_end):.1f}" y="{y0:.1f}" '
                              f'width="{bar:.1f}" height="{y1 - y0:.1f}" '
                              f'fill="{_COLOURS[key]}"/>')
             base += count
     return parts
 
 
-def _windows(journal: Mapping[str, Any], x_end: float) -> list[str]:
+def _count(bucket: Bucket, key: str) -> int:
+    return int(bucket.get(key, 0))
+
+
+def _windows(journal: Journal, x_end: float) -> list[str]:
     parts = []
-    for i, fault in enumerate(journal.get("faults") or []):
-        start = fault.get("injected_at")
+    for i, fault in enumerate(journal.faults):
+        start = fault.injected_at
         if start is None:
             continue
-        end = fault.get("reverted_at")
-        end = x_end if end is None else end
+        end = x_end if fault.reverted_at is None else fault.reverted_at
         x0, x1 = _x(start, x_end), max(_x(end, x_end), _x(start, x_end) + 3)
         label = fault_label(i, fault)
         parts.append(f'<rect x="{x0:.1f}" y="{_TOP}" width="{x1 - x0:.1f}" '
@@ -100,15 +104,16 @@ def _tick_step(x_end: float) -> float:
     return 7200.0
 
 
-def outcome_chart_svg(journal: Mapping[str, Any]) -> str | None:
+def outcome_chart_svg(journal: Journal | Mapping[str, Any]) -> str | None:
     """ok / info / fail stacked per timeline bucket, fault windows shaded; None if the
     journal's timeline has no outcome counts (a journal from before outcomes existed)."""
-    timeline = sorted(journal.get("timeline") or [], key=lambda b: b.get("t", 0.0))
+    journal = as_journal(journal)
+    timeline = sorted(journal.timeline, key=lambda b: b.t)
     if not timeline or "ok" not in timeline[0]:
         return None
     width = _width(timeline)
-    x_end = max(timeline[-1]["t"] + width, float(journal.get("elapsed") or 0.0), 1.0)
-    totals = [sum(int(b.get(k) or 0) for k in _STACK) for b in timeline]
+    x_end = max(timeline[-1].t + width, float(journal.elapsed or 0.0), 1.0)
+    totals = [sum(_count(b, k) for k in _STACK) for b in timeline]
     top = float(max(max(totals), 1))
     legend = "".join(
         f'<rect x="{_W - 250 + 80 * i}" y="{_H - 14}" width="10" height="10" '
@@ -121,27 +126,28 @@ def outcome_chart_svg(journal: Mapping[str, Any]) -> str | None:
             f'font-family="system-ui, sans-serif">{body}</svg>')
 
 
-def _op_cell(op: Mapping[str, Any]) -> str:
-    return (f"<code>{_e(op.get('f'))}</code> → {_e(op.get('value'))} · invoked "
-            f"{_e(op.get('invoke'))} s, completed {_e(op.get('complete'))} s · "
-            f"worker pid {_e(op.get('pid'))}")
+def _op_cell(op: Operation) -> str:
+    return (f"<code>{_e(op.f)}</code> → {_e(op.value)} · invoked {_e(op.invoke)} s, "
+            f"completed {_e(op.complete)} s · worker pid {_e(op.pid)}")
 
 
-def consistency_html(journal: Mapping[str, Any]) -> str:
+_COUNTS = ("sessions", "increments_acknowledged", "increments_indeterminate", "reads",
+           "lost_updates", "stale_reads", "overcounts")
+
+
+def consistency_html(journal: Journal | Mapping[str, Any]) -> str:
     """The checker's counts and first findings (with the operations involved), or ''."""
-    found = journal.get("consistency")
-    if not isinstance(found, Mapping):
+    found = as_journal(journal).consistency
+    if not isinstance(found, Consistency):
         return ""
-    keys = ("sessions", "increments_acknowledged", "increments_indeterminate", "reads",
-            "lost_updates", "stale_reads", "overcounts")
-    cards = "".join(f'<div class="card"><b>{_e(found.get(k, "—"))}</b>'
-                    f"<span>{_e(k.replace('_', ' '))}</span></div>" for k in keys)
+    cards = "".join(f'<div class="card"><b>{_e(found[k])}</b>'
+                    f"<span>{_e(k.replace('_', ' '))}</span></div>" for k in _COUNTS)
     rows = []
-    for f in found.get("findings") or []:
-        ops = "<br>".join(_op_cell(op) for op in f.get("operations") or [])
-        rows.append(f'<tr class="fail"><td>{_e(f.get("kind"))}</td><td>{_e(f.get("session"))}'
-                    f'</td><td>{_e(f.get("expected"))}</td><td class="num">'
-                    f'{_e(f.get("observed"))}</td><td>{ops}</td></tr>')
+    for f in found.findings:
+        ops = "<br>".join(_op_cell(op) for op in f.operations)
+        rows.append(f'<tr class="fail"><td>{_e(f.kind)}</td><td>{_e(f.session)}</td>'
+                    f'<td>{_e(f.expected)}</td><td class="num">{_e(f.observed)}</td>'
+                    f"<td>{ops}</td></tr>")
     table = ("<table><tr><th>finding</th><th>session</th><th>expected</th>"
              f'<th class="num">observed</th><th>operations</th></tr>{"".join(rows)}</table>'
              if rows else '<p class="muted">No finding: every read saw every acknowledged '
@@ -149,8 +155,9 @@ def consistency_html(journal: Mapping[str, Any]) -> str:
     return (f'<h2>Consistency</h2><div class="cards">{cards}</div>{table}')
 
 
-def outcomes_section(journal: Mapping[str, Any]) -> str:
+def outcomes_section(journal: Journal | Mapping[str, Any]) -> str:
     """The HTML section: the outcome chart and the consistency findings ('' if neither)."""
+    journal = as_journal(journal)
     svg = outcome_chart_svg(journal)
     consistency = consistency_html(journal)
     if svg is None and not consistency:
@@ -162,17 +169,17 @@ def outcomes_section(journal: Mapping[str, Any]) -> str:
     return f"<section>{chart}{consistency}</section>"
 
 
-def outcomes_line(journal: Mapping[str, Any]) -> str | None:
+def outcomes_line(journal: Journal | Mapping[str, Any]) -> str | None:
     """One line for the terminal: outcomes, and the consistency verdict when checked."""
-    outcomes = (journal.get("metrics") or {}).get("outcomes")
-    if not isinstance(outcomes, Mapping):
+    journal = as_journal(journal)
+    outcomes = journal.metrics.outcomes
+    if not isinstance(outcomes, Outcomes):
         return None
-    dup = (journal.get("metrics") or {}).get("maybe_duplicated") or 0
-    line = (f"outcomes ok {outcomes.get('ok', 0)} · fail {outcomes.get('fail', 0)} · "
-            f"info {outcomes.get('info', 0)}" + (f" · maybe duplicated {dup}" if dup else ""))
-    found = journal.get("consistency")
-    if isinstance(found, Mapping):
-        line += (f" · lost updates {found.get('lost_updates', 0)} · stale reads "
-                 f"{found.get('stale_reads', 0)} (of {found.get('increments_acknowledged', 0)}"
-                 " increments)")
+    dup = journal.metrics.maybe_duplicated or 0
+    line = (f"outcomes ok {outcomes.ok} · fail {outcomes.fail} · info {outcomes.info}"
+            + (f" · maybe duplicated {dup}" if dup else ""))
+    found = journal.consistency
+    if isinstance(found, Consistency):
+        line += (f" · lost updates {found.lost_updates} · stale reads {found.stale_reads} "
+                 f"(of {found.increments_acknowledged} increments)")
     return line

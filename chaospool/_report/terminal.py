@@ -1,8 +1,9 @@
 """The terminal side of a run: the closing summary and the live progress line (rich).
 
 ``render_summary`` prints the checks, the phases, the faults, the seed and the command that
-reproduces the run. It reads the journal dict only. On a console that is not a terminal rich
-writes plain text (no colour codes), so the same call serves a TTY and a pipe.
+reproduces the run. It reads the journal only (typed records; a dict is converted first). On
+a console that is not a terminal rich writes plain text (no colour codes), so the same call
+serves a TTY and a pipe.
 
 ``LiveProgress`` is the live line the CLI updates while a run goes on. It draws only on a
 terminal; on a pipe, or when disabled, every method is a no-op. It never starts a refresh
@@ -24,6 +25,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from chaospool._journal import Check, Consistency, FaultRecord, Journal, Metrics, as_journal
 from chaospool._report._format import (
     PHASES,
     experiment_title,
@@ -50,60 +52,60 @@ __all__ = (
 _PHASE_COLUMNS = ("total", "errors", "success_rate", "p99_latency", "throughput")
 
 
-def _checks_table(journal: Mapping[str, Any]) -> Table:
+def _checks_table(journal: Journal, checks: Sequence[Check]) -> Table:
     stopped = stopped_note(journal)
     title = "Checks" if stopped is None else "Checks (evaluated on an incomplete run)"
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
     for name, justify in (("ok", "center"), ("metric", "left"), ("phase", "left"),
                           ("expected", "right"), ("observed", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for check in journal.get("checks") or []:
-        ok = bool(check.get("ok"))
-        metric = str(check.get("metric", ""))
+    for check in checks:
+        ok = check.ok
         table.add_row(
             Text("✓", style="bold green") if ok else Text("✗", style="bold red"),
-            metric,
-            str(check.get("phase") or "overall"),
-            str(check.get("expected", "")),
-            Text(fmt_observed(metric, check.get("expected"), check.get("observed"), ok),
+            check.metric,
+            check.phase or "overall",
+            check.expected,
+            Text(fmt_observed(check.metric, check.expected, check.observed, ok),
                  style="" if ok else "bold red"),
         )
     return table
 
 
-def _phases_table(journal: Mapping[str, Any]) -> Table:
+def _phase_map(journal: Journal) -> dict[str, Metrics]:
+    p = journal.phases
+    return {"before": p.before, "during": p.during, "after": p.after, "overall": journal.metrics}
+
+
+def _phases_table(journal: Journal) -> Table:
     table = Table(title="Phases", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
     table.add_column("phase")
     for metric in _PHASE_COLUMNS:
         table.add_column(metric.replace("_latency", ""), justify="right")
-    phases = dict(journal.get("phases") or {})
-    phases["overall"] = journal.get("metrics") or {}
-    for phase in PHASES:
-        values = phases.get(phase) or {}
+    for phase, values in _phase_map(journal).items():
         table.add_row(phase, *(fmt_metric(m, values.get(m)) for m in _PHASE_COLUMNS),
                       style="bold" if phase == "overall" else "")
     return table
 
 
-def _targets(fault: Mapping[str, Any]) -> str:
-    targets = fault.get("targets") or []
-    return ", ".join(f"{t.get('index')}:{t.get('pid')}" for t in targets) or "pool"
+def _targets(fault: FaultRecord) -> str:
+    return ", ".join(f"{t.index}:{t.pid}" for t in fault.targets) or "pool"
 
 
-def _faults_table(journal: Mapping[str, Any]) -> Table:
+def _faults_table(journal: Journal) -> Table:
     table = Table(title="Faults", box=box.SIMPLE_HEAD, show_edge=False, title_justify="left")
     for name in ("fault", "slot:pid", "injected", "reverted", "error"):
         table.add_column(name)
-    for i, fault in enumerate(journal.get("faults") or []):
-        error = fault.get("error")
-        table.add_row(fault_label(i, fault), _targets(fault), fmt_seconds(fault.get("injected_at")),
-                      fmt_seconds(fault.get("reverted_at")),
+    for i, fault in enumerate(journal.faults):
+        error = fault.error
+        table.add_row(fault_label(i, fault), _targets(fault), fmt_seconds(fault.injected_at),
+                      fmt_seconds(fault.reverted_at),
                       Text(str(error), style="bold red") if error else Text("—"))
     return table
 
 
-def _headline(journal: Mapping[str, Any]) -> Text:
-    style = "bold green" if journal.get("ok") else "bold red"
+def _headline(journal: Journal) -> Text:
+    style = "bold green" if journal.ok else "bold red"
     text = Text(f"chaospool · {experiment_title(journal)}\n", style="bold")
     text.append(status_line(journal), style=style)
     stopped = stopped_note(journal)
@@ -114,22 +116,24 @@ def _headline(journal: Mapping[str, Any]) -> Text:
     return text
 
 
-def _footer(journal: Mapping[str, Any], journal_path: str | None) -> Text:
-    text = Text("seed ", style="dim")
-    text.append(str(journal.get("seed")), style="bold")
-    text.append("   reproduce: ", style="dim")
-    text.append(reproduce_command(journal), style="cyan")
+def _footer(journal: Journal, journal_path: str | None) -> Text:
+    reproduce = reproduce_command(journal)
+    if reproduce is None:  # a history: no seed, nothing to re-run
+        text = Text(f"rebuilt from the history {journal.experiment.path}", style="dim")
+    else:
+        text = Text("seed ", style="dim")
+        text.append(str(journal.seed), style="bold")
+        text.append("   reproduce: ", style="dim")
+        text.append(reproduce, style="cyan")
     if journal_path:
         text.append("\njournal: ", style="dim")
         text.append(journal_path)
     return text
 
 
-def _errors_table(journal: Mapping[str, Any]) -> Table | None:
-    phases = dict(journal.get("phases") or {})
-    phases["overall"] = journal.get("metrics") or {}
-    kinds = sorted({k for p in PHASES
-                    for k, n in ((phases.get(p) or {}).get("errors_by_kind") or {}).items() if n})
+def _errors_table(journal: Journal) -> Table | None:
+    phases = _phase_map(journal)
+    kinds = sorted({k for m in phases.values() for k, n in m.errors_by_kind.items() if n})
     if not kinds:
         return None
     table = Table(title="Errors by kind", box=box.SIMPLE_HEAD, show_edge=False,
@@ -138,19 +142,18 @@ def _errors_table(journal: Mapping[str, Any]) -> Table | None:
     for phase in PHASES:
         table.add_column(phase, justify="right")
     for kind in kinds:
-        table.add_row(kind, *(str(((phases.get(p) or {}).get("errors_by_kind") or {})
-                                  .get(kind, 0)) for p in PHASES))
+        table.add_row(kind, *(str(m.errors_by_kind.get(kind, 0)) for m in phases.values()))
     return table
 
 
-def _evidence(journal: Mapping[str, Any]) -> Table:
+def _evidence(journal: Journal) -> Table:
     """Each fault's evidence as rows of key and value: never raw JSON folded across lines."""
     table = Table(title="Fault evidence", box=box.SIMPLE_HEAD, show_edge=False,
                   title_justify="left")
     for name in ("fault", "evidence", "value"):
         table.add_column(name, overflow="fold")
-    for i, fault in enumerate(journal.get("faults") or []):
-        for n, (key, value) in enumerate((fault.get("effect") or {}).items()):
+    for i, fault in enumerate(journal.faults):
+        for n, (key, value) in enumerate(fault.effect.items()):
             table.add_row(fault_label(i, fault) if n == 0 else "", str(key), _value(value))
     return table
 
@@ -166,45 +169,30 @@ def _value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _happened(journal: Mapping[str, Any]) -> Text:
+def _happened(journal: Journal) -> Text:
     text = Text("What happened", style="bold")
     for line in happened_lines(journal):
         text.append(f"\n{line}")
     return text
 
 
-def _failed_only(journal: Mapping[str, Any]) -> dict[str, Any]:
-    return {**journal, "checks": [c for c in journal.get("checks") or [] if not c.get("ok")]}
+def _inconsistent(journal: Journal) -> bool:
+    found = journal.consistency
+    return isinstance(found, Consistency) and bool(found.lost_updates or found.stale_reads)
 
 
-def _inconsistent(journal: Mapping[str, Any]) -> bool:
-    found = journal.get("consistency") or {}
-    return bool(found.get("lost_updates") or found.get("stale_reads"))
-
-
-def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
+def summary_renderable(journal: Journal | Mapping[str, Any], *, quiet: bool = False,
                        verbose: bool = False, journal_path: str | None = None,
                        footer: bool = True) -> RenderableType:
     """The summary as one rich renderable (see :func:`render_summary`)."""
+    journal = as_journal(journal)
     parts: list[RenderableType] = [_headline(journal)]
     if quiet:
-        if not journal.get("ok") and _failed_only(journal)["checks"]:
-            parts.append(_checks_table(_failed_only(journal)))
+        failed = [c for c in journal.checks if not c.ok]
+        if not journal.ok and failed:
+            parts.append(_checks_table(journal, failed))
         return Group(*parts)
-    parts.append(_happened(journal))
-    if journal.get("checks"):
-        parts.append(_checks_table(journal))
-    parts.append(_phases_table(journal))
-    outcomes = outcomes_line(journal)
-    if outcomes is not None:
-        parts.append(Text(outcomes, style="red" if _inconsistent(journal) else ""))
-    errors = _errors_table(journal) if verbose else None
-    if errors is not None:
-        parts.append(errors)
-    if journal.get("faults"):
-        parts.append(_faults_table(journal))
-        if verbose:
-            parts.append(_evidence(journal))
+    parts += _body(journal, verbose)
     if footer:
         parts.append(_footer(journal, journal_path))
     # A blank line between blocks: the tables have no outer edges.
@@ -214,7 +202,25 @@ def summary_renderable(journal: Mapping[str, Any], *, quiet: bool = False,
     return Group(*spaced[:-1])
 
 
-def render_summary(journal: Mapping[str, Any], console: Console | None = None, *,
+def _body(journal: Journal, verbose: bool) -> list[RenderableType]:
+    parts: list[RenderableType] = [_happened(journal)]
+    if journal.checks:
+        parts.append(_checks_table(journal, journal.checks))
+    parts.append(_phases_table(journal))
+    outcomes = outcomes_line(journal)
+    if outcomes is not None:
+        parts.append(Text(outcomes, style="red" if _inconsistent(journal) else ""))
+    errors = _errors_table(journal) if verbose else None
+    if errors is not None:
+        parts.append(errors)
+    if journal.faults:
+        parts.append(_faults_table(journal))
+        if verbose:
+            parts.append(_evidence(journal))
+    return parts
+
+
+def render_summary(journal: Journal | Mapping[str, Any], console: Console | None = None, *,
                    quiet: bool = False, verbose: bool = False,
                    journal_path: str | None = None) -> None:
     """Print the run's summary on ``console`` (a new stdout console when None).
@@ -222,6 +228,7 @@ def render_summary(journal: Mapping[str, Any], console: Console | None = None, *
     ``quiet``: the verdict and any failed check only. ``verbose``: adds errors by kind and each
     fault's evidence. ``journal_path``: named in the footer.
     """
+    journal = as_journal(journal)
     console = console or PipeSafeConsole()
     console.print(summary_renderable(journal, quiet=quiet, verbose=verbose,
                                      journal_path=journal_path, footer=False))
@@ -239,7 +246,7 @@ class PipeSafeConsole(Console):
         raise BrokenPipeError  # the CLI redirects stdout and keeps the run's exit code
 
 
-def summary_text(journal: Mapping[str, Any], width: int = 100, **options: Any) -> str:
+def summary_text(journal: Journal | Mapping[str, Any], width: int = 100, **options: Any) -> str:
     """The summary as plain text (no colour codes): for logs and pytest failure reports."""
     buffer = io.StringIO()
     render_summary(journal, Console(file=buffer, force_terminal=False, width=width,

@@ -103,7 +103,7 @@ def test_a_history_round_trips_through_report(run_dir: Path) -> None:
     html = (run_dir / "h.html").read_text(encoding="utf-8")
     assert "kill" in html
     assert "cut" in html
-    rebuilt = journal_from_history(str(run_dir / "h.jsonl"))
+    rebuilt = journal_from_history(str(run_dir / "h.jsonl")).to_dict()
     for key in ("total", "succeeded", "errors", "recovered", "outcomes", "errors_by_kind"):
         assert rebuilt["metrics"][key] == journal["metrics"][key], key
     for phase in ("before", "during", "after"):
@@ -125,3 +125,18 @@ def test_a_malformed_history_is_a_located_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "bad.jsonl:2:1: process 0 invokes while its previous operation is open" in done.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.mark.system
+@pytest.mark.timeout(90)
+def test_a_report_from_a_history_prints_no_false_reproduce_line(run_dir: Path) -> None:
+    """A history records neither the seed nor the experiment: 0.1.0 printed ``seed None
+    reproduce: chaospool run h.jsonl``, a command that cannot work."""
+    done = cli("report", "h.jsonl", "--html", "h2.html", "--junit", "h2.xml", cwd=run_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "seed None" not in done.stdout
+    assert "reproduce" not in done.stdout
+    assert "chaospool run" not in done.stdout
+    assert "rebuilt from the history h.jsonl" in done.stdout
+    assert "chaospool run" not in (run_dir / "h2.html").read_text(encoding="utf-8")
+    assert 'name="reproduce"' not in (run_dir / "h2.xml").read_text(encoding="utf-8")

@@ -8,16 +8,21 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pytest
 
-from chaospool._probe import Recorder, summarize
-from chaospool._report.journal import (
+from chaospool._journal import (
     METRIC_KEYS,
-    Report,
-    assemble_journal,
+    Check,
+    ExperimentInfo,
+    Metrics,
+    Phases,
+    assemble,
     evaluate_checks,
     journal_ok,
 )
+from chaospool._probe import Recorder, summarize
+from chaospool._report.journal import Report
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 
@@ -43,6 +48,12 @@ def a_summary() -> dict[str, Any]:
                      faults=[("kill", 4.0, 6.0)], worker_restarts=3)
 
 
+def checks_of(tolerances: list[Tol], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    metrics = msgspec.convert(summary["metrics"], Metrics)
+    phases = msgspec.convert(summary.get("phases") or {}, Phases)
+    return [c.to_dict() for c in evaluate_checks(tolerances, metrics, phases)]
+
+
 def a_journal(tolerances: list[Tol] | None = None, status: str = "completed") -> dict[str, Any]:
     summary = a_summary()
     tolerances = tolerances if tolerances is not None else [
@@ -51,17 +62,19 @@ def a_journal(tolerances: list[Tol] | None = None, status: str = "completed") ->
         Tol("success_rate", "during", ">=", 0.99, ">= 0.99"),
         Tol("p99_latency", "after", "<", 0.5, "< 500ms"),
     ]
-    return assemble_journal(
+    return assemble(
         chaospool_version="0.1.0", seed=42,
         started_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
         ended_at="2026-01-02T03:04:15+00:00",
-        experiment={"title": "Kill one", "path": "experiments/kill one.yaml", "sha256": "ab"},
-        status=status, summary=summary, checks=evaluate_checks(tolerances, summary),
+        experiment=ExperimentInfo(title="Kill one", path="experiments/kill one.yaml",
+                                  sha256="ab"),
+        status=status, summary=summary,
+        checks=[Check(**c) for c in checks_of(tolerances, summary)],
         faults=[{"fault": "port_crash", "name": "kill", "targets": [{"index": 1, "pid": 99}],
                  "injected_at": 4.0, "reverted_at": 6.0, "effect": {"signal": 9},
                  "error": None}],
-        extra={"load": {"mode": "closed"}},
-    )
+        load={"mode": "closed"},
+    ).to_dict()
 
 
 def test_checks_compare_the_named_phase_and_record_what_was_seen() -> None:
@@ -85,14 +98,14 @@ def test_checks_compare_the_named_phase_and_record_what_was_seen() -> None:
 )
 def test_every_operator(op: str, value: float, ok: bool) -> None:
     summary = {"metrics": {"total": 10}, "phases": {}}
-    [check] = evaluate_checks([Tol("total", "overall", op, value)], summary)
+    [check] = checks_of([Tol("total", "overall", op, value)], summary)
     assert check["ok"] is ok
     assert check["expected"] == f"{op} {value:g}"
 
 
 def test_a_missing_observation_fails_the_check() -> None:
     summary = {"metrics": {"recovery_time": None}, "phases": {"after": {}}}
-    checks = evaluate_checks(
+    checks = checks_of(
         [Tol("recovery_time", "overall", "<", 5.0, "< 5s"),
          Tol("success_rate", "after", ">=", 0.9, ">= 0.9")], summary)
     assert [c["ok"] for c in checks] == [False, False]
@@ -102,16 +115,17 @@ def test_a_missing_observation_fails_the_check() -> None:
 def test_checks_use_the_dsl_tolerance_when_it_is_there() -> None:
     model = pytest.importorskip("chaospool._dsl.model")
     tol = model.Tolerance(metric="total", phase="overall", op=">", value=5.0, text="> 5")
-    [check] = evaluate_checks([tol], {"metrics": {"total": 6}})
+    [check] = checks_of([tol], {"metrics": {"total": 6}})
     assert check == {"metric": "total", "phase": "overall", "expected": "> 5", "observed": 6,
                      "ok": True}
 
 
 def test_ok_needs_a_completed_run_and_every_check() -> None:
-    assert journal_ok("completed", [{"ok": True}])
+    held, failed = Check(metric="total", ok=True), Check(metric="total", ok=False)
+    assert journal_ok("completed", [held])
     assert journal_ok("completed", [])
-    assert not journal_ok("completed", [{"ok": True}, {"ok": False}])
-    assert not journal_ok("aborted", [{"ok": True}])
+    assert not journal_ok("completed", [held, failed])
+    assert not journal_ok("aborted", [held])
     assert not journal_ok("failed", [])
 
 
@@ -127,8 +141,13 @@ def test_the_journal_has_the_contract_keys_and_is_json() -> None:
     assert j["load"] == {"mode": "closed"}
     assert json.loads(json.dumps(j, allow_nan=False)) == j
     with pytest.raises(ValueError, match="status"):
-        assemble_journal(chaospool_version="0", seed=1, started_at=None, ended_at=None,
-                         experiment={}, status="done", summary=a_summary(), checks=[], faults=[])
+        assemble(chaospool_version="0", seed=1, started_at=None, ended_at=None,
+                 experiment=ExperimentInfo(), status="done", summary=a_summary(), checks=[],
+                 faults=[])
+    with pytest.raises(TypeError, match="no key 'elapsd'"):
+        assemble(chaospool_version="0", seed=1, started_at=None, ended_at=None,
+                 experiment=ExperimentInfo(), status="completed", summary=a_summary(),
+                 checks=[], faults=[], elapsd=1.0)
 
 
 def test_report_reads_the_journal() -> None:

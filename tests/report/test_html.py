@@ -158,13 +158,14 @@ def test_what_went_wrong_is_shown(journal: dict[str, Any]) -> None:
 
 
 def test_a_last_bucket_cut_short_is_not_read_as_a_rate_drop(journal: dict[str, Any]) -> None:
+    from chaospool._journal import as_journal
     from chaospool._report.charts import _series
 
     journal["elapsed"] = 29.1  # the run ended 0.1 s into the last 1 s bucket
-    series = _series(journal)
+    series = _series(as_journal(journal))
     assert series.throughput[-1] is None
     journal["elapsed"] = 29.6
-    assert _series(journal).throughput[-1] == pytest.approx(
+    assert _series(as_journal(journal)).throughput[-1] == pytest.approx(
         (journal["timeline"][-1]["succeeded"] + journal["timeline"][-1]["errors"]) / 0.6)
 
 

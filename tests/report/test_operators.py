@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chaospool import load_experiment
-from chaospool._report.journal import evaluate_checks
+from chaospool._journal import Metrics, Phases, evaluate_checks
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
@@ -50,6 +50,13 @@ def test_model_and_checks_agree(expected: str, observed: float, holds: bool) -> 
     tol = _tolerance(expected)
     assert tol.holds(observed) is holds
     plain = Plain(tol.metric, tol.phase, tol.op, tol.value, tol.text)
-    summary = {"metrics": {"throughput": observed}}
-    (check,) = evaluate_checks([plain], summary)
-    assert check["ok"] is holds
+    (check,) = evaluate_checks([plain], Metrics(throughput=observed), Phases())
+    assert check.ok is holds
+
+
+def test_there_is_one_operator_table() -> None:
+    """The DSL and the journal's checks compare through the very same table."""
+    from chaospool import _journal, _units
+    from chaospool._dsl import model, units
+
+    assert _journal.OPERATORS is _units.OPERATORS is model.OPERATORS is units.OPERATORS

@@ -107,6 +107,30 @@ def test_report_on_a_foreign_or_broken_file_exit_2_one_line(content: str, tmp_pa
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [('{"metrics": {"total": "many"}}', "$.metrics.total"),
+     ('{"metrics": {}, "faults": [{"name": "kill", "injected_at": "soon"}]}',
+      "$.faults[0].injected_at"),
+     ('{"metrics": {}, "checks": [{"metric": "total", "observed": [1]}]}',
+      "$.checks[0].observed")],
+)
+def test_report_on_a_malformed_journal_names_the_bad_value(
+    content: str, where: str, tmp_path: Path
+) -> None:
+    """0.1.0 drew these (a count of "many" operations) or died in a renderer; the typed model
+    refuses them up front, naming the value."""
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    out = chaospool_cli("report", str(path), "--html", "r.html", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.strip() == (
+        f"{path}:1:1: not a chaospool journal: " + out.stderr.split("journal: ", 1)[1].strip())
+    assert f"at `{where}`" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert not (tmp_path / "r.html").exists()
+
+
 def _tiny_experiment(tmp: Path) -> Path:
     path = tmp / "exp.yaml"
     path.write_text(textwrap.dedent("""\

@@ -47,7 +47,7 @@ def _inject(journal: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     j["reproduce"] = _nasty_text(rng)
     for check in j["checks"]:
         check["expected"] = _nasty_text(rng)
-        check["observed"] = _nasty_text(rng)
+        check["observed"] = rng.choice((None, 0, 0.97, 1e300))  # a number: the model says so
         check["ok"] = rng.random() < 0.5
     for fault in j["faults"]:
         fault["error"] = _nasty_text(rng)
@@ -197,11 +197,14 @@ def test_journal_writer_converts_a_plugins_odd_effect(
     ("content", "why"),
     [
         ("{not json", "invalid JSON"),
-        ("[1, 2, 3]", "top level is a JSON list"),
+        ("[1, 2, 3]", "top level is a JSON array"),
         ('{"name": "package.json"}', "no 'metrics'"),
-        ('{"metrics": [1]}', "'metrics' is a JSON list"),
-        ('{"metrics": {}, "checks": "none"}', "'checks' is a JSON str"),
-        ('{"metrics": {}, "timeline": [1, 2]}', "'timeline' holds something other"),
+        ('{"metrics": [1]}', r"Expected `object`, got `array` - at `\$.metrics`"),
+        ('{"metrics": {}, "checks": "none"}', r"Expected `array`, got `str` - at `\$.checks`"),
+        ('{"metrics": {}, "timeline": [1, 2]}', r"got `int` - at `\$.timeline\[0\]`"),
+        ('{"metrics": {"total": "many"}}', r"Expected `int`, got `str` - at `\$.metrics.total`"),
+        ('{"metrics": {}, "faults": [{"targets": [{"pid": "x"}]}]}',
+         r"at `\$.faults\[0\].targets\[0\].pid`"),
         ('{"process": 0, "type": "invoke"}\n{"process": 0, "type": "ok"}', "invalid JSON"),
     ],
 )
