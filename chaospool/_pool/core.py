@@ -32,7 +32,7 @@ from chaospool._pool.kinds import BUSY, DEAD, READY, StopReason
 from chaospool._pool.requests import RequestPath
 from chaospool._pool.state import PoolState
 from chaospool._pool.supervisor import Supervisor
-from chaospool._pool.surface import FaultSurface, worker_rss
+from chaospool._pool.surface import FaultSurface, Meter
 from chaospool._pool.worker import Worker
 from chaospool._wire import protocol as p
 from chaospool.errors import (
@@ -108,10 +108,11 @@ class Pool:
     def _assemble(self, state: PoolState) -> None:
         """Make the parts and hand each its collaborators (docs/design.md, "Pool")."""
         self._state = state
+        meter = Meter(state.backend.real_processes)
         self._supervisor = Supervisor(state)
-        self._requests = RequestPath(state, self._supervisor, worker_rss)
+        self._requests = RequestPath(state, self._supervisor, meter.rss)
         self._supervisor.attach(self._requests)
-        self._surface = FaultSurface(state, self._requests)
+        self._surface = FaultSurface(state, self._requests, meter)
         self._execute_once = self._requests.execute_once  # bound once: one lookup per call
         # the shared containers under the names tests and benchmarks reach for
         self._backend, self._slots, self._bus = state.backend, state.slots, state.bus

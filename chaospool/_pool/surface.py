@@ -9,10 +9,11 @@ knows what its worker is (a local process, a fake one, a remote actor).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from chaospool._pool.backend import Link
+from chaospool._pool.backend import Link, Measured
 from chaospool._pool.kinds import DEAD
+from chaospool._pool.psinfo import ProcessInfo
 from chaospool._pool.seams import Dispatch
 from chaospool._pool.worker import Call, Partition, Worker
 from chaospool._wire import protocol as p
@@ -30,36 +31,47 @@ def _live_link(w: Worker) -> Link:
     return link
 
 
-def _measure(w: Worker, what: str) -> Any:
-    """``link.rss()`` / ``link.status()`` if the link can tell (``Measured``), else None."""
-    probe = getattr(w.link, what, None) if w.state != DEAD else None
-    return None if probe is None else probe()
+class Meter:
+    """A worker's memory and status: from its link when it can tell (``Measured``); else --
+    a backend whose links predate ``Measured`` -- psutil on its pid if the backend says its
+    workers are real processes, and "running" while it has a link (what 0.1.0 answered)."""
 
+    def __init__(self, real_processes: bool) -> None:
+        self._real = real_processes
 
-def worker_rss(w: Worker) -> int | None:
-    """``w``'s resident set size in bytes; None when dead or not measurable."""
-    return cast("int | None", _measure(w, "rss"))
+    def rss(self, w: Worker) -> int | None:
+        link = w.link
+        if link is None or w.state == DEAD:
+            return None
+        if isinstance(link, Measured):
+            return link.rss()
+        return ProcessInfo(w.pid).rss() if self._real and w.pid else None
+
+    def status(self, w: Worker) -> str | None:
+        link = w.link
+        if link is None or w.state == DEAD:
+            return None
+        if isinstance(link, Measured):
+            return link.status()
+        return ProcessInfo(w.pid).status() if self._real and w.pid else "running"
 
 
 class FaultSurface:
-    """Given the shared state (request ids, flags) and the request path (sends, deliveries)."""
+    """Given the shared state (request ids, flags), the request path (sends, deliveries) and
+    the meter (memory, status)."""
 
-    def __init__(self, state: PoolState, dispatch: Dispatch) -> None:
+    def __init__(self, state: PoolState, dispatch: Dispatch, meter: Meter) -> None:
         self._state = state
         self._send = dispatch.send
         self._deliver = dispatch.deliver
+        self.rss = meter.rss
+        self.status = meter.status
 
     def signal(self, w: Worker, sig: int) -> None:
         _live_link(w).signal(sig)
 
     def close_channel(self, w: Worker) -> None:
         _live_link(w).close()
-
-    def rss(self, w: Worker) -> int | None:
-        return worker_rss(w)
-
-    def status(self, w: Worker) -> str | None:
-        return cast("str | None", _measure(w, "status"))
 
     async def control(
         self,
