@@ -335,7 +335,7 @@ class Pool:
             queue_depth=self._requests.queued(), max_queue_depth=c.max_queue_depth,
             restarts=c.restarts, checkouts=c.checkouts, checkins=c.checkins, errors=c.errors,
             crashes=c.crashes, timeouts=c.timeouts, recycles=c.recycles,
-            circuit_open=self._state.circuit_open, subscriber_errors=self._bus.errors,
+            circuit_open=self._supervisor.circuit_open, subscriber_errors=self._bus.errors,
         )
 
     @property

@@ -81,6 +81,9 @@ class RequestPath:
         self._grow = supervision.grow
         self._circuit_message = supervision.circuit_message
         self._rss = rss
+        # the supervisor owns the circuit and says when it changes (set_circuit): a copy
+        # read per call, where a look through the state would cost a call per request
+        self._circuit_open = False
         self.bind_loop()
 
     def bind_loop(self) -> None:
@@ -95,16 +98,16 @@ class RequestPath:
         self._tg: TaskGroup | None = state.tg
 
     @property
-    def _circuit_open(self) -> bool:
-        return self._state.circuit_open  # the supervisor's to change
-
-    @property
     def _closed(self) -> bool:
         return self._state.closed  # the pool's to change
 
     def queued(self) -> int:
         """Calls waiting in the checkout queue."""
         return len(self._waiters)
+
+    def set_circuit(self, is_open: bool) -> None:
+        """The circuit opened (calls fail with CircuitOpen at once) or half-opened."""
+        self._circuit_open = is_open
 
     async def _execute_once(
         self,

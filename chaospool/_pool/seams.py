@@ -8,7 +8,8 @@ module imports the other, and a test can stand in for either.
 
     RequestPath --Supervision--> Supervisor      kill, recycle, grow, circuit_message
     Supervisor  --Dispatch-----> RequestPath     make_available, deliver, fail_waiters,
-                                                 time_out, memory_ok, send, queued
+                                                 time_out, memory_ok, send, queued,
+                                                 set_circuit
 """
 
 from __future__ import annotations
@@ -60,3 +61,6 @@ class Dispatch(Protocol):
 
     def queued(self) -> int:
         """Calls waiting in the checkout queue."""
+
+    def set_circuit(self, is_open: bool) -> None:
+        """The circuit opened or half-opened (the supervisor owns it)."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class PoolState:
-    """Slots, the idle set, sessions, counters, events, the circuit, and the loop the pool
+    """Slots, the idle set, sessions, counters, events, and the loop the pool
     runs on (set once by ``Pool.__aenter__``)."""
 
     def __init__(self, config: PoolConfig, backend: Backend) -> None:
@@ -49,7 +49,6 @@ class PoolState:
         self.bus = EventBus()
         self.slot_watchers: list[anyio.Event] = []  # ``Pool.wait_serving``: woken on a start
         self.starting = 0  # incarnations in their handshake (``_grow`` counts them)
-        self.circuit_open = False
         self.opened = False
         self.closed = False
         # the loop: set on open (asyncio: a loop whose timers the request path arms lazily)

@@ -66,6 +66,7 @@ class Supervisor:
         self._bus = state.bus
         # restart intensity: failure times within ``restart_within``, the circuit's timing
         self._failures: deque[float] = deque()
+        self.circuit_open = False  # beyond the intensity: no restarts, calls fail at once
         self._circuit_opened_at = 0.0
         self._half_open = False
 
@@ -79,6 +80,7 @@ class Supervisor:
         self._memory_ok = dispatch.memory_ok
         self._send = dispatch.send
         self._queued = dispatch.queued
+        self._set_circuit = dispatch.set_circuit
 
     def launch(self, index: int) -> Worker:
         """Start an incarnation in slot ``index`` (its handshake runs in the pool's tasks)."""
@@ -256,7 +258,7 @@ class Supervisor:
         if w.overflow:
             self.grow()  # an overflow slot is refilled only on demand
             return
-        if self._state.circuit_open:
+        if self.circuit_open:
             return
         self._counters.restarts += 1
         self._bus.emit("restart", w.index, None, replaces=w.pid, reason=reason)
@@ -270,7 +272,7 @@ class Supervisor:
     async def _relaunch_later(self, index: int, delay: float) -> None:
         await anyio.sleep(delay)
         state = self._state
-        if not state.closed and not state.circuit_open and self._slots[index] is None:
+        if not state.closed and not self.circuit_open and self._slots[index] is None:
             self.launch(index)
 
     def _count_failure(self) -> bool:
@@ -282,8 +284,9 @@ class Supervisor:
             failures.popleft()
         if len(failures) <= self.config.max_restarts and not self._half_open:
             return False
-        if not self._state.circuit_open:
-            self._state.circuit_open = True
+        if not self.circuit_open:
+            self.circuit_open = True
+            self._set_circuit(True)
             self._circuit_opened_at = now
             self._bus.emit("circuit_open", failures=len(failures),
                            within=self.config.restart_within)
@@ -298,7 +301,8 @@ class Supervisor:
                 f"retries one (half-open) in {left:.1f}s")
 
     def _half_open_circuit(self) -> None:
-        self._state.circuit_open = False
+        self.circuit_open = False
+        self._set_circuit(False)
         self._half_open = True  # the next failure reopens at once; the next start closes it
         self._failures.clear()
         self._bus.emit("circuit_half_open")
@@ -313,7 +317,7 @@ class Supervisor:
         state = self._state
         need = self._queued() - state.starting
         for index, w in enumerate(self._slots):
-            if need <= 0 or state.closed or state.circuit_open:
+            if need <= 0 or state.closed or self.circuit_open:
                 return
             if w is None:
                 self.launch(index)
@@ -374,7 +378,7 @@ class Supervisor:
         while not state.closed:
             await anyio.sleep(tick)
             now = state.clock()
-            if state.circuit_open and now - self._circuit_opened_at >= cfg.restart_within:
+            if self.circuit_open and now - self._circuit_opened_at >= cfg.restart_within:
                 self._half_open_circuit()
             for w in list(self._slots):
                 if w is not None and w.alive:
