@@ -6,7 +6,8 @@
           ├─ RequestPath    (requests.py)    checkout, dispatch, replies, check-in
           ├─ Supervisor     (supervisor.py)  incarnations, deaths, restarts, circuit, heartbeats
           ├─ FaultSurface   (surface.py)     WorkerOps for every WorkerHandle
-          └─ Backend        (backend.py)     process.py | memory.py | _ray/ | a given one
+          └─ Backend        (backend.py)     by name in backends.py: process.py | memory.py |
+                                             _ray/ -- or a given one
 
 The request path and the supervisor see each other only through the protocols of
 ``seams.py``; ``WorkerHandle`` sees only ``WorkerOps`` (``ops.py``).
@@ -24,7 +25,8 @@ import anyio.lowlevel
 import msgspec
 
 from chaospool._pool.backend import Backend
-from chaospool._pool.config import PoolConfig, build_config
+from chaospool._pool.backends import make_backend
+from chaospool._pool.config import build_config
 from chaospool._pool.events import PoolEvent, PoolStats
 from chaospool._pool.flag import asyncio_loop, flag_factory
 from chaospool._pool.handle import WorkerHandle
@@ -45,29 +47,6 @@ from chaospool.errors import (
 )
 
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
-
-
-def _make_backend(
-    spec: str | Backend, config: PoolConfig, ray: Mapping[str, Any] | None = None
-) -> Backend:
-    if spec == "ray":
-        from chaospool._ray import make_backend  # Ray itself is imported only when it starts
-
-        return make_backend(config.worker, ray, start_timeout=config.start_timeout)
-    if ray is not None:
-        raise ValueError("ray settings need backend='ray'")
-    if spec == "process":
-        from chaospool._pool.process import ProcessBackend
-
-        return ProcessBackend(config.worker, start_timeout=config.start_timeout)
-    if spec == "memory":
-        from chaospool._pool.memory import MemoryBackend
-
-        return MemoryBackend(config.worker)
-    if isinstance(spec, str):
-        raise ValueError(
-            f"backend must be 'process', 'memory', 'ray' or a Backend, not {spec!r}")
-    return spec
 
 
 class Pool:
@@ -101,7 +80,7 @@ class Pool:
             health_check=health_check, start_timeout=start_timeout,
         )
         self.config = config
-        self._assemble(PoolState(config, _make_backend(backend, config, ray)))
+        self._assemble(PoolState(config, make_backend(backend, config, ray)))
         self.commands: list[str] = []
         self._stack: AsyncExitStack | None = None
 

@@ -23,8 +23,10 @@ import pytest
 from chaospool._options import POOL_OPTIONS
 from chaospool._pool import handle as handle_module
 from chaospool._pool.backend import Measured
+from chaospool._pool.backends import BACKENDS
 from chaospool._pool.config import PoolConfig
 from chaospool._pool.kinds import StopReason, WorkerState
+from chaospool._pool.memory import MemoryBackend
 from chaospool._pool.ops import WorkerOps
 from chaospool._pool.worker import Partition, Worker
 from chaospool.pool import Pool, PoolEvent, WorkerHandle
@@ -190,3 +192,21 @@ async def test_the_process_backend_answers_status_and_rss_from_its_link() -> Non
         await wait_for(lambda: handle.status() == "stopped", timeout=5)
         handle.signal(signal.SIGCONT)
         await wait_for(lambda: handle.status() != "stopped", timeout=5)
+
+
+def test_a_backend_is_one_registered_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert list(BACKENDS) == ["process", "memory", "ray"]
+    with pytest.raises(ValueError, match="backend must be 'process', 'memory', 'ray' or a "):
+        Pool(WORKER, backend="nope")
+    with pytest.raises(ValueError, match="ray settings need backend='ray'"):
+        Pool(WORKER, backend="memory", ray={"nodes": 1})
+    made: list[str] = []
+
+    def fake(config: PoolConfig, settings: Mapping[str, Any] | None) -> MemoryBackend:
+        made.append(config.worker)
+        return MemoryBackend(config.worker)
+
+    monkeypatch.setitem(BACKENDS, "fake", fake)  # what a new backend's registration is
+    pool = Pool(WORKER, backend="fake")
+    assert isinstance(pool._backend, MemoryBackend)
+    assert made == [WORKER]
