@@ -48,7 +48,6 @@ class PoolState:
         self.counters = Counters()
         self.bus = EventBus()
         self.slot_watchers: list[anyio.Event] = []  # ``Pool.wait_serving``: woken on a start
-        self.starting = 0  # incarnations in their handshake (``_grow`` counts them)
         self.opened = False
         self.closed = False
         # the loop: set on open (asyncio: a loop whose timers the request path arms lazily)

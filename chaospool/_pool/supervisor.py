@@ -69,6 +69,7 @@ class Supervisor:
         self.circuit_open = False  # beyond the intensity: no restarts, calls fail at once
         self._circuit_opened_at = 0.0
         self._half_open = False
+        self._starting = 0  # incarnations in their handshake: ``grow`` counts them as coming
 
     def attach(self, dispatch: Dispatch) -> None:
         """Where replies, freed workers and deaths go (the request path). Bound methods: a
@@ -86,7 +87,7 @@ class Supervisor:
         """Start an incarnation in slot ``index`` (its handshake runs in the pool's tasks)."""
         w = Worker(index, overflow=index >= self.config.size)
         self._slots[index] = w
-        self._state.starting += 1
+        self._starting += 1
         assert self._state.tg is not None
         self._state.tg.start_soon(self._incarnation, w)
         return w
@@ -101,7 +102,7 @@ class Supervisor:
         except Exception as exc:
             w.start_error = exc
         finally:
-            self._state.starting -= 1
+            self._starting -= 1
             w.started.set()
         if w.start_error is not None:
             self.signal(w, _signal.SIGKILL)  # whatever got started must not linger
@@ -315,7 +316,7 @@ class Supervisor:
     def grow(self) -> None:
         """Start workers for waiters no starting worker will serve (lazy and overflow slots)."""
         state = self._state
-        need = self._queued() - state.starting
+        need = self._queued() - self._starting
         for index, w in enumerate(self._slots):
             if need <= 0 or state.closed or self.circuit_open:
                 return
