@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import inspect
 import json
+import os
 import signal
 import typing
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from chaospool._pool.config import PoolConfig
 from chaospool._pool.kinds import StopReason, WorkerState
 from chaospool._pool.memory import MemoryBackend
 from chaospool._pool.ops import WorkerOps
+from chaospool._pool.surface import Meter
 from chaospool._pool.worker import Partition, Worker
 from chaospool.pool import Pool, PoolEvent, WorkerHandle
 from chaospool.testing import wait_for
@@ -210,3 +212,26 @@ def test_a_backend_is_one_registered_name(monkeypatch: pytest.MonkeyPatch) -> No
     pool = Pool(WORKER, backend="fake")
     assert isinstance(pool._backend, MemoryBackend)
     assert made == [WORKER]
+
+
+class _LinkWithoutMeasures:
+    """A link of a backend written before ``Measured``: no rss(), no status()."""
+
+    def exit_status(self) -> None:
+        return None
+
+
+@pytest.mark.anyio
+async def test_a_link_that_cannot_measure_gets_the_answers_of_0_1_0() -> None:
+    w = Worker(0, overflow=False)
+    w.link = _LinkWithoutMeasures()  # type: ignore[assignment]
+    w.pid = os.getpid()
+    w.state = WorkerState.READY
+    fake, real = Meter(real_processes=False), Meter(real_processes=True)
+    assert fake.rss(w) is None
+    assert fake.status(w) == "running"
+    assert (real.rss(w) or 0) > 1_000_000  # psutil on the pid: this very process
+    assert real.status(w) == "running"
+    w.state = WorkerState.DEAD
+    assert real.rss(w) is None
+    assert fake.status(w) is None
