@@ -88,6 +88,21 @@ class Link(Protocol):
 
 
 @runtime_checkable
+class Measured(Protocol):
+    """What a link may also tell of its worker (``WorkerHandle.rss``/``status``).
+
+    Optional: only the link can know (a local process through psutil, a fake worker's
+    emulated stop, a remote actor's last signals); a link without it answers None.
+    """
+
+    def rss(self) -> int | None:
+        """Resident set size in bytes; None when unknown or gone."""
+
+    def status(self) -> str | None:
+        """psutil-style status ("running", "sleeping", "stopped", ...); None when gone."""
+
+
+@runtime_checkable
 class Backend(Protocol):
     """Starts workers of one worker module."""
 

@@ -1,14 +1,23 @@
-"""``Pool``: lifecycle, the public API and the fault surface.
+"""``Pool``: the facade that owns the pool's parts, wires them, and runs their lifecycle.
 
-The request path is ``RequestPath`` (``requests.py``), supervision is ``Supervisor``
-(``supervisor.py``); both work on the state of ``PoolState`` (``state.py``).
+::
+
+    Pool ─┬─ PoolState      (state.py)       the shared data: slots, idle set, sessions, ...
+          ├─ RequestPath    (requests.py)    checkout, dispatch, replies, check-in
+          ├─ Supervisor     (supervisor.py)  incarnations, deaths, restarts, circuit, heartbeats
+          ├─ FaultSurface   (surface.py)     WorkerOps for every WorkerHandle
+          └─ Backend        (backend.py)     by name in backends.py: process.py | memory.py |
+                                             _ray/ -- or a given one
+
+The request path and the supervisor see each other only through the protocols of
+``seams.py``; ``WorkerHandle`` sees only ``WorkerOps`` (``ops.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -16,13 +25,17 @@ import anyio.lowlevel
 import msgspec
 
 from chaospool._pool.backend import Backend
-from chaospool._pool.config import PoolConfig, build_config
+from chaospool._pool.backends import make_backend
+from chaospool._pool.config import build_config
 from chaospool._pool.events import PoolEvent, PoolStats
 from chaospool._pool.flag import asyncio_loop, flag_factory
 from chaospool._pool.handle import WorkerHandle
+from chaospool._pool.kinds import BUSY, DEAD, READY, StopReason
 from chaospool._pool.requests import RequestPath
+from chaospool._pool.state import PoolState
 from chaospool._pool.supervisor import Supervisor
-from chaospool._pool.worker import Call, Partition, Worker
+from chaospool._pool.surface import FaultSurface, Meter
+from chaospool._pool.worker import Worker
 from chaospool._wire import protocol as p
 from chaospool.errors import (
     ChaospoolError,
@@ -33,36 +46,10 @@ from chaospool.errors import (
     WorkerStartError,
 )
 
-if TYPE_CHECKING:
-    import psutil
-
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
 
-def _make_backend(
-    spec: str | Backend, config: PoolConfig, ray: Mapping[str, Any] | None = None
-) -> Backend:
-    if spec == "ray":
-        from chaospool._ray import make_backend  # Ray itself is imported only when it starts
-
-        return make_backend(config.worker, ray, start_timeout=config.start_timeout)
-    if ray is not None:
-        raise ValueError("ray settings need backend='ray'")
-    if spec == "process":
-        from chaospool._pool.process import ProcessBackend
-
-        return ProcessBackend(config.worker, start_timeout=config.start_timeout)
-    if spec == "memory":
-        from chaospool._pool.memory import MemoryBackend
-
-        return MemoryBackend(config.worker)
-    if isinstance(spec, str):
-        raise ValueError(
-            f"backend must be 'process', 'memory', 'ray' or a Backend, not {spec!r}")
-    return spec
-
-
-class Pool(RequestPath, Supervisor):
+class Pool:
     """A supervised pool of worker processes. Use as ``async with Pool(worker=...) as pool``."""
 
     def __init__(
@@ -92,39 +79,124 @@ class Pool(RequestPath, Supervisor):
             max_requests=max_requests, overflow_idle=overflow_idle, lazy=lazy,
             health_check=health_check, start_timeout=start_timeout,
         )
-        super().__init__(config, _make_backend(backend, config, ray))
+        self.config = config
+        self._assemble(PoolState(config, make_backend(backend, config, ray)))
+        self.commands: list[str] = []
         self._stack: AsyncExitStack | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        # config attributes read as pool attributes: pool.size, pool.request_timeout, ...
-        if name != "config" and name in PoolConfig.__dataclass_fields__:
-            return getattr(self.config, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def _assemble(self, state: PoolState) -> None:
+        """Make the parts and hand each its collaborators (docs/design.md, "Pool")."""
+        self._state = state
+        meter = Meter(state.backend.real_processes)
+        self._supervisor = Supervisor(state)
+        self._requests = RequestPath(state, self._supervisor, meter.rss)
+        self._supervisor.attach(self._requests)
+        self._surface = FaultSurface(state, self._requests, meter)
+        self._execute_once = self._requests.execute_once  # bound once: one lookup per call
+        # the shared containers under the names tests and benchmarks reach for
+        self._backend, self._slots, self._bus = state.backend, state.slots, state.bus
+        self._sessions, self._affinity = state.sessions, state.sessions.affinity
+
+    # ------------------------------------------------------------------ the options, read-only
+    # every PoolConfig field, typed (tests/pool/test_pool_structure.py checks none is missing)
+    @property
+    def worker(self) -> str:
+        return self.config.worker
+
+    @property
+    def size(self) -> int:
+        return self.config.size
+
+    @property
+    def max_overflow(self) -> int:
+        return self.config.max_overflow
+
+    @property
+    def strategy(self) -> str:
+        return self.config.strategy
+
+    @property
+    def checkout_timeout(self) -> float:
+        return self.config.checkout_timeout
+
+    @property
+    def request_timeout(self) -> float:
+        return self.config.request_timeout
+
+    @property
+    def max_queue(self) -> int:
+        return self.config.max_queue
+
+    @property
+    def max_restarts(self) -> int:
+        return self.config.max_restarts
+
+    @property
+    def restart_within(self) -> float:
+        return self.config.restart_within
+
+    @property
+    def max_memory(self) -> int | None:
+        return self.config.max_memory
+
+    @property
+    def max_requests(self) -> int | None:
+        return self.config.max_requests
+
+    @property
+    def overflow_idle(self) -> float:
+        return self.config.overflow_idle
+
+    @property
+    def lazy(self) -> bool:
+        return self.config.lazy
+
+    @property
+    def health_interval(self) -> float:
+        return self.config.health_interval
+
+    @property
+    def health_timeout(self) -> float:
+        return self.config.health_timeout
+
+    @property
+    def start_timeout(self) -> float:
+        return self.config.start_timeout
+
+    @property
+    def stop_grace(self) -> float:
+        return self.config.stop_grace
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Pool:
-        if self._opened:
+        state = self._state
+        if state.opened:
             raise RuntimeError("a Pool can be entered only once")
-        self._opened = True
+        state.opened = True
         self._stack = AsyncExitStack()
         outer = await self._stack.enter_async_context(anyio.create_task_group())
-        self._tg = await outer.start(self._host)
-        self._loop = asyncio_loop()
-        self._flag = flag_factory(self._loop)
-        if self._loop is not None:
-            self._clock = self._loop.time
+        state.tg = await outer.start(self._host)
+        self._bind_loop(state)
         try:
-            self.commands = await self._backend.start(self._tg)
+            self.commands = await self._backend.start(state.tg)
             if not self.config.lazy:
                 await self._start_eager()
-            self._tg.start_soon(self._supervise)
+            state.tg.start_soon(self._supervisor.run)
         except BaseException:
             await self._teardown()
             raise
         return self
 
+    def _bind_loop(self, state: PoolState) -> None:
+        """The loop the pool runs on gives the flags and the clock (asyncio: its own)."""
+        state.loop = asyncio_loop()
+        state.flag = flag_factory(state.loop)
+        if state.loop is not None:
+            state.clock = state.loop.time
+        self._requests.bind_loop()
+
     async def _start_eager(self) -> None:
-        workers = [self._launch(i) for i in range(self.config.size)]
+        workers = [self._supervisor.launch(i) for i in range(self.config.size)]
         for w in workers:
             await w.started.wait()
         errors = [w.start_error for w in workers if w.start_error is not None]
@@ -157,16 +229,16 @@ class Pool(RequestPath, Supervisor):
         if stack is None:
             return
         with anyio.CancelScope(shield=True):
-            self._closed = True
-            self._fail_waiters(PoolClosed("the pool is closing"))
+            self._state.closed = True
+            self._requests.fail_waiters(PoolClosed("the pool is closing"))
             workers = [w for w in self._slots if w is not None]
             for w in workers:
-                self._stop(w, "close")
+                self._supervisor.stop(w, StopReason.CLOSE)
             for w in workers:
                 await w.done.wait()
             await self._backend.aclose()
-            assert self._tg is not None
-            self._tg.cancel_scope.cancel()
+            assert self._state.tg is not None
+            self._state.tg.cancel_scope.cancel()
         await stack.aclose()  # outside the shield: the task group's scope must be current
 
     # ------------------------------------------------------------------ public API
@@ -186,12 +258,13 @@ class Pool(RequestPath, Supervisor):
         not fit in a frame). ``retries`` re-runs the call (after a short
         backoff) when the worker crashed or timed out.
         """
-        if self._closed or not self._opened:
-            raise PoolClosed("the pool is closed" if self._closed else "the pool is not open")
+        state = self._state
+        if state.closed or not state.opened:
+            raise PoolClosed("the pool is closed" if state.closed else "the pool is not open")
         try:
             raw = self._encode_args(command, args)
         except CommandError:
-            self._counters.errors += 1
+            state.counters.errors += 1
             await anyio.lowlevel.checkpoint()  # a caller retrying in a loop must yield
             raise
         deadline = self.config.request_timeout if timeout is None else timeout
@@ -200,13 +273,13 @@ class Pool(RequestPath, Supervisor):
             try:
                 return await self._execute_once(command, raw, session, deadline)
             except (WorkerCrashed, RequestTimeout) as exc:
-                if attempt >= retries or isinstance(exc, WorkerStartError) or self._closed:
-                    self._counters.errors += 1
+                if attempt >= retries or isinstance(exc, WorkerStartError) or state.closed:
+                    state.counters.errors += 1
                     raise
                 attempt += 1
                 await anyio.sleep(min(0.005 * 2**attempt, 0.1))
             except ChaospoolError:
-                self._counters.errors += 1
+                state.counters.errors += 1
                 # QueueFull and CircuitOpen are raised before any await: yield once anyway, or
                 # a caller that retries in a loop starves the event loop -- and with it the
                 # workers whose replies would free the queue.
@@ -232,16 +305,16 @@ class Pool(RequestPath, Supervisor):
         for w in self._slots:
             if w is None:
                 continue
-            ready += w.state == "ready"
-            busy += w.state == "busy"
-            overflow += w.overflow and w.state != "dead"
-        c = self._counters
+            ready += w.state == READY
+            busy += w.state == BUSY
+            overflow += w.overflow and w.state != DEAD
+        c = self._state.counters
         return PoolStats(
             ready_workers=ready, busy_workers=busy, overflow_workers=overflow,
-            queue_depth=len(self._waiters), max_queue_depth=c.max_queue_depth,
+            queue_depth=self._requests.queued(), max_queue_depth=c.max_queue_depth,
             restarts=c.restarts, checkouts=c.checkouts, checkins=c.checkins, errors=c.errors,
             crashes=c.crashes, timeouts=c.timeouts, recycles=c.recycles,
-            circuit_open=self._circuit_open, subscriber_errors=self._bus.errors,
+            circuit_open=self._supervisor.circuit_open, subscriber_errors=self._bus.errors,
         )
 
     @property
@@ -255,8 +328,8 @@ class Pool(RequestPath, Supervisor):
         for i, w in enumerate(self._slots):
             if w is not None:
                 handles.append(self._handle(w))
-            elif i < self.config.size and (last := self._last[i]) is not None:
-                handles.append(WorkerHandle(self, last))  # not cached: it is gone for good
+            elif i < self.config.size and (last := self._state.last[i]) is not None:
+                handles.append(WorkerHandle(self._surface, last))  # not cached: gone for good
         return handles
 
     def subscribe(self, callback: Callable[[PoolEvent], None]) -> Callable[[], None]:
@@ -276,10 +349,10 @@ class Pool(RequestPath, Supervisor):
                 w = self._slots[index] if 0 <= index < len(self._slots) else None
                 if w is not None and w.alive and w.pid != not_pid:
                     return self._handle(w)
-                if self._closed:
+                if self._state.closed:
                     raise PoolClosed("the pool is closed")
                 event = anyio.Event()
-                self._slot_watchers.append(event)
+                self._state.slot_watchers.append(event)
                 await event.wait()
 
     def owns(self, pid: int) -> bool:
@@ -289,70 +362,14 @@ class Pool(RequestPath, Supervisor):
         """The pool's authoritative copy of a session's state (None if unknown or empty)."""
         return self._sessions.state(session)
 
-    # ------------------------------------------------------------------ fault surface
-    async def _control(
-        self,
-        w: Worker,
-        op: str,
-        args: Mapping[str, Any] | None,
-        timeout: float,  # noqa: ASYNC109  reason: the seam's API takes a timeout
-    ) -> Any:
-        rid = next(self._ids)
-        pending = Call(None, self._flag())
-        pending.worker = w
-        w.pending[rid] = pending
-        try:
-            await self._send(w, p.Control(rid, op, p.encode_value(dict(args or {}))))
-            await pending.event.wait(timeout)
-        finally:
-            w.pending.pop(rid, None)
-        if not pending.event.is_set():
-            raise RequestTimeout(f"control op {op!r} got no answer from {w.describe()} "
-                                 f"within {timeout}s")
-        if pending.error is not None:
-            raise pending.error
-        if isinstance(pending.msg, p.Failure):
-            raise CommandError(pending.msg.error_type, pending.msg.message,
-                               pending.msg.traceback)
-        assert pending.msg is not None
-        return p.decode_value(pending.msg.value)
-
-    def _partition(self, w: Worker, direction: str, mode: str) -> Partition:
-        if w.partition is not None and w.partition.active:
-            raise RuntimeError(f"{w.describe()} is already partitioned")
-        part = Partition(direction, mode, lambda part: self._heal(w, part))
-        w.partition = part
-        return part
-
-    async def _heal(self, w: Worker, part: Partition) -> None:
-        if w.partition is part:
-            w.partition = None
-        held_out, part.held_out = part.held_out, []
-        for msg in held_out:
-            if w.alive:
-                await self._send(w, msg)
-                part.counts["delivered_late"] += 1
-        held_in, part.held_in = part.held_in, []
-        for msg in held_in:
-            if self._deliver(w, msg):
-                part.counts["delivered_late"] += 1
-            else:
-                part.counts["late_discarded"] += 1
-
-    def _psproc(self, w: Worker) -> psutil.Process | None:
-        if w.state == "dead" or w.pid is None or not self._backend.real_processes:
-            return None
-        if w.psproc is None:
-            import psutil
-
-            try:
-                w.psproc = psutil.Process(w.pid)
-            except psutil.Error:
-                return None
-        return w.psproc
+    @property
+    def late_replies(self) -> int:
+        """Replies that came for a caller who had given up (each was discarded)."""
+        return self._requests.late_replies
 
     def _handle(self, w: Worker) -> WorkerHandle:
-        handle = self._handles.get(id(w))
-        if handle is None or handle._w is not w:
-            handle = self._handles[id(w)] = WorkerHandle(self, w)
+        handles = self._state.handles
+        handle = handles.get(id(w))
+        if handle is None or not handle.is_for(w):
+            handle = handles[id(w)] = WorkerHandle(self._surface, w)
         return handle

@@ -6,22 +6,23 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chaospool._pool.backend import Link
-    from chaospool._pool.core import Pool
+    from chaospool._pool.kinds import WorkerState
+    from chaospool._pool.ops import WorkerOps
     from chaospool._pool.worker import Partition, Worker
 
 
 class WorkerHandle:
     """Bound to *one* worker process (one incarnation of a slot).
 
-    The operations refuse to act on an incarnation that is gone (``ProcessLookupError``): a
-    fault never hits the replacement of the worker it meant.
+    Its data is the incarnation's record; its operations go through ``WorkerOps``
+    (``chaospool/_pool/ops.py``), which refuse to act on an incarnation that is gone
+    (``ProcessLookupError``): a fault never hits the replacement of the worker it meant.
     """
 
-    __slots__ = ("_pool", "_w")
+    __slots__ = ("_ops", "_w")
 
-    def __init__(self, pool: Pool, worker: Worker) -> None:
-        self._pool = pool
+    def __init__(self, ops: WorkerOps, worker: Worker) -> None:
+        self._ops = ops
         self._w = worker
 
     @property
@@ -35,11 +36,11 @@ class WorkerHandle:
     @property
     def node(self) -> int | None:
         """The index of the cluster node the worker runs on (0 = head); None off Ray."""
-        return getattr(self._w.link, "node", None)
+        return self._w.node
 
     @property
-    def state(self) -> str:
-        """"starting" | "ready" | "busy" | "stopping" | "dead"."""
+    def state(self) -> WorkerState:
+        """"starting" | "ready" | "busy" | "stopping" | "dead" (a ``str`` enum)."""
         return self._w.state
 
     @property
@@ -56,19 +57,13 @@ class WorkerHandle:
         """The last lines this worker wrote to its stdout/stderr."""
         return self._w.log_tail(50)
 
-    def _link(self) -> Link:
-        link = self._w.link
-        if link is None or self._w.state == "dead" or link.exit_status() is not None:
-            raise ProcessLookupError(f"worker {self.index} (pid {self.pid}) is {self.state}")
-        return link
-
     def signal(self, sig: int) -> None:
         """Send ``sig`` to this worker process and its process group."""
-        self._link().signal(sig)
+        self._ops.signal(self._w, sig)
 
     def close_channel(self) -> None:
         """Close the pool's end of the channel (the worker sees EOF and exits)."""
-        self._link().close()
+        self._ops.close_channel(self._w)
 
     async def control(
         self,
@@ -78,30 +73,23 @@ class WorkerHandle:
         timeout: float = 5.0,  # noqa: ASYNC109  reason: the seam's API takes a timeout
     ) -> Any:
         """Run control op ``op`` inside the worker (works while a user command runs)."""
-        self._link()
-        return await self._pool._control(self._w, op, args, timeout)
+        return await self._ops.control(self._w, op, args, timeout)
 
     def partition(self, direction: str = "both", mode: str = "drop") -> Partition:
         """Partition this worker's channel; ``await partition.heal()`` ends it."""
-        self._link()
-        return self._pool._partition(self._w, direction, mode)
+        return self._ops.partition(self._w, direction, mode)
 
     def rss(self) -> int | None:
-        """Resident set size in bytes (psutil); None when dead or not a real process."""
-        return self._pool._rss(self._w)
+        """Resident set size in bytes; None when dead or not measurable."""
+        return self._ops.rss(self._w)
 
     def status(self) -> str | None:
         """psutil status ("running", "sleeping", "stopped", ...); None when dead."""
-        if self._w.state == "dead":
-            return None
-        proc = self._pool._psproc(self._w)
-        if proc is None:
-            stopped = getattr(self._w.link, "stopped", False)
-            return None if self._w.link is None else ("stopped" if stopped else "running")
-        try:
-            return str(proc.status())
-        except Exception:
-            return None
+        return self._ops.status(self._w)
+
+    def is_for(self, worker: Worker) -> bool:
+        """Whether this handle is bound to ``worker`` (the pool's handle cache checks)."""
+        return self._w is worker
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, WorkerHandle) and other._w is self._w

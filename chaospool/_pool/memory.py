@@ -160,6 +160,14 @@ class MemoryLink:
     def exit_status(self) -> ExitStatus | None:
         return self._exit if self._exited.is_set() else None
 
+    def rss(self) -> None:
+        return None  # it shares the pool's process: no memory of its own to measure
+
+    def status(self) -> str | None:
+        if self._exited.is_set():
+            return None
+        return "stopped" if self.stopped else "running"
+
 
 class MemoryBackend:
     """Fake workers as anyio tasks (same protocol objects, no subprocess)."""

@@ -34,6 +34,7 @@ from chaospool._pool.backend import (
     new_log,
     serve_by_receive,
 )
+from chaospool._pool.psinfo import ProcessInfo
 from chaospool._wire import protocol as p
 from chaospool.errors import WorkerStartError
 
@@ -202,6 +203,7 @@ class ProcessLink:
         self._closed = False
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._proto: _FrameProtocol | None = None
+        self._info = ProcessInfo(pid)  # rss/status (backend.Measured)
 
     async def start(self) -> None:
         if sniffio.current_async_library() == "asyncio":
@@ -283,6 +285,12 @@ class ProcessLink:
 
     def exit_status(self) -> ExitStatus | None:
         return self._exit.status
+
+    def rss(self) -> int | None:
+        return None if self._exit.status is not None else self._info.rss()
+
+    def status(self) -> str | None:
+        return None if self._exit.status is not None else self._info.status()
 
 
 class ProcessBackend:

@@ -19,12 +19,17 @@ ends -- answered, failed, timed out, or given up by its caller (whose reply is t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from chaospool._pool.backend import LinkClosed
+from chaospool._pool.kinds import BUSY, READY, RecycleReason, StopReason
+from chaospool._pool.seams import Supervision
 from chaospool._pool.state import PoolState
 from chaospool._pool.worker import Call, Worker
 from chaospool._wire import protocol as p
@@ -38,8 +43,72 @@ from chaospool.errors import (
     RequestTimeout,
 )
 
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
 
-class RequestPath(PoolState):
+    from chaospool._pool.flag import Flag
+
+
+class RequestPath:
+    """Given the shared state, the supervision it asks to kill, recycle and grow workers,
+    and how to measure a worker's memory (``max_memory``)."""
+
+    def __init__(
+        self,
+        state: PoolState,
+        supervision: Supervision,
+        rss: Callable[[Worker], int | None],
+    ) -> None:
+        self._state = state
+        self.config = state.config
+        self._lifo = state.config.strategy == "lifo"
+        # the shared containers, bound once: the code below reads them with one lookup
+        self._slots = state.slots
+        self._idle = state.idle
+        self._ids = state.ids
+        self._sessions = state.sessions
+        self._affinity = state.sessions.affinity
+        self._counters = state.counters
+        self._bus = state.bus
+        # the request path's own: the FIFO checkout queue -- an OrderedDict so that a caller
+        # who gives up leaves it in O(1) (deque.remove is O(n): a cancelled 100k-caller herd
+        # would be quadratic) -- and its deadline timer
+        self._waiters: OrderedDict[Call, None] = OrderedDict()
+        self._queue_timer: asyncio.TimerHandle | None = None
+        self.late_replies = 0
+        self._kill = supervision.kill
+        self._recycle = supervision.recycle
+        self._grow = supervision.grow
+        self._circuit_message = supervision.circuit_message
+        self._rss = rss
+        # the supervisor owns the circuit and says when it changes (set_circuit): a copy
+        # read per call, where a look through the state would cost a call per request
+        self._circuit_open = False
+        self.bind_loop()
+
+    def bind_loop(self) -> None:
+        """Copy the loop the pool opened on (its flags, clock, task group): fixed once open,
+        and read per call, so kept here rather than looked up through the state."""
+        state = self._state
+        # asyncio only: deadlines are lazy loop timers (one for the queue, one per worker,
+        # re-armed when they fire) instead of a timer per wait
+        self._loop: asyncio.AbstractEventLoop | None = state.loop
+        self._flag: Callable[[], Flag] = state.flag
+        self._clock: Callable[[], float] = state.clock
+        self._tg: TaskGroup | None = state.tg
+
+    @property
+    def _closed(self) -> bool:
+        return self._state.closed  # the pool's to change
+
+    def queued(self) -> int:
+        """Calls waiting in the checkout queue."""
+        return len(self._waiters)
+
+    def set_circuit(self, is_open: bool) -> None:
+        """The circuit opened (calls fail with CircuitOpen at once) or half-opened."""
+        self._circuit_open = is_open
+
     async def _execute_once(
         self,
         command: str,
@@ -148,7 +217,7 @@ class RequestPath(PoolState):
         return w
 
     def _checked_out(self, w: Worker) -> None:
-        w.state = "busy"
+        w.state = BUSY
         self._counters.checkouts += 1
         if self._bus.subscribers:
             self._bus.emit("checkout", w.index, w.pid)
@@ -259,7 +328,7 @@ class RequestPath(PoolState):
         call.event.set()
         self._counters.timeouts += 1
         self._bus.emit("timeout", w.index, w.pid, command=call.command, timeout=call.timeout)
-        self._kill(w, "timeout")
+        self._kill(w, StopReason.TIMEOUT)
 
     def _leave_queue(self, call: Call) -> None:
         if call.session is not None and self._sessions.leave_line(call):
@@ -370,23 +439,16 @@ class RequestPath(PoolState):
             self._bus.emit("checkin", w.index, w.pid)
         cfg = self.config
         if cfg.max_requests is not None and w.requests >= cfg.max_requests:
-            self._recycle(w, "max_requests", None)
+            self._recycle(w, RecycleReason.MAX_REQUESTS, None)
         elif cfg.max_memory is None or self._memory_ok(w):
             self._make_available(w)
-
-    def _rss(self, w: Worker) -> int | None:
-        proc = self._psproc(w)
-        try:
-            return None if proc is None else int(proc.memory_info().rss)
-        except Exception:
-            return None
 
     def _memory_ok(self, w: Worker) -> bool:
         """False (and ``w`` is recycled) when its RSS is above ``max_memory``."""
         rss = self._rss(w)
         limit = self.config.max_memory
         if rss is not None and limit is not None and rss > limit:
-            self._recycle(w, "max_memory", rss)
+            self._recycle(w, RecycleReason.MAX_MEMORY, rss)
             return False
         return True
 
@@ -398,7 +460,7 @@ class RequestPath(PoolState):
             self._checked_out(w)
             self._dispatch(w, self._waiters.popitem(last=False)[0])
             return
-        w.state = "ready"
+        w.state = READY
         w.idle_since = self._clock()
         self._idle.append(w)
 
@@ -407,3 +469,12 @@ class RequestPath(PoolState):
         for call in waiters:
             call.error = error
             call.event.set()
+
+    # -- what the pool calls, and what supervision calls (seams.py, Dispatch) ----------
+    execute_once = _execute_once
+    make_available = _make_available
+    deliver = _deliver
+    fail_waiters = _fail_waiters
+    time_out = _time_out
+    memory_ok = _memory_ok
+    send = _send

@@ -12,11 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import signal as _signal
+from collections import deque
 from typing import Any
 
 import anyio
 
 from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame
+from chaospool._pool.kinds import (
+    BUSY,
+    DEAD,
+    FAILURES,
+    READY,
+    STARTING,
+    STOPPING,
+    RecycleReason,
+    StopReason,
+)
+from chaospool._pool.seams import Dispatch
 from chaospool._pool.state import PoolState
 from chaospool._pool.worker import Worker
 from chaospool._wire import protocol as p
@@ -29,24 +41,59 @@ from chaospool.errors import (
     WorkerStartError,
 )
 
-_FAILURES = ("crash", "protocol", "health", "timeout", "start")  # count towards intensity
+_CAUSES = {  # how a worker stopped on purpose is named in the error of a call it ran
+    StopReason.HEALTH: "failed its health check",
+    StopReason.TIMEOUT: "was killed after a timeout",
+    StopReason.RECYCLE: "was recycled",
+    StopReason.CLOSE: "was closed",
+}
 
 
 def _clip(line: str, limit: int = 200) -> str:
     return line if len(line) <= limit else f"{line[:limit]}... ({len(line)} chars)"
 
 
-class Supervisor(PoolState):
-    def _launch(self, index: int) -> Worker:
+class Supervisor:
+    """Given the shared state; handed the request path (``attach``) as a ``Dispatch``."""
+
+    def __init__(self, state: PoolState) -> None:
+        self._state = state
+        self.config = state.config
+        self._slots = state.slots
+        self._idle = state.idle
+        self._sessions = state.sessions
+        self._counters = state.counters
+        self._bus = state.bus
+        # restart intensity: failure times within ``restart_within``, the circuit's timing
+        self._failures: deque[float] = deque()
+        self.circuit_open = False  # beyond the intensity: no restarts, calls fail at once
+        self._circuit_opened_at = 0.0
+        self._half_open = False
+        self._starting = 0  # incarnations in their handshake: ``grow`` counts them as coming
+
+    def attach(self, dispatch: Dispatch) -> None:
+        """Where replies, freed workers and deaths go (the request path). Bound methods: a
+        reply is handed on with one lookup."""
+        self._deliver = dispatch.deliver
+        self._make_available = dispatch.make_available
+        self._fail_waiters = dispatch.fail_waiters
+        self._time_out = dispatch.time_out
+        self._memory_ok = dispatch.memory_ok
+        self._send = dispatch.send
+        self._queued = dispatch.queued
+        self._set_circuit = dispatch.set_circuit
+
+    def launch(self, index: int) -> Worker:
+        """Start an incarnation in slot ``index`` (its handshake runs in the pool's tasks)."""
         w = Worker(index, overflow=index >= self.config.size)
         self._slots[index] = w
         self._starting += 1
-        assert self._tg is not None
-        self._tg.start_soon(self._incarnation, w)
+        assert self._state.tg is not None
+        self._state.tg.start_soon(self._incarnation, w)
         return w
 
     async def _incarnation(self, w: Worker) -> None:
-        reason = "start"
+        reason = StopReason.START
         try:
             with w.scope:
                 await self._handshake(w)
@@ -58,7 +105,7 @@ class Supervisor(PoolState):
             self._starting -= 1
             w.started.set()
         if w.start_error is not None:
-            self._signal(w, _signal.SIGKILL)  # whatever got started must not linger
+            self.signal(w, _signal.SIGKILL)  # whatever got started must not linger
         if w.start_error is None:
             self._on_ready(w)
             reason = await self._serve(w)
@@ -78,7 +125,7 @@ class Supervisor(PoolState):
 
     async def _hello(self, w: Worker) -> None:
         with anyio.fail_after(self.config.start_timeout):
-            link = await self._backend.spawn(w.index)
+            link = await self._state.backend.spawn(w.index)
             w.link, w.pid = link, link.pid
             try:
                 msgs = await link.receive()
@@ -104,19 +151,20 @@ class Supervisor(PoolState):
         )
 
     def _on_ready(self, w: Worker) -> None:
-        w.state = "ready"
-        if self._closed or w.stop_reason is not None:
-            self._stop(w, "close")  # it made it through the handshake as the pool closed
+        state = self._state
+        w.state = READY
+        if state.closed or w.stop_reason is not None:
+            self.stop(w, StopReason.CLOSE)  # it made it through the handshake as the pool closed
             return
-        w.last_ping = self._clock()
+        w.last_ping = state.clock()
         self._half_open = False  # a replacement got through: the circuit is closed again
         self._bus.emit("start", w.index, w.pid)
-        watchers, self._slot_watchers = self._slot_watchers, []
+        watchers, state.slot_watchers = state.slot_watchers, []
         for event in watchers:
             event.set()
         self._make_available(w)
 
-    async def _serve(self, w: Worker) -> str:
+    async def _serve(self, w: Worker) -> StopReason:
         link = w.link
         assert link is not None
 
@@ -130,11 +178,11 @@ class Supervisor(PoolState):
 
         try:
             await link.serve(deliver)
-            return w.stop_reason or "crash"
+            return w.stop_reason or StopReason.CRASH
         except MalformedFrame as exc:
             w.protocol_error = str(exc)
-            self._kill(w, "protocol")
-            return "protocol"
+            self.kill(w, StopReason.PROTOCOL)
+            return StopReason.PROTOCOL
         finally:
             link.close()
             self._link_down(w)
@@ -142,13 +190,10 @@ class Supervisor(PoolState):
     def _link_down(self, w: Worker) -> None:
         """The channel is gone: no new call may reach this worker, nor its sessions' calls,
         even before its exit status is known."""
-        if w.state in ("ready", "busy"):
-            w.state = "stopping"
+        if w.state in (READY, BUSY):
+            w.state = STOPPING
         if w in self._idle:
             self._idle.remove(w)
-        self._drop_affinity(w)
-
-    def _drop_affinity(self, w: Worker) -> None:
         self._sessions.drop_worker(w)
 
     async def _reap(self, w: Worker) -> ExitStatus:
@@ -157,32 +202,32 @@ class Supervisor(PoolState):
             return ExitStatus(None, None)
         with anyio.move_on_after(self.config.stop_grace + 0.5):
             return await link.wait()
-        self._signal(w, _signal.SIGKILL)
+        self.signal(w, _signal.SIGKILL)
         with anyio.move_on_after(10.0):
             return await link.wait()
         return ExitStatus(None, None)
 
-    def _on_dead(self, w: Worker, status: ExitStatus, reason: str) -> None:
-        w.state = "dead"
+    def _on_dead(self, w: Worker, status: ExitStatus, reason: StopReason) -> None:
+        w.state = DEAD
         w.exit = status
         if w in self._idle:
             self._idle.remove(w)
         if self._slots[w.index] is w:
             self._slots[w.index] = None
             if not w.overflow:
-                self._last[w.index] = w
-        self._handles.pop(id(w), None)
-        self._drop_affinity(w)
+                self._state.last[w.index] = w
+        self._state.handles.pop(id(w), None)
+        self._sessions.drop_worker(w)
         self._fail_pending(w, status, reason)
-        if reason in ("crash", "protocol"):
+        if reason in (StopReason.CRASH, StopReason.PROTOCOL):
             self._counters.crashes += 1
             self._bus.emit("crash", w.index, w.pid, exitcode=status.exitcode,
                            signal=status.signal, reason=reason)
         w.done.set()
-        if not self._closed and reason != "retire":
+        if not self._state.closed and reason != StopReason.RETIRE:
             self._after_death(w, reason)
 
-    def _fail_pending(self, w: Worker, status: ExitStatus, reason: str) -> None:
+    def _fail_pending(self, w: Worker, status: ExitStatus, reason: StopReason) -> None:
         pending, w.pending = w.pending, {}
         for call in pending.values():
             if call.event.is_set():
@@ -191,146 +236,150 @@ class Supervisor(PoolState):
             call.event.set()
 
     def _death_error(
-        self, w: Worker, status: ExitStatus, reason: str, command: str | None
+        self, w: Worker, status: ExitStatus, reason: StopReason, command: str | None
     ) -> ChaospoolError:
-        if self._closed:
+        if self._state.closed:
             return PoolClosed("the pool closed while the request ran")
         what = f"{command!r}" if command is not None else "a control op"
         kw: dict[str, Any] = {"pid": w.pid, "exitcode": status.exitcode, "signal": status.signal}
         # a worker may print one huge line: keep the message readable
         tail = "; ".join(_clip(line) for line in w.log_tail(3))
         log = f" (last log lines: {tail})" if tail else ""
-        if reason == "protocol":
+        if reason == StopReason.PROTOCOL:
             return ProtocolError(f"{w.describe()} sent a malformed frame while running {what}: "
                                  f"{w.protocol_error}; it was killed and will be replaced", **kw)
-        cause = {"health": "failed its health check", "timeout": "was killed after a timeout",
-                 "recycle": "was recycled", "close": "was closed"}.get(reason)
+        cause = _CAUSES.get(reason)
         return WorkerCrashed(f"{w.describe()} {cause or status.describe()} while running "
                              f"{what}{log}", **kw)
 
-    def _after_death(self, w: Worker, reason: str) -> None:
-        failure = reason in _FAILURES
+    def _after_death(self, w: Worker, reason: StopReason) -> None:
+        failure = reason in FAILURES
         if failure and self._count_failure():
             return
         if w.overflow:
-            self._grow()  # an overflow slot is refilled only on demand
+            self.grow()  # an overflow slot is refilled only on demand
             return
-        if self._circuit_open:
+        if self.circuit_open:
             return
         self._counters.restarts += 1
         self._bus.emit("restart", w.index, None, replaces=w.pid, reason=reason)
-        if reason == "start":
+        if reason == StopReason.START:
             # a worker that cannot start is retried after a pause, not in a tight loop
-            assert self._tg is not None
-            self._tg.start_soon(self._relaunch_later, w.index, 0.05)
+            assert self._state.tg is not None
+            self._state.tg.start_soon(self._relaunch_later, w.index, 0.05)
         else:
-            self._launch(w.index)
+            self.launch(w.index)
 
     async def _relaunch_later(self, index: int, delay: float) -> None:
         await anyio.sleep(delay)
-        if not self._closed and not self._circuit_open and self._slots[index] is None:
-            self._launch(index)
+        state = self._state
+        if not state.closed and not self.circuit_open and self._slots[index] is None:
+            self.launch(index)
 
     def _count_failure(self) -> bool:
         """Record one failure; open the circuit (and say so) when intensity is exceeded."""
-        now = self._clock()
+        now = self._state.clock()
         failures = self._failures
         failures.append(now)
         while failures and now - failures[0] > self.config.restart_within:
             failures.popleft()
         if len(failures) <= self.config.max_restarts and not self._half_open:
             return False
-        if not self._circuit_open:
-            self._circuit_open = True
+        if not self.circuit_open:
+            self.circuit_open = True
+            self._set_circuit(True)
             self._circuit_opened_at = now
             self._bus.emit("circuit_open", failures=len(failures),
                            within=self.config.restart_within)
-            self._fail_waiters(CircuitOpen(self._circuit_message()))
+            self._fail_waiters(CircuitOpen(self.circuit_message()))
         return True
 
-    def _circuit_message(self) -> str:
+    def circuit_message(self) -> str:
         cfg = self.config
-        left = max(0.0, self._circuit_opened_at + cfg.restart_within - self._clock())
+        left = max(0.0, self._circuit_opened_at + cfg.restart_within - self._state.clock())
         return (f"circuit open: more than max_restarts={cfg.max_restarts} worker failures "
                 f"within {cfg.restart_within}s; the pool stopped restarting workers and "
                 f"retries one (half-open) in {left:.1f}s")
 
     def _half_open_circuit(self) -> None:
-        self._circuit_open = False
+        self.circuit_open = False
+        self._set_circuit(False)
         self._half_open = True  # the next failure reopens at once; the next start closes it
         self._failures.clear()
         self._bus.emit("circuit_half_open")
         for index in range(self.config.size):
             if self._slots[index] is None:
                 self._counters.restarts += 1
-                self._bus.emit("restart", index, None, reason="half_open")
-                self._launch(index)
+                self._bus.emit("restart", index, None, reason=StopReason.HALF_OPEN)
+                self.launch(index)
 
-    def _grow(self) -> None:
+    def grow(self) -> None:
         """Start workers for waiters no starting worker will serve (lazy and overflow slots)."""
-        need = len(self._waiters) - self._starting
+        state = self._state
+        need = self._queued() - self._starting
         for index, w in enumerate(self._slots):
-            if need <= 0 or self._closed or self._circuit_open:
+            if need <= 0 or state.closed or self.circuit_open:
                 return
             if w is None:
-                self._launch(index)
+                self.launch(index)
                 need -= 1
 
-    def _recycle(self, w: Worker, reason: str, rss: int | None) -> None:
+    def recycle(self, w: Worker, reason: RecycleReason, rss: int | None) -> None:
         self._counters.recycles += 1
         self._bus.emit("recycle", w.index, w.pid, reason=reason, rss=rss)
-        self._stop(w, "recycle")
+        self.stop(w, StopReason.RECYCLE)
 
-    def _stop(self, w: Worker, reason: str) -> None:
+    def stop(self, w: Worker, reason: StopReason) -> None:
         """SIGTERM now, SIGKILL after the grace period if it is still there."""
-        if w.state in ("stopping", "dead"):
+        if w.state in (STOPPING, DEAD):
             return
         if w.stop_reason is None:
             w.stop_reason = reason
-        if w.state == "starting":
+        if w.state == STARTING:
             w.scope.cancel()  # the handshake gives up; the incarnation reaps what it started
             return
-        w.state = "stopping"
+        w.state = STOPPING
         if w in self._idle:
             self._idle.remove(w)
         if w.link is not None:
-            self._signal(w, _signal.SIGTERM)
-            self._signal(w, _signal.SIGCONT)  # a stopped worker must see its SIGTERM
-        assert self._tg is not None
-        self._tg.start_soon(self._kill_after, w, self.config.stop_grace)
+            self.signal(w, _signal.SIGTERM)
+            self.signal(w, _signal.SIGCONT)  # a stopped worker must see its SIGTERM
+        assert self._state.tg is not None
+        self._state.tg.start_soon(self._kill_after, w, self.config.stop_grace)
 
     async def _kill_after(self, w: Worker, grace: float) -> None:
         with anyio.move_on_after(grace):
             await w.done.wait()
         if not w.done.is_set():
-            self._signal(w, _signal.SIGKILL)
+            self.signal(w, _signal.SIGKILL)
 
-    def _kill(self, w: Worker, reason: str) -> None:
-        if w.state == "dead":
+    def kill(self, w: Worker, reason: StopReason) -> None:
+        if w.state == DEAD:
             return
         if w.stop_reason is None:
             w.stop_reason = reason
-        w.state = "stopping"
+        w.state = STOPPING
         if w in self._idle:
             self._idle.remove(w)
-        self._signal(w, _signal.SIGKILL)
+        self.signal(w, _signal.SIGKILL)
 
-    def _signal(self, w: Worker, sig: int) -> None:
+    def signal(self, w: Worker, sig: int) -> None:
+        """Signal ``w`` if it has a link; a worker already gone is no error here."""
         if w.link is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 w.link.signal(sig)
 
-    async def _supervise(self) -> None:
+    async def run(self) -> None:
         """One periodic tick: heartbeats, overflow retirement, abandoned calls, half-open."""
-        cfg = self.config
+        cfg, state = self.config, self._state
         periods = [x for x in (cfg.health_interval, cfg.health_timeout) if x > 0]
         if cfg.max_overflow:
             periods.append(cfg.overflow_idle or 0.05)
         tick = min(max(min(periods, default=1.0) / 4, 0.005), 0.25)
-        while not self._closed:
+        while not state.closed:
             await anyio.sleep(tick)
-            now = self._clock()
-            if self._circuit_open and now - self._circuit_opened_at >= cfg.restart_within:
+            now = state.clock()
+            if self.circuit_open and now - self._circuit_opened_at >= cfg.restart_within:
                 self._half_open_circuit()
             for w in list(self._slots):
                 if w is not None and w.alive:
@@ -338,9 +387,9 @@ class Supervisor(PoolState):
 
     async def _check(self, w: Worker, now: float) -> None:
         cfg = self.config
-        if w.overflow and w.state == "ready" and now - w.idle_since >= cfg.overflow_idle:
+        if w.overflow and w.state == READY and now - w.idle_since >= cfg.overflow_idle:
             self._bus.emit("retire", w.index, w.pid, idle=now - w.idle_since)
-            self._stop(w, "retire")
+            self.stop(w, StopReason.RETIRE)
             return
         for call in list(w.pending.values()):
             if call.abandoned and now > call.deadline:
@@ -351,11 +400,11 @@ class Supervisor(PoolState):
         if w.ping_id is not None:
             if now - w.ping_sent > cfg.health_timeout:
                 self._bus.emit("health_fail", w.index, w.pid, timeout=cfg.health_timeout)
-                self._kill(w, "health")
+                self.kill(w, StopReason.HEALTH)
         elif now - w.last_ping >= cfg.health_interval:
             # an idle worker above max_memory (a leak between requests) is recycled too
-            if w.state == "ready" and cfg.max_memory is not None and not self._memory_ok(w):
+            if w.state == READY and cfg.max_memory is not None and not self._memory_ok(w):
                 return
-            w.ping_id = next(self._ids)
+            w.ping_id = next(self._state.ids)
             w.ping_sent = w.last_ping = now
             await self._send(w, p.Ping(w.ping_id))

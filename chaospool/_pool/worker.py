@@ -12,11 +12,10 @@ import anyio
 import msgspec
 
 from chaospool._pool.flag import Flag
+from chaospool._pool.kinds import ALIVE, STARTING, StopReason, WorkerState
 from chaospool._wire import protocol as p
 
 if TYPE_CHECKING:
-    import psutil
-
     from chaospool._pool.backend import ExitStatus, Link
 
 DIRECTIONS = ("both", "to_worker", "from_worker")
@@ -128,14 +127,14 @@ class Worker:
         self.overflow = overflow
         self.link: Link | None = None
         self.pid: int | None = None
-        self.state = "starting"  # starting | ready | busy | stopping | dead
+        self.state: WorkerState = STARTING
         self.requests = 0
         self.pending: dict[int, Call] = {}
         self.sessions: set[str] = set()
         # session -> version of the state this worker holds (a mirror of its cache, LRU order)
         self.cached: OrderedDict[str, int] = OrderedDict()
         self.partition: Partition | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.protocol_error: str | None = None
         self.exit: ExitStatus | None = None
         self.ping_id: int | None = None
@@ -146,12 +145,16 @@ class Worker:
         self.scope = anyio.CancelScope()  # cancelled to abandon the start-up handshake
         self.done = anyio.Event()
         self.start_error: BaseException | None = None
-        self.psproc: psutil.Process | None = None
         self.timer: asyncio.TimerHandle | None = None  # request deadline (asyncio fast path)
 
     @property
     def alive(self) -> bool:
-        return self.state in ("ready", "busy")
+        return self.state in ALIVE
+
+    @property
+    def node(self) -> int | None:
+        """The cluster node the worker runs on (a Ray link's ``node``); None elsewhere."""
+        return getattr(self.link, "node", None)
 
     def log_tail(self, lines: int = 10) -> list[str]:
         if self.link is None:

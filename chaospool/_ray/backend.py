@@ -24,6 +24,7 @@ import anyio
 import sniffio
 
 from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame, decode_frames, new_log
+from chaospool._pool.psinfo import ProcessInfo
 from chaospool._ray import cluster as _cluster
 from chaospool._ray.settings import RaySettings
 from chaospool._wire import protocol as p
@@ -123,6 +124,11 @@ class RayLink:
         self._exit: ExitStatus | None = None
         self._exited = anyio.Event()
         self.death: str | None = None  # Ray's account of the death
+        # rss/status (backend.Measured): psutil sees the actor's process on a local cluster
+        # (set by the backend); a remote one is known by the stop signals sent to it
+        self.local = False
+        self.stopped = False
+        self._info: ProcessInfo | None = None
 
     # -- completions (posted to the loop) -------------------------------------------------
     def _submit(self, method: Any, *args: Any, on_done: Callable[[Any], None]) -> None:
@@ -241,6 +247,8 @@ class RayLink:
         if sig in _ENDING:
             self._signalled = sig
         self._session.agent(self.node_id).signal.remote(self.pid, sig)
+        if sig in (_signal.SIGSTOP, _signal.SIGCONT):
+            self.stopped = sig == _signal.SIGSTOP
 
     def close(self) -> None:
         """Close the pool's end: the actor is killed (Ray's way of an EOF)."""
@@ -259,6 +267,23 @@ class RayLink:
 
     def exit_status(self) -> ExitStatus | None:
         return self._exit
+
+    def _local_info(self) -> ProcessInfo | None:
+        if self.local and self._info is None and self.pid > 0:
+            self._info = ProcessInfo(self.pid)
+        return self._info
+
+    def rss(self) -> int | None:
+        info = self._local_info()
+        return None if info is None or self._exit is not None else info.rss()
+
+    def status(self) -> str | None:
+        if self._exit is not None:
+            return None
+        info = self._local_info()
+        if info is not None:
+            return info.status()
+        return "stopped" if self.stopped else "running"
 
 
 class RayBackend:
@@ -329,6 +354,7 @@ class RayBackend:
             scheduling_strategy=_cluster._affinity(session.ray, node.node_id),
         ).remote(self.worker, index, sys_path, env)
         link = RayLink(actor, index, node.index, session, self.post)
+        link.local = self.settings.local
         try:
             await link.start()
         except BaseException:

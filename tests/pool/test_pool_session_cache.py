@@ -58,13 +58,14 @@ def _record_requests(pool: Pool, index: int = 0) -> list[p.Request]:
 def _record_answers(pool: Pool) -> list[p.Message]:
     """Record every answer the pool gets from any worker."""
     got: list[p.Message] = []
-    original = pool._deliver
+    supervisor: Any = pool._supervisor  # it hands every message from a worker on
+    original = supervisor._deliver
 
     def spy(w: Any, msg: p.Message) -> bool:
         got.append(msg)
-        return original(w, msg)
+        return bool(original(w, msg))
 
-    pool._deliver = spy  # type: ignore[method-assign]
+    supervisor._deliver = spy
     return got
 
 
