@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import psutil
 import pytest
 from engine_helpers import EXPERIMENTS, ROOT, assert_adds_up, cli, load_journal
 
+import chaospool
 from chaospool.testing import wait_for
 
 pytestmark = pytest.mark.system
@@ -20,7 +22,8 @@ pytestmark = pytest.mark.system
 def test_version() -> None:
     out = cli("--version")
     assert out.returncode == 0
-    assert "0.1.0" in out.stdout
+    assert chaospool.__version__ in out.stdout
+    assert importlib.metadata.version("chaospool") == chaospool.__version__
 
 
 def test_validate_every_shipped_experiment() -> None:
