@@ -39,6 +39,7 @@ __all__ = ("Mailbox", "RayBackend", "RayLink", "backend_of", "direct_call")
 Post = Callable[..., Any]
 _ENDING = {_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT}
 ACTOR_CONCURRENCY = 16  # command + pings + control ops + the watch call, with room to spare
+RECENT_LINKS = 64
 CLUSTER_START = 300.0  # bound on starting (or reaching) the cluster: 4-20 s here, loaded
 
 
@@ -339,6 +340,8 @@ class RayBackend:
         self.post: Post | None = None
         self.mailbox: Mailbox | None = None
         self._remote: Any = None
+        # the latest incarnations (bounded): Ray's news of a death lands after the slot moved on
+        self._recent: deque[RayLink] = deque(maxlen=RECENT_LINKS)
 
     async def start(self, tg: TaskGroup) -> list[str]:
         self.post = _poster()
@@ -360,7 +363,17 @@ class RayBackend:
         from chaospool._ray.actors import WorkerActor
 
         self._remote = self.session.ray.remote(WorkerActor)
+        if self.session.router is not None:
+            self.session.router.listeners.append(self._on_message)
         return sorted(commands)
+
+    def _on_message(self, pid: int, lines: list[str]) -> None:
+        """Ray's message naming a worker's pid joins that worker's log (Ray's listener
+        thread; a deque append is atomic): the pool's error for it carries Ray's account."""
+        for link in list(self._recent):
+            if link.pid == pid:
+                link.log.extend(f"ray: {line}" for line in lines)
+                return
 
     def _place(self) -> _cluster.NodeInfo:
         assert self.session is not None
@@ -402,10 +415,14 @@ class RayBackend:
             self._placed.pop(index, None)
             raise
         self.links[index] = link
+        self._recent.append(link)
         return link
 
     async def aclose(self) -> None:
         session, self.session = self.session, None
+        if session is not None and session.router is not None:
+            with contextlib.suppress(ValueError):
+                session.router.listeners.remove(self._on_message)
         for link in self.links.values():
             link.kill()
         self.links.clear()
