@@ -200,5 +200,7 @@ class NodeAgent:
             start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # reaped here once it has continued the node: never a zombie under this agent
+        threading.Thread(target=helper.wait, name="chaospool-freeze-reaper", daemon=True).start()
         return {"pids": pids, "raylet": self.raylet, "helper": helper.pid}
 
