@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chaospool._wire import protocol as p
@@ -75,15 +75,6 @@ def _default_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _bodies(frames: bytes) -> Iterator[bytes]:
-    """The bodies of the length-prefixed frames in ``frames`` (one send: one or more)."""
-    view, at = memoryview(frames), 0
-    while at + 4 <= len(view):
-        size = int.from_bytes(view[at:at + 4], "big")
-        yield bytes(view[at + 4:at + 4 + size])
-        at += 4 + size
-
-
 class WorkerActor:
     """One pool worker incarnation. Threaded (``max_concurrency``): a ping or a control op runs
     while a command runs, as on the subprocess worker's control thread."""
@@ -109,22 +100,19 @@ class WorkerActor:
 
         return self.core.hello(), ray.get_runtime_context().get_node_id()
 
-    def call(self, frames: bytes) -> bytes | tuple[bytes, list[str]]:
-        """Handle the framed messages of one send; return the frames they produced -- with
-        the new log lines, when there are any (a plain ``bytes`` result is Ray's cheapest to
-        move: it skips Ray's msgpack serializer on both ends)."""
+    def call(self, frame: bytes) -> bytes | tuple[bytes, list[str]]:
+        """Handle one framed message; return the frames it produced -- with the new log
+        lines, when there are any (a plain ``bytes`` result is Ray's cheapest to move: it
+        skips Ray's msgpack serializer on both ends)."""
         out: list[bytes] = []
         self._out.frames = out
-        for body in _bodies(frames):
-            self._handle(p.decode(body))
-        lines = self._log.take()
-        return (b"".join(out), lines) if lines else b"".join(out)
-
-    def _handle(self, msg: p.Message) -> None:
+        msg = p.decode(frame[4:])
         if isinstance(msg, p.Request):
             self.core.handle_request(msg)
         elif isinstance(msg, p.Ping | p.Control):
             self.core.handle_control(msg)
+        lines = self._log.take()
+        return (b"".join(out), lines) if lines else b"".join(out)
 
     def watch(self) -> None:
         """Never returns while the actor lives: its failure is how the pool learns of death."""
