@@ -9,7 +9,9 @@ One run on one local 3-node cluster (every node on 127.0.0.1):
    pool worker serves by design (a checked-out worker runs one request); and once more one per
    actor with Ray's task events off, as the pool's own calls run. Every mode runs in
    ``--rounds`` interleaved rounds of ``--seconds`` (a load change on a shared machine hits
-   each alike); the median round counts. Goal: pool >= 0.8x raw.
+   each alike); the median round counts. Goal: pool >= 0.8x raw. Also the CPU each call
+   costs, summed over the driver and every cluster process: steadier than throughput when
+   other work shares the machine.
 2. actor replacement after SIGKILL: kill a worker (through its node's agent), time until its
    slot serves again with a new actor (median of ``--kills``).
 3. node crash: a worker node's processes all killed; the time until Ray declares it dead, until
@@ -27,6 +29,8 @@ import signal
 import statistics
 import time
 from typing import Any
+
+import psutil
 
 from chaospool._ray import cluster as ray_cluster
 from chaospool._ray.settings import RaySettings
@@ -107,10 +111,14 @@ async def _throughput(session: Any, ns: argparse.Namespace) -> dict[str, float]:
         }
         await _drive(modes["chaospool pool on Ray (ping)"][0], ns.clients, 1.0)  # warm-up
         runs: dict[str, list[tuple[int, float, list[float]]]] = {m: [] for m in modes}
+        cpu = {m: [0.0, 0.0] for m in modes}  # cluster + driver CPU seconds, driver's alone
         for _ in range(ns.rounds):
             for mode, (call, clients) in modes.items():
+                before = _cpu()
                 runs[mode].append(await _drive(call, clients, ns.seconds))
+                cpu[mode] = [a + b - c for a, b, c in zip(cpu[mode], _cpu(), before, strict=True)]
         rates = {mode: _summary(mode, results) for mode, results in runs.items()}
+        _cpu_rows(runs, cpu)
         await _replacements(pool, ns.kills)
     for actor in raw + quiet:
         session.ray.kill(actor)
@@ -124,6 +132,31 @@ def _summary(label: str, results: list[tuple[int, float, list[float]]]) -> float
     print(f"{label:<34} {rate:>7.0f} calls/s (rounds: {' '.join(f'{r:.0f}' for r in rates)})"
           f"  p50 {_pct(lat, .5) * 1e3:6.2f} ms  p99 {_pct(lat, .99) * 1e3:6.2f} ms")
     return rate
+
+
+def _cpu() -> list[float]:
+    """CPU seconds (user + system) of this driver and every cluster process (a local
+    cluster's processes are the driver's descendants), and of the driver alone."""
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:  # a process that ended meanwhile: its time is lost to both
+            continue
+        total += times.user + times.system
+    own = me.cpu_times()
+    return [total, own.user + own.system]
+
+
+def _cpu_rows(runs: dict[str, list[tuple[int, float, list[float]]]],
+              cpu: dict[str, list[float]]) -> None:
+    """CPU per call: on a shared 2-core machine throughput follows the load of others, while
+    the CPU a call costs (driver + actors + raylets + GCS) does not -- the steadier figure."""
+    for mode, results in runs.items():
+        calls = sum(n for n, _, _ in results)
+        total, driver = (x / max(calls, 1) * 1e6 for x in cpu[mode])
+        print(f"{mode:<34} CPU {total:6.0f} us/call (driver {driver:4.0f} us)")
 
 
 async def _replacements(pool: Any, kills: int) -> None:
