@@ -104,19 +104,25 @@ class Mailbox:
     def _drain(self) -> None:
         self._scheduled = False
         items = self._items
-        while items:
-            fn, value = items.popleft()
-            fn(value)
+        try:
+            while items:
+                fn, value = items.popleft()
+                fn(value)
+        finally:
+            if items and not self._scheduled:  # a callback raised (the loop reports it):
+                self._scheduled = True  # the completions behind it still run, next tick
+                with contextlib.suppress(RuntimeError):
+                    self._post(self._drain)
 
 
 def direct_call(ray: ModuleType, actor: Any, method: str) -> Callable[[bytes], Any]:
     """``actor.<method>.remote(data)`` for one bytes argument, returning its ObjectRef,
     without the Python layers of ``ActorMethod.remote`` (options merging, signature binding,
-    tracing and tensor-transport hooks: ~10 % of a noop call's driver CPU here). Task events
-    are off (they feed the dashboard and ``ray.util.state``, which a chaospool cluster does
-    not run) and Ray never retries the call. Private API, as ``ActorMethod`` itself calls it
-    (Ray is pinned; ``tests/ray/test_ray_pool.py`` fails if the fast path stops applying);
-    without it, the public call with the same options."""
+    tracing and tensor-transport hooks, all per call; docs/ray.md "Where the time goes").
+    Task events are off (they feed the dashboard and ``ray.util.state``, which a chaospool
+    cluster does not run) and Ray never retries the call. Private API, called as
+    ``ActorMethod`` itself calls it (Ray is pinned; ``tests/ray/test_ray_pool.py`` fails if
+    the fast path stops applying); without it, the public call with the same options."""
     try:
         from ray._common.signature import DUMMY_TYPE
 

@@ -69,3 +69,20 @@ def test_a_closed_loop_is_not_an_error() -> None:
     box = Mailbox(post)
     box.put(print, "never delivered")  # Ray's thread must not die of it
     box.put(print, "nor this")
+
+
+def test_completions_behind_a_raising_callback_still_run() -> None:
+    posted: list[Callable[[], None]] = []
+    box, seen = Mailbox(posted.append), []
+
+    def boom(value: Any) -> None:
+        raise ValueError(value)
+
+    box.put(boom, 1)
+    box.put(seen.append, 2)
+    with pytest.raises(ValueError, match="1"):
+        posted.pop(0)()  # the loop reports the callback's error
+    assert seen == []
+    posted.pop(0)()  # rescheduled at once, without waiting for another completion
+    assert seen == [2]
+    assert posted == []
