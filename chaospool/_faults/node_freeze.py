@@ -51,8 +51,9 @@ class NodeFreeze(Fault):
     check allows is declared dead (~2.75 s with the local settings), its actors with it, and a
     raylet continued after that exits instead of rejoining. Evidence: the frozen pids, the
     raylet's status while frozen, when Ray declared the node dead (or not), whether the
-    raylet was still alive after SIGCONT, and per worker whether it resumed or was replaced
-    (and when); a dead node is replaced on a local cluster.
+    raylet was still alive after SIGCONT, whether the helper was reaped (no zombie left), and per
+    worker whether it resumed or was replaced (and when); a dead node is replaced on a local
+    cluster.
     """
 
     name: ClassVar[str] = "node_freeze"
@@ -82,11 +83,13 @@ class NodeFreeze(Fault):
         ctx.state["pids"] = pids
         raylet = reply.get("raylet") if isinstance(reply, dict) else session.raylet_pid(info)
         ctx.state["raylet"] = raylet
+        ctx.state["helper"] = reply.get("helper") if isinstance(reply, dict) else None
         status = await _stopped(raylet) if session.local else None
         if not pids and session.local:  # the agent froze itself before its reply went out
             pids = ctx.state["pids"] = _stopped_tree(raylet)
         ctx.record(node=info.index, node_id=info.node_id, duration=duration,
                    frozen_pids=len(pids), raylet_pid=raylet, agent_replied=reply is not None,
+                   helper_pid=ctx.state["helper"],
                    raylet_status=status,
                    workers=[{"index": w.index, "pid": w.pid} for w in workers])
 
@@ -107,6 +110,7 @@ class NodeFreeze(Fault):
                 if dead else None
             if session.local:
                 effect["raylet_exited_after_continue"] = await _exited(ctx.state.get("raylet"))
+                effect["helper_reaped"] = await _reaped(ctx.state.get("helper"))
             records = await wait_workers(ctx.pool, ctx.state["workers"], log, at,
                                          now() + SERVE_WAIT, lost=dead)
             effect.update(workers_after=records, every_worker_serving_after=serving_again(records),
@@ -177,6 +181,19 @@ async def _exited(pid: int | None) -> bool | None:
         return None
     deadline = now() + EXIT_WAIT
     while _status(pid) not in (None, psutil.STATUS_ZOMBIE):
+        if now() > deadline:
+            return False
+        await anyio.sleep(0.05)
+    return True
+
+
+async def _reaped(pid: int | None) -> bool | None:
+    """Whether the freeze helper is gone for good (exited *and* reaped by the agent that
+    started it, or by whoever adopted it): a zombie left behind counts as not reaped."""
+    if pid is None:
+        return None
+    deadline = now() + EXIT_WAIT
+    while psutil.pid_exists(pid):
         if now() > deadline:
             return False
         await anyio.sleep(0.05)

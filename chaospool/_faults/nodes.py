@@ -152,11 +152,19 @@ def _first(log: EventLog, kind: str, pid: int, since: float) -> float | None:
 async def replace_node(backend: RayBackend, session: ClusterSession) -> dict[str, Any]:
     """A local cluster gets a fresh worker node (a real cluster's operator does that)."""
     if not session.local:
-        return {"replacement_node": None, "replacement_reason": "not a local cluster"}
+        return {"replacement_node": None, "replacement_reason": not_added(session)}
     started = now()
     info = await on_ray(backend, session.add_node)
     await on_ray(backend, session.agent, info.node_id)
     return {"replacement_node": info.index, "replacement_join_time": seconds(now() - started)}
+
+
+def not_added(session: ClusterSession) -> str:
+    """Why no node joins after a node fault on a cluster chaospool only connected to."""
+    return (f"no node added: chaospool did not start the cluster at "
+            f"{session.settings.address!r} and never adds nodes to (or shuts down) a cluster "
+            "it only connected to; a replacement is that cluster's own (its autoscaler's) to "
+            "make")
 
 
 def serving_again(records: list[dict[str, Any]]) -> float | None:

@@ -100,8 +100,10 @@ class WorkerActor:
 
         return self.core.hello(), ray.get_runtime_context().get_node_id()
 
-    def call(self, frame: bytes) -> tuple[bytes, list[str]]:
-        """Handle one framed message; return the frames it produced and new log lines."""
+    def call(self, frame: bytes) -> bytes | tuple[bytes, list[str]]:
+        """Handle one framed message; return the frames it produced -- with the new log
+        lines, when there are any (a plain ``bytes`` result is Ray's cheapest to move: it
+        skips Ray's msgpack serializer on both ends)."""
         out: list[bytes] = []
         self._out.frames = out
         msg = p.decode(frame[4:])
@@ -109,7 +111,8 @@ class WorkerActor:
             self.core.handle_request(msg)
         elif isinstance(msg, p.Ping | p.Control):
             self.core.handle_control(msg)
-        return b"".join(out), self._log.take()
+        lines = self._log.take()
+        return (b"".join(out), lines) if lines else b"".join(out)
 
     def watch(self) -> None:
         """Never returns while the actor lives: its failure is how the pool learns of death."""
@@ -185,5 +188,7 @@ class NodeAgent:
             start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # reaped here once it has continued the node: never a zombie under this agent
+        threading.Thread(target=helper.wait, name="chaospool-freeze-reaper", daemon=True).start()
         return {"pids": pids, "raylet": self.raylet, "helper": helper.pid}
 

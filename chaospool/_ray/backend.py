@@ -18,6 +18,7 @@ import signal as _signal
 import sys
 from collections import deque
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,11 +35,12 @@ from chaospool.errors import WorkerStartError
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
-__all__ = ("RayBackend", "RayLink", "backend_of")
+__all__ = ("Mailbox", "RayBackend", "RayLink", "backend_of", "direct_call")
 
 Post = Callable[..., Any]
 _ENDING = {_signal.SIGKILL, _signal.SIGTERM, _signal.SIGINT, _signal.SIGQUIT}
 ACTOR_CONCURRENCY = 16  # command + pings + control ops + the watch call, with room to spare
+RECENT_LINKS = 64
 CLUSTER_START = 300.0  # bound on starting (or reaching) the cluster: 4-20 s here, loaded
 
 
@@ -79,6 +81,69 @@ async def await_ref(post: Post, ref: Any) -> Any:
     return future.result()
 
 
+class Mailbox:
+    """Completions from Ray's threads, handed to the event loop in batches: one wake-up
+    (``post``, a write to the loop's self-pipe) per batch instead of one per call. Lock-free
+    under the GIL: ``deque.append``/``popleft`` are atomic; a completion that lands while a
+    drain runs is drained by it or posts the next one (``scheduled`` is reset first)."""
+
+    __slots__ = ("_items", "_post", "_scheduled")
+
+    def __init__(self, post: Post) -> None:
+        self._post = post
+        self._items: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._scheduled = False
+
+    def put(self, fn: Callable[[Any], None], value: Any) -> None:
+        """From any thread: ``fn(value)`` will run on the loop."""
+        self._items.append((fn, value))
+        if not self._scheduled:
+            self._scheduled = True
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
+                self._post(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        items = self._items
+        try:
+            while items:
+                fn, value = items.popleft()
+                fn(value)
+        finally:
+            if items and not self._scheduled:  # a callback raised (the loop reports it):
+                self._scheduled = True  # the completions behind it still run, next tick
+                with contextlib.suppress(RuntimeError):
+                    self._post(self._drain)
+
+
+def direct_call(ray: ModuleType, actor: Any, method: str) -> Callable[[bytes], Any]:
+    """``actor.<method>.remote(data)`` for one bytes argument, returning its ObjectRef,
+    without the Python layers of ``ActorMethod.remote`` (options merging, signature binding,
+    tracing and tensor-transport hooks, all per call; docs/ray.md "Where the time goes").
+    Task events are off (they feed the dashboard and ``ray.util.state``, which a chaospool
+    cluster does not run) and Ray never retries the call. Private API, called as
+    ``ActorMethod`` itself calls it (Ray is pinned; ``tests/ray/test_ray_pool.py`` fails if
+    the fast path stops applying); without it, the public call with the same options."""
+    try:
+        from ray._common.signature import DUMMY_TYPE
+
+        submit = ray._private.worker.global_worker.core_worker.submit_actor_task
+        descriptor = actor._ray_function_descriptor[method]
+        language, actor_id = actor._ray_actor_language, actor._ray_actor_id
+        cpus = actor._ray_actor_method_cpus
+    except (AttributeError, ImportError, KeyError):
+        return getattr(actor, method).options(enable_task_events=False).remote  # type: ignore[no-any-return]
+
+    def call(data: bytes) -> Any:
+        # the arguments of ActorHandle._actor_method_call's own submit_actor_task call:
+        # no name, 1 return, 0 retries, no retried exceptions, default concurrency group
+        return submit(language, actor_id, descriptor, [DUMMY_TYPE, data], "", 1, 0, False,
+                      None, cpus, b"", -1, 1, False, None, None)[0]
+
+    call.direct = True  # type: ignore[attr-defined]
+    return call
+
+
 class _Done:
     """A completed call's value with the part of ``Future``'s interface used here."""
 
@@ -104,8 +169,13 @@ def _error_text(exc: BaseException) -> str:
 class RayLink:
     """One worker actor incarnation."""
 
-    def __init__(self, actor: Any, index: int, node: int, session: Any, post: Post) -> None:
+    def __init__(
+        self, actor: Any, index: int, node: int, session: Any, post: Post,
+        mailbox: Mailbox | None = None,
+    ) -> None:
         self.actor = actor
+        self._call = direct_call(session.ray, actor, "call")
+        self._mailbox = mailbox or Mailbox(post)
         self.index = index
         self.node = node
         self.node_id = ""
@@ -132,21 +202,22 @@ class RayLink:
 
     # -- completions (posted to the loop) -------------------------------------------------
     def _submit(self, method: Any, *args: Any, on_done: Callable[[Any], None]) -> None:
-        ref = method.remote(*args)
+        self._complete(method.remote(*args), on_done)
+
+    def _complete(self, ref: Any, on_done: Callable[[Any], None]) -> None:
         # Ray calls back on its own thread once the value is there (``ObjectRef.future`` is
         # built on the same hook, with a Future and its locks on top)
-        ref._on_completed(lambda value: self._post_safe(on_done, _Done(value)))
-
-    def _post_safe(self, fn: Callable[[Any], None], fut: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
-            self.post(fn, fut)
+        put = self._mailbox.put
+        ref._on_completed(lambda value: put(on_done, _Done(value)))
 
     def _on_reply(self, fut: Any) -> None:
         exc = fut.exception()
         if exc is not None:
             return self._on_failed_call(exc)
-        data, lines = fut.result()
-        self.log.extend(lines)
+        data = fut.result()
+        if isinstance(data, tuple):  # the frames and the worker's new log lines
+            data, lines = data
+            self.log.extend(lines)
         if self._eof or not data:
             return None
         try:
@@ -214,7 +285,7 @@ class RayLink:
     def send_nowait(self, msg: p.Message) -> bool:
         if self._closed or self._eof:
             raise LinkClosed("the worker actor is gone")
-        self._submit(self.actor.call, p.encode_frame(msg), on_done=self._on_reply)
+        self._complete(self._call(p.encode_frame(msg)), self._on_reply)
         return True
 
     async def send(self, msg: p.Message) -> None:
@@ -298,10 +369,14 @@ class RayBackend:
         self.links: dict[int, RayLink] = {}  # live links by slot
         self._placed: dict[int, int] = {}  # slot -> node index, from placement on
         self.post: Post | None = None
+        self.mailbox: Mailbox | None = None
         self._remote: Any = None
+        # the latest incarnations (bounded): Ray's news of a death lands after the slot moved on
+        self._recent: deque[RayLink] = deque(maxlen=RECENT_LINKS)
 
     async def start(self, tg: TaskGroup) -> list[str]:
         self.post = _poster()
+        self.mailbox = Mailbox(self.post)
         try:
             commands = await anyio.to_thread.run_sync(load_commands, self.worker)
         except Exception as exc:
@@ -319,7 +394,17 @@ class RayBackend:
         from chaospool._ray.actors import WorkerActor
 
         self._remote = self.session.ray.remote(WorkerActor)
+        if self.session.router is not None:
+            self.session.router.listeners.append(self._on_message)
         return sorted(commands)
+
+    def _on_message(self, pid: int, lines: list[str]) -> None:
+        """Ray's message naming a worker's pid joins that worker's log (Ray's listener
+        thread; a deque append is atomic): the pool's error for it carries Ray's account."""
+        for link in list(self._recent):
+            if link.pid == pid:
+                link.log.extend(f"ray: {line}" for line in lines)
+                return
 
     def _place(self) -> _cluster.NodeInfo:
         assert self.session is not None
@@ -353,7 +438,7 @@ class RayBackend:
             num_cpus=0, max_restarts=0, max_task_retries=0, max_concurrency=ACTOR_CONCURRENCY,
             scheduling_strategy=_cluster._affinity(session.ray, node.node_id),
         ).remote(self.worker, index, sys_path, env)
-        link = RayLink(actor, index, node.index, session, self.post)
+        link = RayLink(actor, index, node.index, session, self.post, self.mailbox)
         link.local = self.settings.local
         try:
             await link.start()
@@ -362,10 +447,14 @@ class RayBackend:
             self._placed.pop(index, None)
             raise
         self.links[index] = link
+        self._recent.append(link)
         return link
 
     async def aclose(self) -> None:
         session, self.session = self.session, None
+        if session is not None and session.router is not None:
+            with contextlib.suppress(ValueError):
+                session.router.listeners.remove(self._on_message)
         for link in self.links.values():
             link.kill()
         self.links.clear()

@@ -10,6 +10,7 @@ when the *thread* that forked them ends -- a pooled thread retiring would kill t
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from chaospool._ray import messages
 from chaospool._ray.boot import import_ray, keep_signal_handlers
 from chaospool._ray.settings import RaySettings
 
@@ -59,6 +61,7 @@ class ClusterSession:
     agents: dict[str, Any] = field(default_factory=dict)
     refs: int = 0
     reaper: Any = None  # the watchdog of a local cluster (see REAPER)
+    router: messages.Router | None = None  # Ray's messages, off the terminal (local only)
 
     @property
     def local(self) -> bool:
@@ -164,6 +167,8 @@ class ClusterSession:
         try:
             self.ray.shutdown()
         finally:
+            if self.router is not None:
+                messages.install(self.ray, None)
             if self.cluster is not None:
                 self.cluster.shutdown()
             if self.reaper is not None:
@@ -243,8 +248,11 @@ def _start_local(ray: ModuleType, settings: RaySettings) -> ClusterSession:
         for _ in range(settings.nodes - 1):
             session.add_node()
         cluster.wait_for_nodes()
+        session.router = messages.Router(head_node.get_logs_dir_path())
+        messages.install(ray, session.router)
+        # Ray's own Python logger at ERROR: its INFO/WARNING lines stay off the terminal
         ray.init(address=cluster.address, _node_ip_address="127.0.0.1", log_to_driver=False,
-                 include_dashboard=False)
+                 include_dashboard=False, logging_level=logging.ERROR)
     except BaseException:
         session.shutdown()
         raise

@@ -40,10 +40,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         first = min(items.index(i) for i in items if "tests/ray/" in str(i.path))
         rest = [i for i in items if i not in own]
         items[:] = rest[:first] + own + rest[first:]
+    # a test that loses one of the shared cluster's nodes for good runs after every test that
+    # names nodes by index (indexes are never reused: the node it adds back is a new one)
+    spent = [i for i in items if i.get_closest_marker("spends_node")]
+    if spent:
+        rest = [i for i in items if i not in spent]
+        last = max(rest.index(i) for i in rest if "tests/ray/" in str(i.path))
+        items[:] = rest[:last + 1] + spent + rest[last + 1:]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "own_cluster: starts (and kills) a Ray cluster of its own")
+    config.addinivalue_line("markers", "spends_node: loses a node of the shared cluster for good")
 
 
 @pytest.fixture(scope="session")

@@ -103,5 +103,7 @@ async def test_a_frozen_node_is_declared_dead_and_its_workers_replaced(ray_clust
     assert effect["declared_dead"] is True
     assert 0 < effect["declared_dead_after"] < effect["continued_after"]
     assert effect["raylet_exited_after_continue"] is True
+    assert effect["helper_pid"] is not None
+    assert effect["helper_reaped"] is True  # no zombie helper left behind
     assert {w["outcome"] for w in effect["workers_after"]} == {"replaced"}
     assert effect["replacement_node"] is not None

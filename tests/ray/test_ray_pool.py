@@ -154,3 +154,21 @@ async def test_the_pool_on_ray_runs_on_trio(ray_cluster: Any) -> None:
 
 async def _echo(pool: chaospool.Pool, i: int, out: list[int]) -> None:
     out.append((await pool.execute("echo", {"i": i}))["i"])
+
+
+async def test_calls_take_the_fast_path_and_a_workers_print_still_reaches_its_log(
+    ray_cluster: Any,
+) -> None:
+    """A reply is plain bytes unless the worker printed (then the lines come with it); calls
+    skip ActorMethod's Python layers -- Ray's private API, pinned: this fails if it moved."""
+    from chaospool._ray.backend import backend_of
+
+    async with chaospool.Pool(worker="ray_workers", size=1, backend="ray", ray=dict(RAY),
+                              start_timeout=60.0) as pool:
+        backend = backend_of(pool)
+        assert backend is not None
+        assert getattr(backend.links[0]._call, "direct", False)
+        assert await pool.execute("ping") == "pong"
+        assert await pool.execute("speak", {"text": "hello from the actor"}) == "said"
+        assert "hello from the actor" in pool.workers[0].log
+        assert await pool.execute("echo", {"x": 2}) == {"x": 2}
