@@ -24,7 +24,7 @@ checker on. Throughput is the verdict; the CPU figures say why.
 
     python benchmarks/bench_probe.py [--seconds 0.5] [--rounds 15] [--clients 50]
                                      [--backend memory|process] [--size 2] [--loop uvloop]
-                                     [--profile plain|consistency]
+                                     [--only instant|pool] [--profile plain|consistency]
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def main() -> None:
     parser.add_argument("--backend", default="process", choices=("memory", "process"))
     parser.add_argument("--size", type=int, default=2)
     parser.add_argument("--loop", default="uvloop", choices=("asyncio", "uvloop"))
-    parser.add_argument("--skip-instant", action="store_true")
+    parser.add_argument("--only", choices=("instant", "pool"), help="run one part")
     parser.add_argument("--profile", choices=("plain", "consistency"))
     args = parser.parse_args()
     options = {"use_uvloop": args.loop == "uvloop"}
@@ -277,7 +277,8 @@ def main() -> None:
     if args.profile:
         steps = [profile]
     else:
-        steps = [pool_part] if args.skip_instant else [instant_part, pool_part]
+        steps = [instant_part, pool_part]
+        steps = [s for s in steps if args.only is None or s.__name__.startswith(args.only)]
     for step in steps:
         anyio.run(step, args, backend_options=options)
 

@@ -300,8 +300,10 @@ class Probe:
                     except ChaospoolError as exc:
                         code, outcome = code_of(exc), outcome_of(exc)
                     else:
-                        code = OK if token is None or _carries(reply, token) else WRONG_REPLY
-                        outcome = KIND_OUTCOMES[code]
+                        if token is None or _carries(reply, token):
+                            code = outcome = OK
+                        else:
+                            code, outcome = WRONG_REPLY, KIND_OUTCOMES[WRONG_REPLY]
                     break
             except BaseException:
                 # cut off (an aborted run): no outcome, but the history and the checker
