@@ -244,6 +244,10 @@ async def pool_part(args: argparse.Namespace) -> None:
            "counter increments and reads on sessions)", checked)
     verdict("plain probe overhead", plain)
     verdict("probe overhead with load.consistency on", checked)
+    # not the probe's cost: what the counter calls on sessions cost the pool (turns, state)
+    noop, counters = (statistics.median(c.direct.rates) for c in (plain, checked))
+    print(f"  the pool itself, bare clients: noop {noop:,.0f} ops/s, with the counter calls "
+          f"{counters:,.0f} ops/s ({100 * (counters / noop - 1):+.1f} %)")
 
 
 async def profile(args: argparse.Namespace) -> None:
