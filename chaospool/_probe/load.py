@@ -39,7 +39,6 @@ from chaospool._probe.consistency import INCR, READ, SHARE, Checker, counter_ses
 from chaospool._probe.history import HistoryWriter
 from chaospool._probe.recorder import (
     INFO,
-    KIND_OUTCOMES,
     OK,
     OUTCOME_KINDS,
     WRONG_REPLY,
@@ -262,7 +261,7 @@ class Probe:
         -- costs two clock reads, one tuple unpack and ``add_ok``; everything rarer (draws,
         retries, the checker, the history) sits behind one test each.
         """
-        clock, execute, retries = self._clock, self._execute, self._retries
+        clock, execute = self._clock, self._execute
         add, add_ok = self.recorder.add, self.recorder.add_ok
         checker, history, random_, fixed = self.checker, self.history, self._random, self._fixed
         think = self._load.think
@@ -285,31 +284,20 @@ class Probe:
             if history is not None:
                 history.invoke(process, command, 1 if command == INCR else args, start,
                                session)
-            attempts, dup, reply = 0, False, None
             try:
-                while True:
-                    attempts += 1
-                    try:
-                        reply = await execute(command, args, session=session, retries=0)
-                    except _RETRYABLE as exc:
-                        outcome = outcome_of(exc)
-                        if attempts <= retries:
-                            dup = dup or outcome == INFO
-                            continue
-                        code = code_of(exc)
-                    except ChaospoolError as exc:
-                        code, outcome = code_of(exc), outcome_of(exc)
-                    else:
-                        if token is None or _carries(reply, token):
-                            code = outcome = OK
-                        else:
-                            code, outcome = WRONG_REPLY, KIND_OUTCOMES[WRONG_REPLY]
-                    break
+                reply = await execute(command, args, session=session, retries=0)
+            except ChaospoolError as exc:
+                code, outcome, attempts, dup, reply = await self._retry(
+                    exc, command, args, session, token, (checked, start, process))
             except BaseException:
                 # cut off (an aborted run): no outcome, but the history and the checker
                 # must know the call may have happened
-                self._abandoned(checked, command, start, attempts, process, session)
+                self._abandoned(checked, command, start, 1, process, session)
                 raise
+            else:
+                attempts, dup = 1, False
+                code = OK if token is None or _carries(reply, token) else WRONG_REPLY
+                outcome = INFO if code else OK
             end = clock()
             if checked >= 0:
                 assert checker is not None
@@ -330,6 +318,31 @@ class Probe:
                 await anyio.sleep(think)
             elif code != OK:  # calls that all fail at once must not starve the event loop
                 await anyio.lowlevel.checkpoint()
+
+    async def _retry(self, exc: ChaospoolError, command: str, args: Any, session: str | None,
+                     token: str | None, abandon: tuple[int, float, int],
+                     ) -> tuple[int, int, int, bool, Any]:
+        """The first attempt failed with ``exc``: a crash or a timeout is retried up to
+        ``load.retries`` times (``dup``: an indeterminate attempt was retried, so the
+        operation may have applied twice). Returns code, outcome, attempts, dup, reply.
+        ``abandon`` (checked session, start, history process) is for a cut-off operation."""
+        attempts, dup = 1, False
+        try:
+            while isinstance(exc, _RETRYABLE) and attempts <= self._retries:
+                dup = dup or outcome_of(exc) == INFO
+                attempts += 1
+                try:
+                    reply = await self._execute(command, args, session=session, retries=0)
+                except ChaospoolError as again:
+                    exc = again
+                else:
+                    code = OK if token is None or _carries(reply, token) else WRONG_REPLY
+                    return code, INFO if code else OK, attempts, dup, reply
+            return code_of(exc), outcome_of(exc), attempts, dup, None
+        except BaseException:
+            checked, start, process = abandon
+            self._abandoned(checked, command, start, attempts, process, session)
+            raise
 
     def _history_complete(self, process: int, outcome: int, command: str, code: int,
                           reply: Any, end: float, session: str | None, attempts: int) -> int:
