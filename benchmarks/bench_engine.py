@@ -12,11 +12,16 @@ Targets (docs/design.md, "Performance"): >= 25,000 ops/s on the noop baseline on
 machine; the herd completes with ``requests = succeeded + sum(errors_by_kind)``.
 
     python benchmarks/bench_engine.py [--seconds 5] [--clients 50] [--size 2] [--herd 100000]
+                                      [--profile]     # cProfile of the noop baseline only
+
+``--herd 0`` skips the herds.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import resource
 import time
 from pathlib import Path
@@ -64,6 +69,15 @@ def _herd_row(label: str, effect: dict[str, Any], wall: float) -> None:
           f"peak RSS {_peak_rss_mb():.0f} MB")
 
 
+def _profile(overrides: dict[str, Any]) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    report = _run(overrides)
+    profiler.disable()
+    _row("baseline, noop (ping) mix, profiled", report)
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -72,13 +86,21 @@ def main() -> None:
     parser.add_argument("--herd", type=int, default=100_000)
     parser.add_argument("--herd-seconds", type=float, default=30.0,
                         help="the herd run's duration: long enough for the herd to finish")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the noop baseline under cProfile and print the top entries")
     ns = parser.parse_args()
     print(f"event loop: {loop.choose()}")
     common = {"duration": f"{ns.seconds}s", "load.think": "0ms",
               "load.clients": ns.clients, "pool.size": ns.size, "pool.max_overflow": 0}
+    noop = {**common, "load.mix": [{"command": "ping"}], "load.sessions": None}
+    if ns.profile:
+        _profile(noop)
+        return
     _row("baseline, seed's mix", _run(common))
-    _row("baseline, noop (ping) mix", _run({**common, "load.mix": [{"command": "ping"}],
-                                            "load.sessions": None}))
+    _row("baseline, noop (ping) mix", _run(noop))
+    _row("baseline, noop, load.consistency", _run({**noop, "load.consistency": True}))
+    if ns.herd <= 0:
+        return
     start = time.perf_counter()
     effect = _herd(ns.herd, ns.size, ns.herd_seconds)
     _herd_row("herd, completed", effect, time.perf_counter() - start)

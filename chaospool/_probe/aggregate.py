@@ -4,8 +4,9 @@ Memory does not grow with the number of operations (docs/design.md, "Long runs")
 keeps counters and one latency histogram (``LogHistogram``); each closed timeline bucket keeps
 six numbers (ok, fail, info, recovered, p99, max) and 13 latency-band counts (about 90 bytes).
 Only the bucket being filled holds its latencies (at most one bucket width of operations), so
-its p99 is exact; when the clock moves on they are folded into the phase histograms in one
-batch and dropped.
+its p99 is exact; when the clock moves on they are sorted once (the p99, the maximum and the
+bands are then read off), and the sorted buckets of the last second go into the phase
+histograms in one batch and are dropped: at most about a second of latencies is ever held.
 
 An operation counts in the phase in which it *started* (``PhaseClock``) and in the bucket in
 which it *ended*. Operations are recorded when they end, so ends arrive in order on the live
@@ -14,15 +15,14 @@ probe; a replay sorts its rows by end first. An end earlier than the open bucket
 
 from __future__ import annotations
 
-import heapq
 import math
 from array import array
-from bisect import bisect_left
-from collections.abc import Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from itertools import chain
 
 from chaospool._probe.histogram import LogHistogram
-from chaospool._probe.phases import PENDING, PhaseClock
+from chaospool._probe.phases import BEFORE, PENDING, PhaseClock
 from chaospool._probe.recorder import KIND_OUTCOMES, OK, OUTCOME_KINDS
 
 __all__ = ("BAND_EDGES", "N_BANDS", "Aggregator", "PhaseTally")
@@ -33,22 +33,31 @@ _EPS = 1e-9
 class PhaseTally:
     """Counts, latency sum/max and a latency histogram for one phase.
 
-    ``counts[code * 3 + outcome]``: one list element per (kind, outcome) pair, so recording
-    an operation is one increment. ``counts`` and ``buffer`` keep their identity for the
-    tally's life (the aggregator binds them once); they are emptied in place.
+    ``counts[code * 3 + outcome]``: one list element per (kind, outcome) pair. An operation
+    that succeeded at its first attempt -- nearly all of them -- is not counted one by one: its
+    latency goes to ``fast`` and the list's length is added to ``counts[0]`` when the bucket
+    closes (``take``). Every other operation is counted at once and its latency goes to
+    ``buffer``. Both lists belong to the open bucket and keep their identity for the tally's
+    life (the aggregator binds their ``append`` once). Closed buckets' latencies wait in
+    ``waiting``, each bucket's sorted, for the histogram (``flush``): at most one second of
+    them.
     """
 
-    __slots__ = ("buffer", "counts", "dups", "histogram", "latency_max", "latency_sum",
-                 "recovered")
+    __slots__ = ("buffer", "counts", "dups", "fast", "histogram", "latency_max", "latency_sum",
+                 "recovered", "waiting")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(OUTCOME_KINDS) * 3)
-        self.buffer = array("d")  # latencies of the open bucket, not yet in the histogram
+        self.fast: list[float] = []
+        self.buffer: list[float] = []
+        self.waiting: list[list[float]] = []
         self.reset()
 
     def reset(self) -> None:
         self.counts[:] = [0] * len(self.counts)
-        del self.buffer[:]
+        self.fast.clear()
+        self.buffer.clear()
+        self.waiting.clear()
         self.recovered = 0
         self.dups = 0
         self.latency_sum = 0.0
@@ -59,28 +68,58 @@ class PhaseTally:
     def codes(self) -> list[int]:
         """Operations per kind (index = code)."""
         c = self.counts
-        return [c[i] + c[i + 1] + c[i + 2] for i in range(0, len(c), 3)]
+        codes = [c[i] + c[i + 1] + c[i + 2] for i in range(0, len(c), 3)]
+        codes[OK] += len(self.fast)
+        return codes
 
     @property
     def outcomes(self) -> list[int]:
         """Operations per outcome: ok, fail, info."""
-        return [sum(self.counts[k::3]) for k in range(3)]
+        outcomes = [sum(self.counts[k::3]) for k in range(3)]
+        outcomes[OK] += len(self.fast)
+        return outcomes
 
     @property
     def total(self) -> int:
-        return sum(self.counts)
+        return sum(self.counts) + len(self.fast)
+
+    def take(self) -> list[float]:
+        """Close the open bucket: count ``fast``, and hand over its latencies sorted (negative
+        ones, from a clock that went back, as 0); they wait for the histogram."""
+        fast, buffer = self.fast, self.buffer
+        self.counts[0] += len(fast)
+        values = fast + buffer if buffer else fast[:]
+        fast.clear()
+        buffer.clear()
+        if not values:
+            return values
+        values.sort()
+        if values[0] < 0:
+            values[:bisect_left(values, 0.0)] = [0.0] * bisect_left(values, 0.0)
+        self.latency_sum += sum(values)
+        self.latency_max = max(self.latency_max, values[-1])
+        self.waiting.append(values)
+        return values
 
     def flush(self) -> None:
-        """Move the buffered latencies into the histogram (one batch)."""
-        buffer = self.buffer
-        if not buffer:
+        """Move the open bucket and the waiting latencies into the histogram (one batch)."""
+        self.take()
+        waiting = self.waiting
+        if not waiting:
             return
-        self.latency_sum += math.fsum(buffer)
-        self.latency_max = max(self.latency_max, max(buffer))
         if self.histogram is None:
             self.histogram = LogHistogram()
-        self.histogram.record(buffer)
-        del buffer[:]
+        # sorted runs: one merge pass (timsort finds the runs)
+        values = waiting[0] if len(waiting) == 1 else sorted(chain.from_iterable(waiting))
+        self.histogram.record_sorted(values)
+        waiting.clear()
+
+    def move_open(self, other: PhaseTally) -> None:
+        """Take over ``other``'s open bucket (its latencies and what they count)."""
+        self.fast.extend(other.fast)
+        other.fast.clear()
+        self.buffer.extend(other.buffer)
+        other.buffer.clear()
 
     def absorb(self, other: PhaseTally) -> None:
         """Add ``other``'s operations to this tally and empty ``other``."""
@@ -88,7 +127,7 @@ class PhaseTally:
         other.reset()
 
     def absorb_copy(self, other: PhaseTally) -> None:
-        """Add ``other``'s operations to this tally (``other``'s buffer is flushed first)."""
+        """Add ``other``'s operations to this tally (``other`` is flushed first)."""
         other.flush()
         self.counts[:] = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.recovered += other.recovered
@@ -108,18 +147,23 @@ N_BANDS = len(BAND_EDGES) + 1
 _NO_BANDS = (0,) * N_BANDS
 
 
-def _band_counts(latencies: Iterable[float]) -> list[int]:
-    counts = [0] * N_BANDS
-    for value in latencies:
-        counts[bisect_left(BAND_EDGES, value)] += 1
-    return counts
+def _band_counts(ordered: Sequence[float]) -> list[int]:
+    """Operations per latency band of ascending latencies (a band holds the values up to and
+    including its edge)."""
+    cumulative = [bisect_right(ordered, edge) for edge in BAND_EDGES]
+    cumulative.append(len(ordered))
+    return [b - a for a, b in zip([0, *cumulative], cumulative, strict=False)]
 
 
 class Aggregator:
     """Tallies per phase (before, during, after, pending) and per bucket of ``width`` seconds.
 
-    ``add`` is the probe's hot path: a handful of list and array operations, no allocation
-    per operation beyond a float in the open bucket's buffer.
+    The probe's hot path is ``add_ok`` (an operation that succeeded at its first attempt): a
+    comparison with the open bucket's end, one with the first injection, and an append of the
+    latency to the phase's open list -- no per-operation counter, no allocation beyond the
+    float. ``add`` records any other operation. The per-bucket work (sort, exact p99, bands,
+    counts derived from the phases' totals) happens when a bucket closes; the histograms are
+    filled once a second (docs/design.md, "Long runs").
     """
 
     def __init__(self, width: float, phases: PhaseClock | None = None) -> None:
@@ -130,6 +174,7 @@ class Aggregator:
         self.slots = [PhaseTally() for _ in range(4)]
         # bound once: the hot path does no attribute chains
         self._phase_of = self.phases.phase_of
+        self._fast = [slot.fast.append for slot in self.slots]
         self._appends = [slot.buffer.append for slot in self.slots]
         self._counts = [slot.counts for slot in self.slots]
         # closed buckets, index = bucket number
@@ -139,63 +184,89 @@ class Aggregator:
         # per closed bucket, operations per latency band (BAND_EDGES): the report's heat map
         self.bands = array("I")
         self._bucket = 0
-        self._current = [0, 0, 0, 0]  # ok, fail, info, recovered of the open bucket
+        self._edge = self._edge_of(0)
+        self._totals = [0, 0, 0, 0]  # ok, fail, info, recovered when the open bucket opened
+        self._per_flush = max(1, round(1.0 / width))  # buckets between histogram fills
         self.phases.on_fold = self._fold
         self.last_end = 0.0
         self.cancelled = 0
         self._finished = False
 
     def __len__(self) -> int:
-        return sum(map(sum, self._counts))
+        return sum(slot.total for slot in self.slots)
 
     @property
     def succeeded(self) -> int:
-        return sum(counts[OK * 3 + OK] for counts in self._counts)
+        # an ok outcome is always kind ok: cell OK * 3 + OK, plus the fast ones
+        return sum(slot.counts[OK * 3 + OK] + len(slot.fast) for slot in self.slots)
+
+    def add_ok(self, start: float, end: float) -> None:
+        """One operation that succeeded at its first attempt (``add(start, end, OK, 1)``)."""
+        if end >= self._edge:
+            self._roll(end)
+        phases = self.phases
+        self._fast[BEFORE if start < phases.inject else self._phase_of(start)](end - start)
 
     def add(self, start: float, end: float, code: int, attempts: int,
             outcome: int = -1, dup: bool = False) -> None:
         """One operation: ``code`` its kind, ``outcome`` ok/fail/info (-1: the kind's usual)."""
         if outcome < 0:
             outcome = KIND_OUTCOMES[code]
-        bucket = int(end / self.width + _EPS)
-        if bucket > self._bucket:
-            self._roll(bucket)
+        if end >= self._edge:
+            self._roll(end)
         slot = self._phase_of(start)
-        self._appends[slot](end - start if end > start else 0.0)
+        self._appends[slot](end - start)
         self._counts[slot][code * 3 + outcome] += 1
-        self._current[outcome] += 1
         if attempts > 1 and code == OK:
-            self._recovered(slot, dup)
-        self.last_end = end
+            tally = self.slots[slot]
+            tally.recovered += 1
+            tally.dups += dup
+        self.last_end = max(self.last_end, end)
 
-    def _recovered(self, slot: int, dup: bool) -> None:
-        tally = self.slots[slot]
-        tally.recovered += 1
-        tally.dups += dup
-        self._current[3] += 1
+    def _edge_of(self, bucket: int) -> float:
+        """Where bucket ``bucket + 1`` starts, a hair early: ``_roll`` decides exactly."""
+        return (bucket + 1 - 2 * _EPS) * self.width
 
-    def _roll(self, bucket: int) -> None:
-        """Close the open bucket (and any empty ones up to ``bucket``)."""
+    def _roll(self, end: float) -> None:
+        """Close the open bucket (and any empty ones) if ``end`` lies beyond it."""
+        self.last_end = max(self.last_end, end)
+        bucket = int(end / self.width + _EPS)
+        if bucket <= self._bucket:
+            return
         self._close_bucket()
         for _ in range(self._bucket + 1, bucket):
             self._append_bucket(0, 0, 0, 0, math.nan)
             self.max.append(math.nan)
             self.bands.extend(_NO_BANDS)
+        if bucket // self._per_flush != self._bucket // self._per_flush:
+            for slot in self.slots:
+                slot.flush()
         self._bucket = bucket
+        self._edge = self._edge_of(bucket)
 
     def _close_bucket(self) -> None:
-        n = sum(len(s.buffer) for s in self.slots)
-        # the exact p99: the (n - ceil(0.99 n) + 1)-th largest, without sorting the bucket
-        top = heapq.nlargest(n - math.ceil(0.99 * n) + 1,
-                             chain.from_iterable(s.buffer for s in self.slots))
-        p99 = top[-1] if n else math.nan
-        self.max.append(top[0] if n else math.nan)
-        self.bands.extend(_band_counts(chain.from_iterable(s.buffer for s in self.slots)))
-        ok, fail, info, recovered = self._current
-        self._append_bucket(ok, fail, info, recovered, p99)
-        self._current = [0, 0, 0, 0]
+        runs = [run for run in (slot.take() for slot in self.slots) if run]
+        values = runs[0] if len(runs) == 1 else sorted(chain.from_iterable(runs))
+        n = len(values)
+        self.max.append(values[-1] if n else math.nan)
+        self.bands.extend(_band_counts(values))
+        totals = self._outcome_totals()
+        ok, fail, info, recovered = (now - then for now, then in zip(totals, self._totals,
+                                                                      strict=True))
+        self._totals = totals
+        # the exact p99: the ceil(0.99 n)-th smallest
+        self._append_bucket(ok, fail, info, recovered,
+                            values[math.ceil(0.99 * n) - 1] if n else math.nan)
+
+    def _outcome_totals(self) -> list[int]:
+        """ok, fail, info and recovered over every phase, the open bucket's fast ones taken."""
+        totals = [0, 0, 0, 0]
         for slot in self.slots:
-            slot.flush()
+            counts = slot.counts
+            for k in range(3):
+                totals[k] += sum(counts[k::3])
+            totals[3] += slot.recovered
+        return totals
 
     def _append_bucket(self, ok: int, fail: int, info: int, recovered: int, p99: float) -> None:
         self.ok.append(ok)
@@ -207,8 +278,7 @@ class Aggregator:
     def _fold(self, phase: int) -> None:
         """The phase clock settled the provisional slot: move it to ``phase``."""
         target, pending = self.slots[phase], self.slots[PENDING]
-        target.buffer.extend(pending.buffer)  # the open bucket's latencies move with them
-        del pending.buffer[:]
+        target.move_open(pending)  # the open bucket's latencies move with their counts
         target.absorb(pending)
 
     def finish(self, inject: float | None, revert: float | None) -> None:

@@ -59,14 +59,48 @@ class Checker:
 
     def acquire(self, draw: Callable[[], float]) -> int:
         """A free session (drawn, then the next free one), marked busy; -1 if none is free."""
-        size = len(self.names)
+        busy = self.busy
+        size = len(busy)
         first = int(draw() * size)
-        for k in range(size):
+        if not busy[first]:  # the usual case: few of the sessions are in flight
+            busy[first] = 1
+            return first
+        for k in range(1, size):
             i = (first + k) % size
-            if not self.busy[i]:
-                self.busy[i] = 1
+            if not busy[i]:
+                busy[i] = 1
                 return i
         return -1
+
+    def done(self, i: int, f: str, invoke: float, complete: float, outcome: int,
+             attempts: int, reply: Any) -> bool:
+        """The probe's path: session ``i``'s operation ended, ``reply`` the raw reply of an ok
+        one. False when that reply is no counter reply: the probe records a wrong reply, and
+        the checker counts the operation as indeterminate (it may have applied).
+
+        The usual case -- an ok reply within the bounds -- is handled here in one go (this
+        runs for a quarter of the probe's operations); anything else goes through
+        ``complete``, which also finds and records the findings.
+        """
+        if outcome == 0 and type(reply) is dict:  # the built-ins answer a plain dict
+            counter, pid = reply.get("value"), reply.get("pid")
+            if type(counter) is int and (pid is None or type(pid) is int):
+                incr = f == INCR
+                floor, high = self.low[i] + incr, self.high[i] + (attempts if incr else 0)
+                if floor <= counter <= high and counter >= self.seen[i]:
+                    self.busy[i] = 0
+                    self.seen[i] = counter
+                    self.last_seen[i] = op = (f, invoke, complete, pid, counter)
+                    if incr:
+                        self.low[i], self.high[i], self.last_ack[i] = floor, high, op
+                        self.increments_acknowledged += 1
+                    else:
+                        self.reads += 1
+                    return True
+        value = self.reply(reply) if outcome == 0 else None
+        wrong = outcome == 0 and value is None
+        self.complete(i, f, invoke, complete, 2 if wrong else outcome, attempts, value)
+        return not wrong
 
     @staticmethod
     def reply(value: Any) -> tuple[int, int | None] | None:

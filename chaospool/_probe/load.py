@@ -39,7 +39,6 @@ from chaospool._probe.consistency import INCR, READ, SHARE, Checker, counter_ses
 from chaospool._probe.history import HistoryWriter
 from chaospool._probe.recorder import (
     INFO,
-    KIND_OUTCOMES,
     OK,
     OUTCOME_KINDS,
     WRONG_REPLY,
@@ -139,6 +138,10 @@ class Probe:
         self._random = rng.random
         self._clock = clock
         self._entries = [(e.command, e.args, e.command == "echo") for e in load.mix]
+        # one command without echo token or session: nothing to draw per operation
+        self._fixed: tuple[str, Any, None, None] | None = None
+        if len(self._entries) == 1 and not self._entries[0][2] and not load.sessions:
+            self._fixed = (self._entries[0][0], self._entries[0][1], None, None)
         self._cumulative = list(itertools.accumulate(weights))
         self._total_weight = self._cumulative[-1]
         self._sessions = tuple(f"s{i}" for i in range(load.sessions or 0))
@@ -150,6 +153,7 @@ class Probe:
         self.launched = 0
         self.shed = 0
         self.max_in_flight = 0
+        self._ended = 0  # open-loop operations that ended (in_flight without a count)
         self._next_process = 0
 
     @property
@@ -217,7 +221,7 @@ class Probe:
                 due = first + n * interval
 
     def _launch(self, tg: anyio.abc.TaskGroup, due: float) -> None:
-        in_flight = self.in_flight
+        in_flight = self.launched - self._ended
         if in_flight >= self._cap:
             self.shed += 1
             return
@@ -227,28 +231,20 @@ class Probe:
 
     # -- one operation ---------------------------------------------------------------------
 
-    def _draw(self) -> tuple[str, Any, str | None]:
-        """The next command and args from the weighted mix; ``echo`` gets a unique token."""
-        entries = self._entries
+    def _draw(self) -> tuple[str, Any, str | None, str | None]:
+        """The next command, args, echo token and session (weighted mix, seeded draws)."""
+        entries, sessions = self._entries, self._sessions
         if len(entries) == 1:
             command, args, echo = entries[0]
         else:
             pick = bisect_right(self._cumulative, self._random() * self._total_weight)
             command, args, echo = entries[min(pick, len(entries) - 1)]
+        session = sessions[int(self._random() * len(sessions))] if sessions else None
         if not echo or not (args is None or isinstance(args, Mapping)):
-            return command, args, None
+            return command, args, None, session
         self._tokens += 1
         token = f"op-{self._tokens}"
-        return command, {**(args or {}), "token": token}, token
-
-    def _draw_checked(self) -> tuple[int, str]:
-        """A free checked session and a counter command (half increments, half reads), or
-        ``(-1, "")`` when this operation is an ordinary one."""
-        checker = self.checker
-        if checker is None or self._random() >= SHARE:
-            return -1, ""
-        index = checker.acquire(self._random)
-        return index, (INCR if self._random() < 0.5 else READ)
+        return command, {**(args or {}), "token": token}, token, session
 
     def _process(self) -> int:
         """A fresh history process number (Knossos: a process with an info op never returns)."""
@@ -259,83 +255,106 @@ class Probe:
         """One operation scheduled at ``due`` (open loop), or -- ``due`` None -- a closed-loop
         client's whole life: operation after operation until ``stop_at``.
 
-        One coroutine serves both so that the closed loop's hot path is a plain loop, without
-        a coroutine per operation (that alone would cost a third of the probe's overhead).
+        The probe's hot path (docs/design.md, "Performance"): one coroutine serves both loops
+        so that the closed loop is a plain loop, without a coroutine per operation; the
+        common operation -- one command, no session, no echo token, ok at its first attempt
+        -- costs two clock reads, one tuple unpack and ``add_ok``; everything rarer (draws,
+        retries, the checker, the history) sits behind one test each.
         """
-        clock, execute, draw, retries = self._clock, self._execute, self._draw, self._retries
-        sessions, random_ = self._sessions, self._random
-        add, checker, history = self.recorder.add, self.checker, self.history
+        clock, execute = self._clock, self._execute
+        add, add_ok = self.recorder.add, self.recorder.add_ok
+        checker, history, random_, fixed = self.checker, self.history, self._random, self._fixed
         think = self._load.think
         process = self._process() if history is not None else 0
         while True:
             if due is None:
-                if clock() >= self._stop_at:
+                start = clock()
+                if start >= self._stop_at:
                     return
                 self.launched += 1
-            checked, command = self._draw_checked() if checker is not None else (-1, "")
-            if checked >= 0:
-                assert checker is not None
-                args: Any = None
-                token: str | None = None
+            else:
+                start = due
+            if checker is not None and random_() < SHARE and (
+                    checked := checker.acquire(random_)) >= 0:
+                command, args, token = (INCR if random_() < 0.5 else READ), None, None
                 session: str | None = checker.names[checked]
             else:
-                command, args, token = draw()
-                session = sessions[int(random_() * len(sessions))] if sessions else None
-            start = clock() if due is None else due
+                checked = -1
+                command, args, token, session = fixed or self._draw()
             if history is not None:
                 history.invoke(process, command, 1 if command == INCR else args, start,
                                session)
-            attempts, dup, reply = 0, False, None
             try:
-                while True:
-                    attempts += 1
-                    try:
-                        reply = await execute(command, args, session=session, retries=0)
-                    except _RETRYABLE as exc:
-                        outcome = outcome_of(exc)
-                        if attempts <= retries:
-                            dup = dup or outcome == INFO
-                            continue
-                        code = code_of(exc)
-                    except ChaospoolError as exc:
-                        code, outcome = code_of(exc), outcome_of(exc)
-                    else:
-                        code = OK if token is None or _carries(reply, token) else WRONG_REPLY
-                        outcome = KIND_OUTCOMES[code]
-                    break
+                reply = await execute(command, args, session=session, retries=0)
+            except ChaospoolError as exc:
+                code, outcome, attempts, dup, reply = await self._retry(
+                    exc, command, args, session, token, (checked, start, process))
             except BaseException:
                 # cut off (an aborted run): no outcome, but the history and the checker
                 # must know the call may have happened
-                self._abandoned(checked, command, start, attempts, process, session)
+                self._abandoned(checked, command, start, 1, process, session)
                 raise
+            else:
+                attempts, dup = 1, False
+                code = OK if token is None or _carries(reply, token) else WRONG_REPLY
+                outcome = INFO if code else OK
             end = clock()
-            parsed = None
             if checked >= 0:
                 assert checker is not None
-                if code == OK and (parsed := checker.reply(reply)) is None:
+                if not checker.done(checked, command, start, end, outcome, attempts, reply):
                     code, outcome = WRONG_REPLY, INFO
-                checker.complete(checked, command, start, end, outcome, attempts, parsed)
-            add(start, end, code, attempts, outcome, dup)
+            if code == OK and attempts == 1:
+                add_ok(start, end)
+            else:
+                add(start, end, code, attempts, outcome, dup)
             if history is not None:
-                self._history_complete(process, outcome, command, code, parsed, end, session,
-                                       attempts)
-                if outcome == INFO:
-                    process = self._process()
+                process = self._history_complete(process, outcome, command, code,
+                                                 reply if checked >= 0 else None, end,
+                                                 session, attempts)
             if due is not None:
+                self._ended += 1
                 return
             if think > 0:
                 await anyio.sleep(think)
             elif code != OK:  # calls that all fail at once must not starve the event loop
                 await anyio.lowlevel.checkpoint()
 
+    async def _retry(self, exc: ChaospoolError, command: str, args: Any, session: str | None,
+                     token: str | None, abandon: tuple[int, float, int],
+                     ) -> tuple[int, int, int, bool, Any]:
+        """The first attempt failed with ``exc``: a crash or a timeout is retried up to
+        ``load.retries`` times (``dup``: an indeterminate attempt was retried, so the
+        operation may have applied twice). Returns code, outcome, attempts, dup, reply.
+        ``abandon`` (checked session, start, history process) is for a cut-off operation."""
+        attempts, dup = 1, False
+        try:
+            while isinstance(exc, _RETRYABLE) and attempts <= self._retries:
+                dup = dup or outcome_of(exc) == INFO
+                attempts += 1
+                try:
+                    reply = await self._execute(command, args, session=session, retries=0)
+                except ChaospoolError as again:
+                    exc = again
+                else:
+                    code = OK if token is None or _carries(reply, token) else WRONG_REPLY
+                    return code, INFO if code else OK, attempts, dup, reply
+            return code_of(exc), outcome_of(exc), attempts, dup, None
+        except BaseException:
+            checked, start, process = abandon
+            self._abandoned(checked, command, start, attempts, process, session)
+            raise
+
     def _history_complete(self, process: int, outcome: int, command: str, code: int,
-                          parsed: tuple[int, int | None] | None, end: float,
-                          session: str | None, attempts: int) -> None:
+                          reply: Any, end: float, session: str | None, attempts: int) -> int:
+        """The completion line (``reply``: a checked operation's); returns the process
+        number for the client's next operation."""
         assert self.history is not None
+        parsed = Checker.reply(reply) if code == OK else None
         value: Any = None if parsed is None else (1 if command == INCR else parsed[0])
         self.history.complete(process, outcome, command, value, end,
                               None if parsed is None else parsed[1], session,
                               None if code == OK else OUTCOME_KINDS[code], attempts)
+        return self._process() if outcome == INFO else process
 
     def _abandoned(self, checked: int, command: str, start: float, attempts: int,
                    process: int, session: str | None) -> None:

@@ -160,6 +160,10 @@ class Recorder:
         self.outcomes.append(KIND_OUTCOMES[code] if outcome < 0 else outcome)
         self.dups.append(1 if dup else 0)
 
+    def add_ok(self, start: float, end: float) -> None:
+        """One operation that succeeded at its first attempt (the aggregator's fast path)."""
+        self.add(start, end, OK, 1, OK, False)
+
     def record(self, start: float, end: float, kind: str, attempts: int = 1, *,
                outcome: str | None = None, maybe_duplicated: bool = False) -> None:
         """Add a row by outcome name (``"ok"`` or an error kind); for tests and replays."""

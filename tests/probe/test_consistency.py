@@ -143,6 +143,29 @@ async def test_the_same_pool_without_the_bug_passes() -> None:
     assert (found["lost_updates"], found["stale_reads"], found["overcounts"]) == (0, 0, 0)
 
 
+async def storm_run(pool: Any, seed: int) -> tuple[Probe, int]:
+    """The probe with its checker on, on ``pool``, while 2 of its 4 workers are SIGKILLed
+    every 25 ms, 30 times (the crash storm of /work/shared/POOL_NOTES); sessions move between
+    workers all the time -- their worker died, or was busy with a 5 ms call."""
+    load = Load(clients=8, sessions=6, retries=2, consistency=True,
+                mix=(Mix("sleep", 1, {"duration": 0.005}),))
+    probe = Probe(pool, load, random.Random(seed), RealClock(), recorder=Aggregator(0.1))
+    rng = random.Random(seed)
+
+    async def storm() -> None:
+        for _ in range(30):
+            serving = [h for h in pool.workers if h.pid and h.state in ("ready", "busy")]
+            for handle in rng.sample(serving, k=min(2, len(serving))):
+                with contextlib.suppress(ProcessLookupError):  # died in the meantime
+                    handle.signal(signal.SIGKILL)
+            await anyio.sleep(0.025)  # pacing the kills, not waiting for anything
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(probe.run, 2.0)
+        tg.start_soon(storm)
+    return probe, pool.stats().restarts
+
+
 @pytest.mark.chaos
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
@@ -151,26 +174,55 @@ async def test_the_real_pool_keeps_session_counters_through_a_crash_storm() -> N
 
     async with Pool("chaospool.workers.demo", size=4, request_timeout=2.0,
                     restart={"max_restarts": 1000, "within": 10.0}) as pool:
-        load = Load(clients=8, sessions=6, retries=2, consistency=True,
-                    mix=(Mix("sleep", 1, {"duration": 0.005}),))
-        probe = Probe(pool, load, random.Random(7), RealClock(), recorder=Aggregator(0.1))
-        rng = random.Random(7)
-
-        async def storm() -> None:
-            for _ in range(30):  # kill 2 of 4 workers every 25 ms, 30 times (POOL_NOTES)
-                serving = [h for h in pool.workers if h.pid and h.state in ("ready", "busy")]
-                for handle in rng.sample(serving, k=min(2, len(serving))):
-                    with contextlib.suppress(ProcessLookupError):  # died in the meantime
-                        handle.signal(signal.SIGKILL)
-                await anyio.sleep(0.025)
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(probe.run, 2.0)
-            tg.start_soon(storm)
-        restarts = pool.stats().restarts
+        probe, restarts = await storm_run(pool, seed=7)
     assert probe.checker is not None
     found = probe.checker.to_dict()
     assert restarts > 10
     assert found["increments_acknowledged"] > 20
     assert found["reads"] > 20
     assert (found["lost_updates"], found["stale_reads"], found["overcounts"]) == (0, 0, 0), found
+
+
+@pytest.mark.chaos
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the bug is the runtime's, not a loop's
+@pytest.mark.parametrize(("backend", "runtime"),
+                         [("memory", "planted"), ("process", "planted"), ("memory", "real")])
+async def test_a_worker_runtime_serving_stale_sessions_is_caught_and_the_real_one_passes(
+        backend: str, runtime: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13's planted bug, in the worker runtime under the real pool: a session cache that
+    trusts any copy it holds (``probe_stale_worker.StaleSessionCache``, the 0.1.0 kind of bug)
+    makes the checker report lost updates or stale reads, with the operations and the real
+    worker pids involved; the unmodified runtime passes the same crash storm with none (on the
+    process backend: the test above, on every loop)."""
+    from probe_stale_cache import StaleSessionCache  # no side effect: planted below
+
+    from chaospool._worker import runtime as worker_runtime
+    from chaospool.pool import Pool
+
+    worker = "chaospool.workers.demo"
+    if runtime == "planted" and backend == "memory":
+        monkeypatch.setattr(worker_runtime, "SessionCache", StaleSessionCache)
+    elif runtime == "planted":
+        worker = "probe_stale_worker"  # imported by the zygote only: its workers carry it
+    async with Pool(worker, size=4, backend=backend, request_timeout=2.0,
+                    restart={"max_restarts": 1000, "within": 10.0}) as pool:
+        probe, restarts = await storm_run(pool, seed=7)
+    assert probe.checker is not None
+    found = probe.checker.to_dict()
+    assert restarts > 10
+    assert found["increments_acknowledged"] > 20
+    assert found["reads"] > 20
+    if runtime == "real":
+        assert (found["lost_updates"], found["stale_reads"], found["overcounts"]) == (0, 0, 0), (
+            found)
+        return
+    assert found["lost_updates"] + found["stale_reads"] > 0, found
+    first = found["findings"][0]
+    assert first["kind"] in ("lost_update", "stale_read")
+    assert first["operations"], first
+    assert all(isinstance(op["pid"], int) for op in first["operations"])  # who served it
+    s = summarize(probe.recorder, end=2.0, consistency=found)
+    assert s["metrics"]["lost_updates"] == found["lost_updates"]
+    assert s["metrics"]["stale_reads"] == found["stale_reads"]

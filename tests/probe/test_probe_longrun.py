@@ -177,6 +177,52 @@ def test_live_phases_agree_with_the_finished_runs_bounds(seed: int) -> None:
     assert a["timeline"] == b["timeline"]
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_the_fast_path_for_first_attempt_successes_counts_as_add_does(seed: int) -> None:
+    """The live probe records a first-attempt success with ``add_ok`` (counted only when its
+    bucket closes) and everything else with ``add``; with phases settled live, the summary is
+    the one a replay of the same rows gives -- phases, timeline, percentiles."""
+    events, ops = random_run(seed)
+    rng = random.Random(seed)
+    clock = PhaseClock(len({e[2] for e in events}))
+    live = Aggregator(rng.choice((0.1, 0.25, 0.5, 1.0)), clock)
+    rows = Recorder()
+    feed = [(e[0], 0, e) for e in events] + [(end, 1, (s, end)) for s, end in ops]
+    injected: dict[Any, float] = {}
+    reverted: dict[Any, float] = {}
+    for t, kind, item in sorted(feed, key=lambda x: (x[0], x[1])):
+        if kind == 0:
+            _, what, step = item
+            if what == "injected":
+                clock.injected(t)
+                injected[step] = t
+            elif what == "reverted":
+                clock.reverted(t)
+                reverted[step] = t
+            if what != "injected":
+                clock.settled()
+            continue
+        start, end = item
+        code = 0 if rng.random() < 0.8 else rng.randrange(1, len(OUTCOME_KINDS))
+        attempts = 1 if rng.random() < 0.8 else rng.randrange(2, 4)
+        if code == 0 and attempts == 1:
+            live.add_ok(start, end)
+        else:
+            live.add(start, end, code, attempts, dup=attempts > 2)
+        rows.record(start, end, OUTCOME_KINDS[code], attempts, maybe_duplicated=attempts > 2)
+        assert len(live) == len(rows)  # live counts include the open bucket's fast ones
+    faults = [(str(s), injected[s], reverted.get(s)) for s in injected]
+    a = summarize(live, end=12.0, faults=faults)
+    b = summarize(rows, end=12.0, faults=faults, bucket=live.width)
+    assert a["timeline"] == b["timeline"]
+    for name in ("before", "during", "after"):
+        pa, pb = a["phases"][name], b["phases"][name]
+        assert pa["mean_latency"] == pytest.approx(pb["mean_latency"], abs=2e-6)
+        pa["mean_latency"] = pb["mean_latency"] = None  # summed in another order
+        assert pa == pb, name
+    assert a["metrics"]["total"] == len(ops)
+
+
 def test_phase_of_follows_the_events() -> None:
     clock = PhaseClock(2)
     assert clock.phase_of(1.0) == BEFORE
