@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 
 from chaospool._dsl.model import Experiment
-from chaospool._engine.events import EventLog
+from chaospool._engine.events import KEPT_KINDS, EventLog
 from chaospool._engine.faults import Injection, run_injection, wind_down
 from chaospool._engine.schedule import (
     ScheduledStep,
@@ -167,7 +167,8 @@ async def _run_with_pool(
     async with Pool(**experiment.pool.pool_kwargs()) as pool:
         _refuse_unknown_commands(experiment, pool)
         unsubscribe = hooks.subscribe_pool(pool)
-        unsubscribe_restarts = pool.subscribe(lambda ev: _note_restart(state, ev))
+        unsubscribe_restarts = pool.subscribe(lambda ev: _note_restart(state, ev),
+                                              kinds=KEPT_KINDS | {"restart"})
         try:
             state.restarts_at_start = pool.stats().restarts
             hooks.experiment_start(experiment, state.seed)

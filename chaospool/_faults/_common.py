@@ -133,7 +133,8 @@ class EventLog:
         self._kinds = frozenset(kinds)
         self._first: dict[tuple[str, int | None], PoolEvent] = {}
         self._counts: Counter[tuple[str, int | None]] = Counter()
-        self._unsubscribe: Callable[[], None] | None = pool.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = pool.subscribe(self._on_event,
+                                                                        self._kinds)
 
     def _on_event(self, event: PoolEvent) -> None:
         if event.kind in self._kinds:

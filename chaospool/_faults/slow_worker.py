@@ -44,7 +44,7 @@ class SlowWorker(Fault):
     async def inject(self, ctx: FaultContext) -> None:
         times = ServiceTimes()
         ctx.state["service_times"] = times
-        times.unsubscribe = ctx.pool.subscribe(times.on_event)
+        times.unsubscribe = ctx.pool.subscribe(times.on_event, ("checkout", "checkin", "crash"))
         delay = {"latency": ctx.params.latency, "jitter": ctx.params.jitter,
                  "token": ctx.actions.token}
 

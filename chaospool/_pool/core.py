@@ -15,7 +15,7 @@ The request path and the supervisor see each other only through the protocols of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -332,9 +332,13 @@ class Pool:
                 handles.append(WorkerHandle(self._surface, last))  # not cached: gone for good
         return handles
 
-    def subscribe(self, callback: Callable[[PoolEvent], None]) -> Callable[[], None]:
-        """Call ``callback(event)`` for every pool event; returns the unsubscribe function."""
-        return self._bus.subscribe(callback)
+    def subscribe(self, callback: Callable[[PoolEvent], None],
+                  kinds: Iterable[str] | None = None) -> Callable[[], None]:
+        """Call ``callback(event)`` for every pool event, or only for those of ``kinds``
+        (names from ``EVENT_KINDS``; an unknown one is a ValueError); returns the unsubscribe
+        function. Name the kinds you need: an event nobody wants is never built, and the
+        request path emits two per call."""
+        return self._bus.subscribe(callback, kinds)
 
     def worker_for_session(self, session: str) -> WorkerHandle | None:
         w = self._affinity.get(session)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,14 @@ class Counters:
     timeouts: int
 
 
+def _known_kinds(kinds: Iterable[str]) -> frozenset[str]:
+    wanted = frozenset([kinds] if isinstance(kinds, str) else kinds)
+    unknown = sorted(wanted - frozenset(EVENT_KINDS))
+    if unknown:
+        raise ValueError(f"unknown pool event kind(s) {unknown}; known: {', '.join(EVENT_KINDS)}")
+    return wanted
+
+
 class EventBus:
     """Synchronous subscribers; emitting costs nothing when nobody listens.
 
@@ -93,32 +101,52 @@ class EventBus:
     (``errors``, per subscriber in ``errors_by``), and nothing else is kept.
     """
 
-    __slots__ = ("errors", "errors_by", "subscribers")
+    __slots__ = ("_routes", "_wants", "errors", "errors_by", "subscribers")
 
     def __init__(self) -> None:
         self.subscribers: list[Callable[[PoolEvent], None]] = []
+        # the kinds each subscriber asked for (None: every kind), and per kind the callbacks
+        # that want it, built on first emit: an event of a kind nobody wants (a checkout while
+        # only restarts are watched) costs one dict lookup and builds nothing
+        self._wants: list[frozenset[str] | None] = []
+        self._routes: dict[str, tuple[Callable[[PoolEvent], None], ...]] = {}
         self.errors = 0
         # id(subscriber) -> its error count, while it is subscribed (unsubscribe drops it)
         self.errors_by: dict[int, int] = {}
 
-    def subscribe(self, callback: Callable[[PoolEvent], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[PoolEvent], None],
+                  kinds: Iterable[str] | None = None) -> Callable[[], None]:
+        wants = None if kinds is None else _known_kinds(kinds)
         self.subscribers.append(callback)
+        self._wants.append(wants)
+        self._routes.clear()
 
         def unsubscribe() -> None:
             if callback in self.subscribers:
+                del self._wants[self.subscribers.index(callback)]
                 self.subscribers.remove(callback)
+                self._routes.clear()
                 if callback not in self.subscribers:
                     self.errors_by.pop(id(callback), None)
 
         return unsubscribe
 
+    def _route(self, kind: str) -> tuple[Callable[[PoolEvent], None], ...]:
+        route = self._routes[kind] = tuple(
+            cb for cb, wants in zip(self.subscribers, self._wants, strict=True)
+            if wants is None or kind in wants)
+        return route
+
     def emit(
         self, kind: str, index: int | None = None, pid: int | None = None, **data: Any
     ) -> None:
-        if not self.subscribers:
+        route = self._routes.get(kind)
+        if route is None:
+            route = self._route(kind)
+        if not route:
             return
         event = PoolEvent(kind, time.monotonic(), index, pid, data)
-        for callback in list(self.subscribers):
+        for callback in route:
             try:
                 callback(event)
             except Exception as exc:  # a broken subscriber must not break the request path
