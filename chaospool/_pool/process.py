@@ -259,6 +259,12 @@ class ProcessLink:
             if msgs:
                 return msgs
 
+    def usable(self) -> bool:
+        """Not closed, not known to be dead (a spare is checked before it is taken)."""
+        if self._closed or self._exit.status is not None:
+            return False
+        return self._proto is None or self._proto.error is None
+
     def signal(self, sig: int) -> None:
         if self._exit.status is not None:
             raise ProcessLookupError(f"worker {self.pid} has exited")
@@ -298,9 +304,15 @@ class ProcessBackend:
 
     real_processes = True
 
-    def __init__(self, worker: str, *, start_timeout: float = 15.0) -> None:
+    def __init__(self, worker: str, *, start_timeout: float = 15.0, spare: bool = True) -> None:
         self.worker = worker
         self.start_timeout = start_timeout
+        # one worker forked ahead of need (docs/design.md, "Spare worker"): a replacement is
+        # then a message away instead of a fork
+        self.spare = spare
+        self._spare: ProcessLink | None = None
+        self._sparing = False
+        self._closing = False
         self.zygote_log = new_log()
         self._tg: TaskGroup | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -430,6 +442,53 @@ class ProcessBackend:
         async with self._lock:
             if not self._alive:  # the fork server died: start a new one, then carry on
                 await self._start_zygote()
+        link = await self._adopt_spare(index)
+        if link is None:
+            link = await self._fork(index)
+        self._want_spare()
+        return link
+
+    async def _adopt_spare(self, index: int) -> ProcessLink | None:
+        """The spare, given slot ``index`` (its Hello is already in the link); None if there
+        is none or it died while it waited."""
+        link, self._spare = self._spare, None
+        if link is None:
+            return None
+        try:
+            if link.usable():
+                await link.send(p.Start(index))
+                return link
+        except LinkClosed:
+            pass  # it died idle: the zygote reaps it, a fresh fork serves instead
+        except BaseException:  # cancelled mid-send (trio): nobody else holds the link
+            link.close()
+            raise
+        link.close()
+        return None
+
+    def _want_spare(self) -> None:
+        """Fork a new spare in the background if there is none (and none on its way)."""
+        if self.spare and self._spare is None and not self._sparing and not self._closing:
+            assert self._tg is not None
+            self._sparing = True
+            self._tg.start_soon(self._make_spare)
+
+    async def _make_spare(self) -> None:
+        link = None
+        try:
+            with anyio.move_on_after(self.start_timeout):
+                link = await self._fork(p.SPARE)
+        except Exception as exc:  # the fork server is gone: the next spawn starts a new one
+            _log.debug("no spare worker: %s", exc)
+        finally:
+            self._sparing = False
+        if link is not None and self._closing:
+            link.close()  # the pool closed meanwhile: the spare sees EOF and leaves
+        elif link is not None:
+            self._spare = link
+
+    async def _fork(self, index: int) -> ProcessLink:
+        """Ask the zygote for a worker for slot ``index`` (or a spare): fds out, pid back."""
         data_p, data_c = socket.socketpair()
         ctl_p, ctl_c = socket.socketpair()
         log_r, log_w = os.pipe()
@@ -487,6 +546,10 @@ class ProcessBackend:
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
+            self._closing = True
+            spare, self._spare = self._spare, None
+            if spare is not None:
+                spare.close()  # EOF: it leaves (and the zygote SIGKILLs what is left anyway)
             sock, proc = self._sock, self._proc
             if sock is not None:
                 # EOF tells the zygote to SIGKILL what is left and leave; _read_zygote reaps it

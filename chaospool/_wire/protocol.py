@@ -38,6 +38,7 @@ __all__ = (
     "NIL",
     "PROTOCOL_VERSION",
     "SESSION_CACHE",
+    "SPARE",
     "Control",
     "Exited",
     "Failure",
@@ -53,6 +54,7 @@ __all__ = (
     "Shutdown",
     "Spawn",
     "Spawned",
+    "Start",
     "StartFailed",
     "ZygoteMessage",
     "decode",
@@ -63,7 +65,7 @@ __all__ = (
     "payload_limit",
 )
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 HEADER = struct.Struct(">I")
 # A larger declared length is a corrupt stream. Neither side ever sends a larger frame: a reply
 # that would not fit becomes a ``Failure`` (the worker lives on), a request is refused in the pool.
@@ -143,15 +145,26 @@ class Shutdown(msgspec.Struct, tag="bye", array_like=True):
     pass
 
 
+class Start(msgspec.Struct, tag="start", array_like=True):
+    """A spare worker is taken into slot ``index`` (docs/design.md, "Spare worker"): sent
+    before any request, on the data socket, so the stream orders it first."""
+
+    index: int
+
+
 Message = (
     Hello | StartFailed | Request | Reply | Failure | Miss | Control | Ping | Pong | Shutdown
+    | Start
 )
 
 
 # The zygote's own messages (pool <-> fork server), one per SOCK_SEQPACKET datagram.
 class Spawn(msgspec.Struct, tag="spawn", array_like=True):
     token: int
-    index: int
+    index: int  # SPARE: a spare worker, whose slot a later ``Start`` names
+
+
+SPARE = -1
 
 
 class Spawned(msgspec.Struct, tag="spawned", array_like=True):

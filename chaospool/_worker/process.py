@@ -62,7 +62,11 @@ def _control_loop(sock: socket.socket, core: WorkerCore) -> None:
 
 
 def serve(data_fd: int, ctl_fd: int, index: int, commands: Mapping[str, Any]) -> int:
-    """Serve requests until the pool closes the channel; return the exit code."""
+    """Serve requests until the pool closes the channel; return the exit code.
+
+    A spare (``index`` is ``p.SPARE``) says Hello at once but starts its control thread only
+    when ``Start`` gives it a slot: no control op can see it without an index.
+    """
     data = socket.socket(fileno=data_fd)
     ctl = socket.socket(fileno=ctl_fd)
     data.setblocking(True)
@@ -71,16 +75,22 @@ def serve(data_fd: int, ctl_fd: int, index: int, commands: Mapping[str, Any]) ->
     runtime = ControlRuntime(send, worker_index=index, pid=os.getpid())
     core = WorkerCore(commands, runtime, BUILTINS)
     send(core.hello())
-    threading.Thread(target=_control_loop, args=(ctl, core), daemon=True).start()
+    control = threading.Thread(target=_control_loop, args=(ctl, core), daemon=True)
+    if index != p.SPARE:
+        control.start()
     try:
         for payload in frames(data):
             msg = p.decode(payload)
             if isinstance(msg, p.Request):
                 core.handle_request(msg)
+            elif isinstance(msg, p.Start) and runtime.worker_index == p.SPARE:
+                runtime.worker_index = msg.index
+                control.start()
             elif isinstance(msg, p.Shutdown):
                 return 0
     except Exception as exc:
-        print(f"chaospool worker {index}: broken channel: {exc!r}", file=sys.stderr)
+        print(f"chaospool worker {runtime.worker_index}: broken channel: {exc!r}",
+              file=sys.stderr)
         return EXIT_PROTOCOL
     return 0
 

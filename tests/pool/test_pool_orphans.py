@@ -32,9 +32,11 @@ async def main():
             busy_pid = next(w.pid for w in pool.workers if w.state == "busy")
             stopped = next(w for w in pool.workers if w.state == "ready")
             stopped.signal(signal.SIGSTOP)
+            while pool._backend._spare is None:  # the spare worker must die with us too
+                await anyio.sleep(0.01)
             pids = {"workers": [w.pid for w in pool.workers], "busy": busy_pid,
                     "stopped": stopped.pid, "grandchild": grandchild,
-                    "zygote": pool._backend._proc.pid}
+                    "zygote": pool._backend._proc.pid, "spare": pool._backend._spare.pid}
             print(json.dumps(pids), flush=True)
             await anyio.sleep_forever()
 
@@ -57,7 +59,7 @@ def test_sigkilled_parent_leaves_no_worker_alive() -> None:
         assert helper.stdout is not None
         line = helper.stdout.readline()
         pids = json.loads(line)
-        everyone = [*pids["workers"], pids["grandchild"], pids["zygote"]]
+        everyone = [*pids["workers"], pids["grandchild"], pids["zygote"], pids["spare"]]
         stopped = psutil.Process(pids["stopped"])
         wait_for(lambda: stopped.status() == psutil.STATUS_STOPPED)
         assert not any(gone(pid) for pid in everyone)

@@ -397,3 +397,48 @@ async def test_killing_an_idle_worker_of_an_idle_pool() -> None:
         await wait_for(lambda: pool.stats().ready_workers == 2)
         assert [e.kind for e in events].count("crash") == 1
         assert pool.stats().errors == 0
+
+
+async def spare_of(pool: Pool) -> int:
+    """The pid of the pool's spare worker, once it is forked (docs/design.md, "Spare worker")."""
+    backend = pool._backend
+    await wait_for(lambda: backend._spare is not None)  # type: ignore[attr-defined]
+    return backend._spare.pid  # type: ignore[attr-defined, no-any-return]
+
+
+async def test_a_replacement_is_the_spare_and_knows_its_slot() -> None:
+    async with proc_pool(size=2, strategy="fifo") as pool:  # fifo: calls alternate workers
+        spare = await spare_of(pool)
+        assert not pool.owns(spare)  # not a slot's worker until it is taken
+        victim = pool.workers[1]
+        victim.signal(signal.SIGKILL)
+        new = await pool.wait_serving(1, not_pid=victim.pid)
+        assert new.pid == spare
+        # its index came with Start, its control thread started then: both work
+        assert {await pool.execute("index") for _ in range(20)} == {0, 1}
+        assert await new.control("pool_test_workers:double", {"x": 2}) == {"double": 4,
+                                                                           "index": 1}
+        assert await spare_of(pool) != spare  # a new spare is forked for the next one
+
+
+async def test_a_spare_killed_while_idle_is_never_handed_out() -> None:
+    async with proc_pool(size=1) as pool:
+        events = record(pool)
+        spare = await spare_of(pool)
+        os.kill(spare, signal.SIGKILL)
+        await wait_for(lambda: gone(spare))
+        first = pool.workers[0]
+        first.signal(signal.SIGKILL)
+        new = await pool.wait_serving(0, not_pid=first.pid)
+        assert new.pid not in (spare, first.pid)  # a fresh fork served instead
+        assert await pool.execute("ping") == "pong"
+        assert [e.kind for e in events].count("crash") == 1  # the spare's death is no crash
+        assert pool.stats().restarts == 1
+
+
+async def test_the_spare_is_reaped_when_the_pool_closes() -> None:
+    before = descendants()
+    async with proc_pool(size=1) as pool:
+        spare = await spare_of(pool)
+    assert gone(spare)
+    assert descendants() == before
