@@ -11,7 +11,7 @@ import itertools
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,9 +163,17 @@ class FakePool:
     def workers(self) -> list[FakeHandle]:
         return [self.slots[i] for i in sorted(self.slots)]
 
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
-        self.subscribers.append(callback)
-        return lambda: self.subscribers.remove(callback)
+    def subscribe(self, callback: Callable[[Any], None],
+                  kinds: Iterable[str] | None = None) -> Callable[[], None]:
+        # as the real bus: a subscriber that named kinds sees only those
+        wanted = None if kinds is None else frozenset(kinds)
+
+        def deliver(event: Any) -> None:
+            if wanted is None or event.kind in wanted:
+                callback(event)
+
+        self.subscribers.append(deliver)
+        return lambda: self.subscribers.remove(deliver)
 
     def emit(self, kind: str, handle: FakeHandle | None = None, *, at: float | None = None,
              **data: Any) -> None:

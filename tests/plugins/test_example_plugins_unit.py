@@ -49,7 +49,7 @@ class Pool:
     def owns(self, pid: int) -> bool:
         return True
 
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[Any], None], kinds: Any = None) -> Callable[[], None]:
         self.listeners.append(callback)
         return lambda: self.listeners.remove(callback)
 

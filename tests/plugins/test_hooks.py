@@ -122,7 +122,7 @@ class SubscribablePool:
     def __init__(self) -> None:
         self.callbacks: list[Any] = []
 
-    def subscribe(self, callback: Any) -> Any:
+    def subscribe(self, callback: Any, kinds: Any = None) -> Any:
         self.callbacks.append(callback)
         return lambda: self.callbacks.remove(callback)
 

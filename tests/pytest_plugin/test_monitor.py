@@ -37,7 +37,7 @@ class FakePool:
         self.listeners: list[Callable[[Any], None]] = []
         self.current = Stats()
 
-    def subscribe(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[Any], None], kinds: Any = None) -> Callable[[], None]:
         self.listeners.append(callback)
         return lambda: self.listeners.remove(callback)
 

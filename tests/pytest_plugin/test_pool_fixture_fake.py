@@ -27,7 +27,7 @@ class FakePool:
         self.procs = []
         self.callbacks = []
 
-    def subscribe(self, callback):
+    def subscribe(self, callback, kinds=None):
         self.callbacks.append(callback)
         return lambda: self.callbacks.remove(callback)
 
