@@ -247,7 +247,7 @@ def _dry_run(experiment: str, loaded: Any, base: Any, root: int, budget: int | N
                       comments=[f"chaospool explore: schedule {d.number} of seed {root} "
                                 f"({len(d.candidate.steps)} step(s))",
                                 f"replay: {_replay(experiment, root, d.number)}"],
-                      out_dir=".")
+                      out_dir=None)  # stdout has no place: paths absolute, runnable anywhere
             for d in drawn]
     click.echo("---\n".join(docs), nl=False)
 
