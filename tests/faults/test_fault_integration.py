@@ -365,7 +365,10 @@ async def test_memory_leak_grows_rss_at_a_rate_and_is_released() -> None:
         threads = (await victim.control("info"))["threads"]
         ctx = ctx_for(MemoryLeak, pool, [victim], rate=200 * MB, limit=80 * MB, duration=5.0)
         await MemoryLeak().inject(ctx)
-        await wait_for(lambda: proc.memory_info().rss - start >= 70 * MB, timeout=5)
+        # grown from what the fault measured at inject (the control op above may have grown
+        # the worker a little after ``start``): its evidence then shows the same growth
+        (leaking,) = evidence(ctx)["leaking"]
+        await wait_for(lambda: proc.memory_info().rss - leaking["rss_start"] >= 70 * MB, timeout=5)
         await MemoryLeak().revert(ctx)
         await wait_for(lambda: proc.memory_info().rss - start < 20 * MB, timeout=5)
         assert (await victim.control("info"))["threads"] == threads  # the leak thread ended
