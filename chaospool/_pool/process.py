@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import os
+import select
 import signal as _signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import sniffio
 
@@ -46,18 +48,46 @@ _log = logging.getLogger("chaospool.pool")
 
 
 class _Exit:
-    """Where the zygote's ``Exited`` report for one pid lands."""
+    """Where the zygote's ``Exited`` report for one pid lands; and, until then, a pidfd of
+    the worker that tells the moment it exits (docs/design.md, "Replacing at death").
 
-    __slots__ = ("event", "status")
+    The pidfd is opened when ``Spawned`` is handled, before that pid's ``Exited`` (the zygote
+    sends them in that order on one socket). If the worker was already reaped and its pid
+    reused meanwhile, the pidfd names a stranger or cannot be opened -- either way our worker
+    is dead, so a readable pidfd, or none, never claims a live worker dead.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("event", "pidfd", "status")
+
+    def __init__(self, pid: int | None = None) -> None:
         self.event = anyio.Event()
         self.status: ExitStatus | None = None
+        self.pidfd: int | None = None
+        if pid is not None:
+            with contextlib.suppress(OSError):  # already gone: nothing to watch
+                self.pidfd = os.pidfd_open(pid)
 
     def set(self, status: ExitStatus) -> None:
         if self.status is None:
             self.status = status
             self.event.set()
+        self._close_pidfd()
+
+    def _close_pidfd(self) -> None:
+        pidfd, self.pidfd = self.pidfd, None
+        if pidfd is not None:
+            anyio.notify_closing(pidfd)  # wakes an ``exited`` waiting on it
+            os.close(pidfd)
+
+    async def exited(self) -> None:
+        """Return once the worker has exited (reaped or not); not before."""
+        pidfd = self.pidfd
+        if pidfd is None or self.status is not None:
+            return  # reaped, or already gone when it was spawned
+        if select.select([pidfd], [], [], 0)[0]:
+            return  # the usual case at EOF: it exited a moment ago, no loop turn needed
+        with contextlib.suppress(anyio.ClosedResourceError):  # reaped meanwhile: exited
+            await anyio.wait_readable(pidfd)
 
 
 async def _drain_lines(fd: int, log: deque[str]) -> None:
@@ -289,6 +319,11 @@ class ProcessLink:
         await self._exit.event.wait()
         return self._exit.status or _UNKNOWN
 
+    async def exited(self) -> None:
+        """Return once the worker process has exited, even before the zygote reaped it
+        (``backend.Exits``): its pidfd is readable from the moment it is a zombie."""
+        await self._exit.exited()
+
     def exit_status(self) -> ExitStatus | None:
         return self._exit.status
 
@@ -411,15 +446,18 @@ class ProcessBackend:
         elif isinstance(msg, p.Spawned):
             # the spawner gets this very _Exit: a worker that dies at once may have its Exited
             # handled before the spawner resumes, and must not leave it waiting on another
-            exit_ = self._exits[msg.pid] = _Exit()
+            exit_ = self._exits[msg.pid] = _Exit(msg.pid)
             entry = self._spawned.get(msg.token)
             if entry is not None:
                 entry[1].append((msg.pid, exit_))
                 entry[0].set()
         elif isinstance(msg, p.Exited):
-            gone = self._exits.pop(msg.pid, None)
-            if gone is not None:
-                gone.set(ExitStatus(msg.exitcode, msg.signal))
+            self._on_exited(msg)
+
+    def _on_exited(self, msg: p.Exited) -> None:
+        gone = self._exits.pop(msg.pid, None)
+        if gone is not None:
+            gone.set(ExitStatus(msg.exitcode, msg.signal))
 
     async def _zygote_gone(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
         """The zygote is gone: its workers die with it (PDEATHSIG); reap it, release waiters."""
@@ -439,9 +477,10 @@ class ProcessBackend:
             sock.close()
 
     async def spawn(self, index: int) -> ProcessLink:
-        async with self._lock:
-            if not self._alive:  # the fork server died: start a new one, then carry on
-                await self._start_zygote()
+        if not self._alive:  # checked first: acquiring the lock is a turn of the loop
+            async with self._lock:
+                if not self._alive:  # the fork server died: start a new one, then carry on
+                    await self._start_zygote()
         link = await self._adopt_spare(index)
         if link is None:
             link = await self._fork(index)
@@ -474,8 +513,13 @@ class ProcessBackend:
             self._tg.start_soon(self._make_spare)
 
     async def _make_spare(self) -> None:
+        # one turn of the loop first: the spare just taken is the replacement, whose
+        # handshake and wake-ups are queued already; they go before this fork, whose CPU
+        # (the zygote's fork, the new spare's start-up) would otherwise delay them
+        # (0.8 ms of a 3 ms replacement measured; docs/design.md, "Replacing at death")
         link = None
         try:
+            await anyio.lowlevel.checkpoint()
             with anyio.move_on_after(self.start_timeout):
                 link = await self._fork(p.SPARE)
         except Exception as exc:  # the fork server is gone: the next spawn starts a new one

@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame
+from chaospool._pool.backend import Exits, ExitStatus, LinkClosed, MalformedFrame
 from chaospool._pool.kinds import (
     BUSY,
     DEAD,
@@ -70,6 +70,11 @@ class Supervisor:
         self._circuit_opened_at = 0.0
         self._half_open = False
         self._starting = 0  # incarnations in their handshake: ``grow`` counts them as coming
+        # replaced at death (docs/design.md, "Replacing at death"): a worker that certainly
+        # exited -> its successor, until its reap says crash, restart; and back, so that the
+        # successor serves only after that
+        self._successors: dict[Worker, Worker] = {}
+        self._predecessors: dict[Worker, Worker] = {}
 
     def attach(self, dispatch: Dispatch) -> None:
         """Where replies, freed workers and deaths go (the request path). Bound methods: a
@@ -97,6 +102,7 @@ class Supervisor:
         try:
             with w.scope:
                 await self._handshake(w)
+                await self._predecessor_reaped(w)
             if w.scope.cancelled_caught:
                 w.start_error = PoolClosed("the pool closed while the worker started")
         except Exception as exc:
@@ -110,10 +116,22 @@ class Supervisor:
             self._on_ready(w)
             reason = await self._serve(w)
         with anyio.CancelScope(shield=True):
-            status = await self._reap(w)
+            status = await self._reap(w, reason)
             if w.link is not None:
                 w.link.close()  # a link that never reached _serve still holds its sockets
+            await self._predecessor_reaped(w)  # a successor's end is told after its predecessor's
             self._on_dead(w, status, reason)
+
+    async def _predecessor_reaped(self, w: Worker) -> None:
+        """A successor started at its predecessor's death says ``start`` (and serves) only
+        after the predecessor's ``crash`` and ``restart``: the events' order stays crash ->
+        restart -> start, and a crash's exit status is known when its slot serves again."""
+        old = self._predecessors.get(w)
+        if old is not None:
+            try:
+                await old.done.wait()  # bounded: the predecessor's reap is
+            finally:
+                self._predecessors.pop(w, None)
 
     async def _handshake(self, w: Worker) -> None:
         try:
@@ -196,16 +214,48 @@ class Supervisor:
             self._idle.remove(w)
         self._sessions.drop_worker(w)
 
-    async def _reap(self, w: Worker) -> ExitStatus:
+    async def _reap(self, w: Worker, reason: StopReason) -> ExitStatus:
         link = w.link
         if link is None:
             return ExitStatus(None, None)
         with anyio.move_on_after(self.config.stop_grace + 0.5):
+            if reason != StopReason.START and isinstance(link, Exits):
+                await link.exited()  # certainly dead: replace it while it is reaped
+                self._replace_at_death(w, reason)
             return await link.wait()
         self.signal(w, _signal.SIGKILL)
         with anyio.move_on_after(10.0):
             return await link.wait()
         return ExitStatus(None, None)
+
+    def _replace_at_death(self, w: Worker, reason: StopReason) -> None:
+        """``w`` has exited; its exit status is on its way (the zygote reaps it). Start its
+        successor now -- it takes the spare meanwhile -- when the decision ``_after_death``
+        would make at the reap is already certain: a core slot, the pool open, the circuit
+        closed and staying closed. Anything else (overflow, a failure that opens or reopens
+        the circuit) is decided at the reap, as before. Only ``Exits.exited`` gets here: a
+        worker that only closed its channel, is stopped or is cut off is not replaced early.
+        """
+        if (self._state.closed or reason == StopReason.RETIRE or w.overflow
+                or self.circuit_open or self._slots[w.index] is not w):
+            return
+        if reason in FAILURES and not self._count_failure_quietly():
+            return
+        new = self.launch(w.index)
+        self._successors[w] = new
+        self._predecessors[new] = w
+
+    def _count_failure_quietly(self) -> bool:
+        """Record one failure if it stays within the intensity (True); else record nothing
+        and leave it to ``_count_failure`` at the reap, which opens the circuit."""
+        now = self._state.clock()
+        failures = self._failures
+        while failures and now - failures[0] > self.config.restart_within:
+            failures.popleft()
+        if len(failures) + 1 > self.config.max_restarts or self._half_open:
+            return False
+        failures.append(now)
+        return True
 
     def _on_dead(self, w: Worker, status: ExitStatus, reason: StopReason) -> None:
         w.state = DEAD
@@ -224,7 +274,13 @@ class Supervisor:
             self._bus.emit("crash", w.index, w.pid, exitcode=status.exitcode,
                            signal=status.signal, reason=reason)
         w.done.set()
-        if not self._state.closed and reason != StopReason.RETIRE:
+        successor = self._successors.pop(w, None)
+        if self._state.closed or reason == StopReason.RETIRE:
+            return
+        if successor is not None:  # replaced at its death: only the event is left to say
+            self._counters.restarts += 1
+            self._bus.emit("restart", w.index, None, replaces=w.pid, reason=reason)
+        else:
             self._after_death(w, reason)
 
     def _fail_pending(self, w: Worker, status: ExitStatus, reason: StopReason) -> None:
