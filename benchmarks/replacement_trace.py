@@ -21,11 +21,11 @@ from chaospool._pool import process, supervisor
 # (label, owner, attribute): in the order a replacement passes them
 STEPS: list[tuple[str, Any, str]] = [
     ("EOF (data socket)", process._FrameProtocol, "connection_lost"),
-    ("death certain", supervisor.Supervisor, "_replace_at_death"),
+    ("death certain (status read)", process._Exit, "exited"),
     ("zygote's exit report", process.ProcessBackend, "_on_exited"),
     ("decision (restart)", supervisor.Supervisor, "launch"),
     ("spare taken (Start sent)", process.ProcessBackend, "_adopt_spare"),
-    ("crash event (reaped)", supervisor.Supervisor, "_on_dead"),
+    ("crash event", supervisor.Supervisor, "_on_dead"),
     ("serving (start event)", supervisor.Supervisor, "_on_ready"),
 ]
 

@@ -107,12 +107,13 @@ class Exits(Protocol):
     """What a link may also tell: the moment its worker exits, before it is reaped.
 
     Optional: a link that has it lets the supervisor replace the worker as soon as it is
-    certainly dead, while its exit status is still on its way (docs/design.md, "Replacing at
-    death"); without it the replacement waits for ``wait``.
+    certainly dead, while it is reaped (docs/design.md, "Replacing at death"); without it the
+    replacement waits for ``wait``.
     """
 
-    async def exited(self) -> None:
-        """Return once the worker process has exited -- never while it may still run."""
+    async def exited(self) -> ExitStatus:
+        """Once the worker process has exited -- never while it may still run -- how it
+        ended (possibly before ``wait``: the exit status need not wait for the reap)."""
 
 
 @runtime_checkable

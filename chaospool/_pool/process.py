@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import select
+import signal
 import signal as _signal
 import socket
 import subprocess
@@ -48,46 +49,68 @@ _log = logging.getLogger("chaospool.pool")
 
 
 class _Exit:
-    """Where the zygote's ``Exited`` report for one pid lands; and, until then, a pidfd of
-    the worker that tells the moment it exits (docs/design.md, "Replacing at death").
+    """Where the zygote's ``Exited`` report for one pid lands; and, until then, the worker's
+    pidfd, which tells the moment it exits (docs/design.md, "Replacing at death").
 
-    The pidfd is opened when ``Spawned`` is handled, before that pid's ``Exited`` (the zygote
-    sends them in that order on one socket). If the worker was already reaped and its pid
-    reused meanwhile, the pidfd names a stranger or cannot be opened -- either way our worker
-    is dead, so a readable pidfd, or none, never claims a live worker dead.
+    The pidfd comes from the zygote with ``Spawned`` (opened right after the fork, before it
+    could reap the child): it always names our worker, never a process that reused its pid.
     """
 
-    __slots__ = ("event", "pidfd", "status")
+    __slots__ = ("event", "pid", "pidfd", "status")
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, pid: int = 0, pidfd: int | None = None) -> None:
         self.event = anyio.Event()
         self.status: ExitStatus | None = None
-        self.pidfd: int | None = None
-        if pid is not None:
-            with contextlib.suppress(OSError):  # already gone: nothing to watch
-                self.pidfd = os.pidfd_open(pid)
+        self.pid = pid
+        self.pidfd = pidfd
 
     def set(self, status: ExitStatus) -> None:
         if self.status is None:
             self.status = status
             self.event.set()
-        self._close_pidfd()
+        self.close()
 
-    def _close_pidfd(self) -> None:
+    def close(self) -> None:
         pidfd, self.pidfd = self.pidfd, None
         if pidfd is not None:
             anyio.notify_closing(pidfd)  # wakes an ``exited`` waiting on it
             os.close(pidfd)
 
-    async def exited(self) -> None:
-        """Return once the worker has exited (reaped or not); not before."""
+    async def exited(self) -> ExitStatus:
+        """Once the worker has exited (never before): its exit status, read from the zombie
+        while the zygote reaps it, or from the zygote's report."""
         pidfd = self.pidfd
-        if pidfd is None or self.status is not None:
-            return  # reaped, or already gone when it was spawned
-        if select.select([pidfd], [], [], 0)[0]:
-            return  # the usual case at EOF: it exited a moment ago, no loop turn needed
-        with contextlib.suppress(anyio.ClosedResourceError):  # reaped meanwhile: exited
-            await anyio.wait_readable(pidfd)
+        if pidfd is not None and self.status is None:
+            # the usual case at EOF: it exited a moment ago, no turn of the loop needed
+            if not select.select([pidfd], [], [], 0)[0]:
+                with contextlib.suppress(anyio.ClosedResourceError):  # reaped meanwhile
+                    await anyio.wait_readable(pidfd)
+            status = self._zombie_status()
+            if status is not None:
+                return status
+        await self.event.wait()
+        return self.status or _UNKNOWN
+
+    def _zombie_status(self) -> ExitStatus | None:
+        """The exit status in ``/proc/PID/stat`` (field 52, as ``waitpid`` gives it) while the
+        process is a zombie; None once reaped. The pid is ours while the pidfd can still
+        signal it: checked *after* the read, so the read was of our unreaped worker."""
+        pidfd = self.pidfd
+        if pidfd is None:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                raw = f.read()
+            signal.pidfd_send_signal(pidfd, 0)  # ESRCH once reaped: the read may be a stranger's
+        except OSError:
+            return None
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        if len(fields) < 50 or fields[0] != b"Z":
+            return None
+        code = int(fields[49])
+        if os.WIFSIGNALED(code):
+            return ExitStatus(None, os.WTERMSIG(code))
+        return ExitStatus(os.WEXITSTATUS(code), None)
 
 
 async def _drain_lines(fd: int, log: deque[str]) -> None:
@@ -319,10 +342,10 @@ class ProcessLink:
         await self._exit.event.wait()
         return self._exit.status or _UNKNOWN
 
-    async def exited(self) -> None:
-        """Return once the worker process has exited, even before the zygote reaped it
+    async def exited(self) -> ExitStatus:
+        """Once the worker process has exited, its exit status -- before the zygote reaped it
         (``backend.Exits``): its pidfd is readable from the moment it is a zombie."""
-        await self._exit.exited()
+        return await self._exit.exited()
 
     def exit_status(self) -> ExitStatus | None:
         return self._exit.status
@@ -416,19 +439,24 @@ class ProcessBackend:
         try:
             while True:
                 try:
-                    data = sock.recv(65536)
+                    # with a Spawned, the zygote passes the worker's pidfd (SCM_RIGHTS)
+                    data, fds, _, _ = socket.recv_fds(sock, 65536, 1)
                 except BlockingIOError:
                     await anyio.wait_readable(sock)
                     continue
                 if not data:
                     break
-                self._on_datagram(data)
+                try:
+                    self._on_datagram(data, fds)
+                finally:
+                    for fd in fds:  # an fd nobody took: an unexpected or malformed message
+                        os.close(fd)
         except (OSError, anyio.ClosedResourceError):
             pass
         finally:
             await self._zygote_gone(sock, proc)
 
-    def _on_datagram(self, data: bytes) -> None:
+    def _on_datagram(self, data: bytes, fds: list[int]) -> None:
         try:
             msg = p.decode_zygote(data)
         except msgspec.DecodeError as exc:
@@ -436,9 +464,9 @@ class ProcessBackend:
             _log.error("the fork server of %r sent a malformed message (%s), ignored: %r",
                        self.worker, exc, data[:200])
             return
-        self._on_zygote(msg)
+        self._on_zygote(msg, fds)
 
-    def _on_zygote(self, msg: p.ZygoteMessage) -> None:
+    def _on_zygote(self, msg: p.ZygoteMessage, fds: list[int]) -> None:
         if isinstance(msg, p.Hello | p.StartFailed):
             self._first = msg
             if self._hello is not None:
@@ -446,7 +474,7 @@ class ProcessBackend:
         elif isinstance(msg, p.Spawned):
             # the spawner gets this very _Exit: a worker that dies at once may have its Exited
             # handled before the spawner resumes, and must not leave it waiting on another
-            exit_ = self._exits[msg.pid] = _Exit(msg.pid)
+            exit_ = self._exits[msg.pid] = _Exit(msg.pid, fds.pop() if fds else None)
             entry = self._spawned.get(msg.token)
             if entry is not None:
                 entry[1].append((msg.pid, exit_))

@@ -1,8 +1,11 @@
 """Supervision: worker incarnations, deaths, restarts, restart intensity, heartbeats.
 
 Each incarnation is one task in the pool's task group: handshake, serve (until EOF), reap,
-then the supervisor decides. Crashes, protocol errors, request timeouts, failed health checks
-and failed starts count toward restart intensity (``max_restarts`` within ``within`` seconds,
+then the supervisor decides -- or, when the link tells its worker's exit and exit status
+before the reap (``backend.Exits``), decides at that moment and the reap only closes the
+account (docs/design.md, "Replacing at death").
+
+Crashes, protocol errors, request timeouts, failed health checks and failed starts count toward restart intensity (``max_restarts`` within ``within`` seconds,
 as in OTP); recycling and overflow retirement do not. Beyond the intensity the circuit opens:
 ``execute`` raises ``CircuitOpen`` at once. After ``within`` seconds it half-opens: the empty
 slots are refilled; the first handshake closes it, any failure before that reopens it.
@@ -70,11 +73,8 @@ class Supervisor:
         self._circuit_opened_at = 0.0
         self._half_open = False
         self._starting = 0  # incarnations in their handshake: ``grow`` counts them as coming
-        # replaced at death (docs/design.md, "Replacing at death"): a worker that certainly
-        # exited -> its successor, until its reap says crash, restart; and back, so that the
-        # successor serves only after that
-        self._successors: dict[Worker, Worker] = {}
-        self._predecessors: dict[Worker, Worker] = {}
+        # dead (its exit status known) and replaced, not yet reaped: ``reaping`` for close
+        self._unreaped: set[Worker] = set()
 
     def attach(self, dispatch: Dispatch) -> None:
         """Where replies, freed workers and deaths go (the request path). Bound methods: a
@@ -102,7 +102,6 @@ class Supervisor:
         try:
             with w.scope:
                 await self._handshake(w)
-                await self._predecessor_reaped(w)
             if w.scope.cancelled_caught:
                 w.start_error = PoolClosed("the pool closed while the worker started")
         except Exception as exc:
@@ -119,19 +118,9 @@ class Supervisor:
             status = await self._reap(w, reason)
             if w.link is not None:
                 w.link.close()  # a link that never reached _serve still holds its sockets
-            await self._predecessor_reaped(w)  # a successor's end is told after its predecessor's
-            self._on_dead(w, status, reason)
-
-    async def _predecessor_reaped(self, w: Worker) -> None:
-        """A successor started at its predecessor's death says ``start`` (and serves) only
-        after the predecessor's ``crash`` and ``restart``: the events' order stays crash ->
-        restart -> start, and a crash's exit status is known when its slot serves again."""
-        old = self._predecessors.get(w)
-        if old is not None:
-            try:
-                await old.done.wait()  # bounded: the predecessor's reap is
-            finally:
-                self._predecessors.pop(w, None)
+            if w.state != DEAD:
+                self._on_dead(w, status, reason)
+            self._on_reaped(w, status)
 
     async def _handshake(self, w: Worker) -> None:
         try:
@@ -220,44 +209,29 @@ class Supervisor:
             return ExitStatus(None, None)
         with anyio.move_on_after(self.config.stop_grace + 0.5):
             if reason != StopReason.START and isinstance(link, Exits):
-                await link.exited()  # certainly dead: replace it while it is reaped
-                self._replace_at_death(w, reason)
+                # returns only once the worker exited (a worker that closed its channel, is
+                # stopped or cut off is not dead): decide now, while the zygote reaps it
+                self._unreaped.add(w)
+                self._on_dead(w, await link.exited(), reason)
             return await link.wait()
         self.signal(w, _signal.SIGKILL)
         with anyio.move_on_after(10.0):
             return await link.wait()
         return ExitStatus(None, None)
 
-    def _replace_at_death(self, w: Worker, reason: StopReason) -> None:
-        """``w`` has exited; its exit status is on its way (the zygote reaps it). Start its
-        successor now -- it takes the spare meanwhile -- when the decision ``_after_death``
-        would make at the reap is already certain: a core slot, the pool open, the circuit
-        closed and staying closed. Anything else (overflow, a failure that opens or reopens
-        the circuit) is decided at the reap, as before. Only ``Exits.exited`` gets here: a
-        worker that only closed its channel, is stopped or is cut off is not replaced early.
-        """
-        if (self._state.closed or reason == StopReason.RETIRE or w.overflow
-                or self.circuit_open or self._slots[w.index] is not w):
-            return
-        if reason in FAILURES and not self._count_failure_quietly():
-            return
-        new = self.launch(w.index)
-        self._successors[w] = new
-        self._predecessors[new] = w
+    def _on_reaped(self, w: Worker, status: ExitStatus) -> None:
+        """The account is closed: the process was reaped (or given up on), ``done`` tells."""
+        w.exit = status
+        self._unreaped.discard(w)
+        w.done.set()
 
-    def _count_failure_quietly(self) -> bool:
-        """Record one failure if it stays within the intensity (True); else record nothing
-        and leave it to ``_count_failure`` at the reap, which opens the circuit."""
-        now = self._state.clock()
-        failures = self._failures
-        while failures and now - failures[0] > self.config.restart_within:
-            failures.popleft()
-        if len(failures) + 1 > self.config.max_restarts or self._half_open:
-            return False
-        failures.append(now)
-        return True
+    def reaping(self) -> list[Worker]:
+        """Workers dead and replaced but not yet reaped (the pool's close waits for them)."""
+        return list(self._unreaped)
 
     def _on_dead(self, w: Worker, status: ExitStatus, reason: StopReason) -> None:
+        """``w`` exited with ``status``: free its slot, fail its calls, say crash, decide its
+        replacement (restart). Runs once per incarnation, at its death or its reap."""
         w.state = DEAD
         w.exit = status
         if w in self._idle:
@@ -273,14 +247,7 @@ class Supervisor:
             self._counters.crashes += 1
             self._bus.emit("crash", w.index, w.pid, exitcode=status.exitcode,
                            signal=status.signal, reason=reason)
-        w.done.set()
-        successor = self._successors.pop(w, None)
-        if self._state.closed or reason == StopReason.RETIRE:
-            return
-        if successor is not None:  # replaced at its death: only the event is left to say
-            self._counters.restarts += 1
-            self._bus.emit("restart", w.index, None, replaces=w.pid, reason=reason)
-        else:
+        if not self._state.closed and reason != StopReason.RETIRE:
             self._after_death(w, reason)
 
     def _fail_pending(self, w: Worker, status: ExitStatus, reason: StopReason) -> None:
