@@ -5,9 +5,10 @@ then the supervisor decides -- or, when the link tells its worker's exit and exi
 before the reap (``backend.Exits``), decides at that moment and the reap only closes the
 account (docs/design.md, "Replacing at death").
 
-Crashes, protocol errors, request timeouts, failed health checks and failed starts count toward restart intensity (``max_restarts`` within ``within`` seconds,
-as in OTP); recycling and overflow retirement do not. Beyond the intensity the circuit opens:
-``execute`` raises ``CircuitOpen`` at once. After ``within`` seconds it half-opens: the empty
+Crashes, protocol errors, request timeouts, failed health checks and failed starts count
+toward restart intensity (``max_restarts`` within ``within`` seconds, as in OTP); recycling
+and overflow retirement do not. Beyond the intensity the circuit opens: ``execute`` raises
+``CircuitOpen`` at once. After ``within`` seconds it half-opens: the empty
 slots are refilled; the first handshake closes it, any failure before that reopens it.
 """
 

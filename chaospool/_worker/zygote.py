@@ -4,7 +4,8 @@ Started by the pool as ``python -m chaospool._worker.zygote CONFIG_JSON`` with o
 SOCK_SEQPACKET socket. It answers ``Hello`` (or ``StartFailed`` with the import traceback),
 then for each ``Spawn`` (which carries the worker's data socket, control socket and log pipe as
 SCM_RIGHTS fds) forks a worker and answers ``Spawned``, with the worker's pidfd. It is every
-worker's parent, so it reaps them and reports each exit as ``Exited`` (a pidfd per child: no SIGCHLD races).
+worker's parent, so it reaps them and reports each exit as ``Exited`` (a pidfd per child: no
+SIGCHLD races).
 
 No orphans: the zygote dies with the pool (PR_SET_PDEATHSIG=SIGTERM, and EOF on its socket),
 and on the way out SIGKILLs every worker's process group; each worker also has
