@@ -25,6 +25,7 @@ STEPS: list[tuple[str, Any, str]] = [
     ("zygote's exit report", process.ProcessBackend, "_on_exited"),
     ("decision (restart)", supervisor.Supervisor, "launch"),
     ("spare taken (Start sent)", process.ProcessBackend, "_adopt_spare"),
+    ("spare taken at once (Start sent)", process.ProcessBackend, "take_ready"),
     ("crash event", supervisor.Supervisor, "_on_dead"),
     ("serving (start event)", supervisor.Supervisor, "_on_ready"),
 ]

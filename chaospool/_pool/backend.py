@@ -117,6 +117,19 @@ class Exits(Protocol):
 
 
 @runtime_checkable
+class Spares(Protocol):
+    """What a backend may also do: hand out a worker that is ready now, in the caller's step.
+
+    Optional: a backend with a started worker in stock (the process backend's spare) lets a
+    replacement serve without a turn of the loop (docs/design.md, "Replacing at death").
+    """
+
+    def take_ready(self, index: int) -> tuple[Link, list[p.Message]] | None:
+        """A worker given slot ``index`` whose handshake messages were already received (they
+        are returned, for the pool to check), or None: then ``spawn``."""
+
+
+@runtime_checkable
 class Backend(Protocol):
     """Starts workers of one worker module."""
 

@@ -312,6 +312,16 @@ class ProcessLink:
             if msgs:
                 return msgs
 
+    def received_nowait(self) -> list[p.Message] | None:
+        """What arrived and nobody read yet, taken now; None if nothing did (or this loop
+        has no protocol: trio reads only in ``receive``)."""
+        proto = self._proto
+        if proto is None or not proto.ready or not self.usable():
+            return None
+        msgs = list(proto.ready)
+        proto.ready.clear()
+        return msgs
+
     def usable(self) -> bool:
         """Not closed, not known to be dead (a spare is checked before it is taken)."""
         if self._closed or self._exit.status is not None:
@@ -514,6 +524,26 @@ class ProcessBackend:
             link = await self._fork(index)
         self._want_spare()
         return link
+
+    def take_ready(self, index: int) -> tuple[ProcessLink, list[p.Message]] | None:
+        """The spare, given slot ``index``, with its Hello -- if that Hello is already here
+        and ``Start`` can go at once (``backend.Spares``); else None and ``spawn`` decides."""
+        link = self._spare
+        if link is None or not self._alive:
+            return None
+        msgs = link.received_nowait()
+        if msgs is None:
+            return None
+        self._spare = None
+        try:
+            sent = link.send_nowait(p.Start(index))
+        except LinkClosed:
+            sent = False
+        if not sent:  # it died idle: the zygote reaps it; spawn forks a fresh one
+            link.close()
+            return None
+        self._want_spare()
+        return link, msgs
 
     async def _adopt_spare(self, index: int) -> ProcessLink | None:
         """The spare, given slot ``index`` (its Hello is already in the link); None if there

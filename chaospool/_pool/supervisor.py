@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from chaospool._pool.backend import Exits, ExitStatus, LinkClosed, MalformedFrame
+from chaospool._pool.backend import Exits, ExitStatus, LinkClosed, MalformedFrame, Spares
 from chaospool._pool.kinds import (
     BUSY,
     DEAD,
@@ -98,8 +98,43 @@ class Supervisor:
         self._state.tg.start_soon(self._incarnation, w)
         return w
 
-    async def _incarnation(self, w: Worker) -> None:
+    def _replace(self, index: int) -> None:
+        """``launch`` for a replacement; when the backend has a worker ready now (the spare,
+        its Hello already received: ``backend.Spares``), it serves within this very step --
+        no turn of the loop between the death and the ``start`` (docs/design.md, "Replacing
+        at death")."""
+        backend = self._state.backend
+        taken = backend.take_ready(index) if isinstance(backend, Spares) else None
+        if taken is None:
+            self.launch(index)
+            return
+        w = Worker(index, overflow=index >= self.config.size)
+        self._slots[index] = w
+        w.link, w.pid = taken[0], taken[0].pid
+        try:
+            self._check_hello(w, taken[1])
+        except WorkerStartError as exc:
+            w.start_error = exc
+        w.started.set()
+        self._started(w)
+        assert self._state.tg is not None
+        self._state.tg.start_soon(self._incarnation, w, True)
+
+    async def _incarnation(self, w: Worker, handshaken: bool = False) -> None:
         reason = StopReason.START
+        if not handshaken:
+            await self._start(w)
+        if w.start_error is None:
+            reason = await self._serve(w)
+        with anyio.CancelScope(shield=True):
+            status = await self._reap(w, reason)
+            if w.link is not None:
+                w.link.close()  # a link that never reached _serve still holds its sockets
+            if w.state != DEAD:
+                self._on_dead(w, status, reason)
+            self._on_reaped(w, status)
+
+    async def _start(self, w: Worker) -> None:
         try:
             with w.scope:
                 await self._handshake(w)
@@ -110,18 +145,13 @@ class Supervisor:
         finally:
             self._starting -= 1
             w.started.set()
+        self._started(w)
+
+    def _started(self, w: Worker) -> None:
         if w.start_error is not None:
             self.signal(w, _signal.SIGKILL)  # whatever got started must not linger
-        if w.start_error is None:
+        else:
             self._on_ready(w)
-            reason = await self._serve(w)
-        with anyio.CancelScope(shield=True):
-            status = await self._reap(w, reason)
-            if w.link is not None:
-                w.link.close()  # a link that never reached _serve still holds its sockets
-            if w.state != DEAD:
-                self._on_dead(w, status, reason)
-            self._on_reaped(w, status)
 
     async def _handshake(self, w: Worker) -> None:
         try:
@@ -141,6 +171,9 @@ class Supervisor:
                 status = await link.wait()
                 raise self._start_error(w, f"{status.describe()} during start-up", status) \
                     from exc
+        self._check_hello(w, msgs)
+
+    def _check_hello(self, w: Worker, msgs: list[p.Message]) -> None:
         hello = msgs[0]
         if not isinstance(hello, p.Hello) or hello.version != p.PROTOCOL_VERSION:
             got = f"protocol version {hello.version}" if isinstance(hello, p.Hello) else hello
@@ -292,7 +325,7 @@ class Supervisor:
             assert self._state.tg is not None
             self._state.tg.start_soon(self._relaunch_later, w.index, 0.05)
         else:
-            self.launch(w.index)
+            self._replace(w.index)
 
     async def _relaunch_later(self, index: int, delay: float) -> None:
         await anyio.sleep(delay)
