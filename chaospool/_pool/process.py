@@ -56,13 +56,16 @@ class _Exit:
     could reap the child): it always names our worker, never a process that reused its pid.
     """
 
-    __slots__ = ("event", "pid", "pidfd", "status")
+    __slots__ = ("drain", "event", "pid", "pidfd", "status")
 
-    def __init__(self, pid: int = 0, pidfd: int | None = None) -> None:
+    def __init__(
+        self, pid: int = 0, pidfd: int | None = None, drain: Callable[[], None] | None = None
+    ) -> None:
         self.event = anyio.Event()
         self.status: ExitStatus | None = None
         self.pid = pid
         self.pidfd = pidfd
+        self.drain = drain  # reads what the zygote sent, now (its Exited may be waiting)
 
     def set(self, status: ExitStatus) -> None:
         if self.status is None:
@@ -88,6 +91,10 @@ class _Exit:
             status = self._zombie_status()
             if status is not None:
                 return status
+            # the zygote reaped it first (it waits on the same pidfd): its Exited is most
+            # likely in its socket already -- read it now rather than a turn of the loop later
+            if self.drain is not None:
+                self.drain()
         await self.event.wait()
         return self.status or _UNKNOWN
 
@@ -449,22 +456,35 @@ class ProcessBackend:
         try:
             while True:
                 try:
-                    # with a Spawned, the zygote passes the worker's pidfd (SCM_RIGHTS)
-                    data, fds, _, _ = socket.recv_fds(sock, 65536, 1)
+                    if not self._read_one(sock):
+                        break
                 except BlockingIOError:
                     await anyio.wait_readable(sock)
-                    continue
-                if not data:
-                    break
-                try:
-                    self._on_datagram(data, fds)
-                finally:
-                    for fd in fds:  # an fd nobody took: an unexpected or malformed message
-                        os.close(fd)
         except (OSError, anyio.ClosedResourceError):
             pass
         finally:
             await self._zygote_gone(sock, proc)
+
+    def _read_one(self, sock: socket.socket) -> bool:
+        """Handle one message of the zygote's; False at EOF, BlockingIOError if none."""
+        # with a Spawned, the zygote passes the worker's pidfd (SCM_RIGHTS)
+        data, fds, _, _ = socket.recv_fds(sock, 65536, 1)
+        if not data:
+            return False
+        try:
+            self._on_datagram(data, fds)
+        finally:
+            for fd in fds:  # an fd nobody took: an unexpected or malformed message
+                os.close(fd)
+        return True
+
+    def _drain_zygote(self) -> None:
+        """Handle what the zygote has sent, without waiting (beside ``_read_zygote``: one
+        datagram is one message, read whole by whichever reads it, in order)."""
+        sock = self._sock
+        with contextlib.suppress(OSError):  # BlockingIOError: all read; EOF: _read_zygote's
+            while sock is not None and self._sock is sock and self._read_one(sock):
+                pass
 
     def _on_datagram(self, data: bytes, fds: list[int]) -> None:
         try:
@@ -484,7 +504,8 @@ class ProcessBackend:
         elif isinstance(msg, p.Spawned):
             # the spawner gets this very _Exit: a worker that dies at once may have its Exited
             # handled before the spawner resumes, and must not leave it waiting on another
-            exit_ = self._exits[msg.pid] = _Exit(msg.pid, fds.pop() if fds else None)
+            exit_ = self._exits[msg.pid] = _Exit(msg.pid, fds.pop() if fds else None,
+                                                 self._drain_zygote)
             entry = self._spawned.get(msg.token)
             if entry is not None:
                 entry[1].append((msg.pid, exit_))
