@@ -45,6 +45,7 @@ from typing import Any
 import msgspec
 import uvloop
 from hdrh.histogram import HdrHistogram
+from replacement_trace import Trace, traced
 
 from chaospool._pool.process import ProcessBackend
 from chaospool.pool import Pool
@@ -294,10 +295,11 @@ def throughput(args: argparse.Namespace, loops: list[str], socks: list[socket.so
     return res
 
 
-async def replacement(kills: int, spare: bool) -> list[float]:
+async def replacement(kills: int, spare: bool, trace: Trace | None = None) -> list[float]:
     """Seconds from SIGKILL of slot 0's worker until slot 0 serves a new process; ``spare``
-    False is the fork-on-demand path of 0.1 (docs/design.md, "Spare worker")."""
-    times = []
+    False is the fork-on-demand path of 0.1 (docs/design.md, "Spare worker"). ``trace``
+    records per-step times (``replacement_trace.py``)."""
+    times: list[float] = []
     restart = {"max_restarts": kills + 1, "within": 60.0}  # every kill is a failure: allow them
     backend = ProcessBackend("chaospool.workers.demo", spare=spare)
     async with Pool("chaospool.workers.demo", size=2, health_check=False,
@@ -308,11 +310,34 @@ async def replacement(kills: int, spare: bool) -> list[float]:
             await asyncio.sleep(0.02)
             pid = pool.workers[0].pid
             assert pid is not None
+            if trace is not None:
+                trace.start()
             start = time.perf_counter()
             os.kill(pid, signal.SIGKILL)
             await pool.wait_serving(0, not_pid=pid)
             times.append(time.perf_counter() - start)
+            if trace is not None:
+                trace.done(times[-1])
     return times
+
+
+def replacements(args: argparse.Namespace, loops: list[str]) -> None:
+    """The replacement section alone (``--replacement``): ``--repeat`` back-to-back runs per
+    loop, fork on demand and spare side by side; with ``--trace``, per-step medians."""
+    for loop in loops:
+        for spare in (False, True):
+            trace = Trace() if args.trace else None
+            with traced(trace) if trace is not None else contextlib.nullcontext():
+                runs = [run_on(loop, lambda spare=spare, trace=trace: replacement(  # type: ignore[misc]
+                    args.kills, spare, trace)) for _ in range(args.repeat)]
+            how = "spare worker" if spare else "fork on demand (0.1)"
+            medians = ", ".join(f"{statistics.median(t) * 1e3:.2f}" for t in runs)
+            every = sorted(x for t in runs for x in t)
+            print(f"{loop}: replacement after SIGKILL, {how}: medians per run {medians} ms; "
+                  f"all {statistics.median(every) * 1e3:.2f} ms (min {every[0] * 1e3:.2f}, "
+                  f"n={len(every)}; target <= 2 ms)")
+            if trace is not None:
+                print(trace.report(f"{loop}, {how}"))
 
 
 async def cancel_queued(n: int) -> float:
@@ -398,6 +423,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help="queued callers to cancel (and a tenth of it, for the scaling)")
     parser.add_argument("--only", default=",".join(CONTENDERS),
                         help="contenders to run (chaospool always runs)")
+    parser.add_argument("--replacement", action="store_true",
+                        help="quick mode: only the replacement after SIGKILL, per loop")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="with --replacement: back-to-back runs of --kills kills each")
+    parser.add_argument("--trace", action="store_true",
+                        help="with --replacement: per-step times from the kill (medians)")
     args = parser.parse_args(argv)
     only = args.only.split(",")
     args.only = ["chaospool", *(n for n in only if n != "chaospool")]
@@ -413,6 +444,9 @@ def main(argv: list[str]) -> None:
         profile(args.profile, args)
         return
     loops = args.loops.split(",")
+    if args.replacement:
+        replacements(args, loops)
+        return
     bare = fork_bare_workers(args.workers)
     try:
         res = throughput(args, loops, [sock for _, sock in bare])

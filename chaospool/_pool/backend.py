@@ -103,6 +103,33 @@ class Measured(Protocol):
 
 
 @runtime_checkable
+class Exits(Protocol):
+    """What a link may also tell: the moment its worker exits, before it is reaped.
+
+    Optional: a link that has it lets the supervisor replace the worker as soon as it is
+    certainly dead, while it is reaped (docs/design.md, "Replacing at death"); without it the
+    replacement waits for ``wait``.
+    """
+
+    async def exited(self) -> ExitStatus:
+        """Once the worker process has exited -- never while it may still run -- how it
+        ended (possibly before ``wait``: the exit status need not wait for the reap)."""
+
+
+@runtime_checkable
+class Spares(Protocol):
+    """What a backend may also do: hand out a worker that is ready now, in the caller's step.
+
+    Optional: a backend with a started worker in stock (the process backend's spare) lets a
+    replacement serve without a turn of the loop (docs/design.md, "Replacing at death").
+    """
+
+    def take_ready(self, index: int) -> tuple[Link, list[p.Message]] | None:
+        """A worker given slot ``index`` whose handshake messages were already received (they
+        are returned, for the pool to check), or None: then ``spawn``."""
+
+
+@runtime_checkable
 class Backend(Protocol):
     """Starts workers of one worker module."""
 

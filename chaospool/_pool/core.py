@@ -234,7 +234,7 @@ class Pool:
             workers = [w for w in self._slots if w is not None]
             for w in workers:
                 self._supervisor.stop(w, StopReason.CLOSE)
-            for w in workers:
+            for w in workers + self._supervisor.reaping():  # dead, replaced, not yet reaped
                 await w.done.wait()
             await self._backend.aclose()
             assert self._state.tg is not None

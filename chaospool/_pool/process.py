@@ -15,6 +15,8 @@ import itertools
 import json
 import logging
 import os
+import select
+import signal
 import signal as _signal
 import socket
 import subprocess
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 
 import anyio
+import anyio.lowlevel
 import msgspec
 import sniffio
 
@@ -46,18 +49,75 @@ _log = logging.getLogger("chaospool.pool")
 
 
 class _Exit:
-    """Where the zygote's ``Exited`` report for one pid lands."""
+    """Where the zygote's ``Exited`` report for one pid lands; and, until then, the worker's
+    pidfd, which tells the moment it exits (docs/design.md, "Replacing at death").
 
-    __slots__ = ("event", "status")
+    The pidfd comes from the zygote with ``Spawned`` (opened right after the fork, before it
+    could reap the child): it always names our worker, never a process that reused its pid.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("drain", "event", "pid", "pidfd", "status")
+
+    def __init__(
+        self, pid: int = 0, pidfd: int | None = None, drain: Callable[[], None] | None = None
+    ) -> None:
         self.event = anyio.Event()
         self.status: ExitStatus | None = None
+        self.pid = pid
+        self.pidfd = pidfd
+        self.drain = drain  # reads what the zygote sent, now (its Exited may be waiting)
 
     def set(self, status: ExitStatus) -> None:
         if self.status is None:
             self.status = status
             self.event.set()
+        self.close()
+
+    def close(self) -> None:
+        pidfd, self.pidfd = self.pidfd, None
+        if pidfd is not None:
+            anyio.notify_closing(pidfd)  # wakes an ``exited`` waiting on it
+            os.close(pidfd)
+
+    async def exited(self) -> ExitStatus:
+        """Once the worker has exited (never before): its exit status, read from the zombie
+        while the zygote reaps it, or from the zygote's report."""
+        pidfd = self.pidfd
+        if pidfd is not None and self.status is None:
+            # the usual case at EOF: it exited a moment ago, no turn of the loop needed
+            if not select.select([pidfd], [], [], 0)[0]:
+                with contextlib.suppress(anyio.ClosedResourceError):  # reaped meanwhile
+                    await anyio.wait_readable(pidfd)
+            status = self._zombie_status()
+            if status is not None:
+                return status
+            # the zygote reaped it first (it waits on the same pidfd): its Exited is most
+            # likely in its socket already -- read it now rather than a turn of the loop later
+            if self.drain is not None:
+                self.drain()
+        await self.event.wait()
+        return self.status or _UNKNOWN
+
+    def _zombie_status(self) -> ExitStatus | None:
+        """The exit status in ``/proc/PID/stat`` (field 52, as ``waitpid`` gives it) while the
+        process is a zombie; None once reaped. The pid is ours while the pidfd can still
+        signal it: checked *after* the read, so the read was of our unreaped worker."""
+        pidfd = self.pidfd
+        if pidfd is None:
+            return None
+        try:
+            with open(f"/proc/{self.pid}/stat", "rb") as f:
+                raw = f.read()
+            signal.pidfd_send_signal(pidfd, 0)  # ESRCH once reaped: the read may be a stranger's
+        except OSError:
+            return None
+        fields = raw[raw.rindex(b")") + 2 :].split()
+        if len(fields) < 50 or fields[0] != b"Z":
+            return None
+        code = int(fields[49])
+        if os.WIFSIGNALED(code):
+            return ExitStatus(None, os.WTERMSIG(code))
+        return ExitStatus(os.WEXITSTATUS(code), None)
 
 
 async def _drain_lines(fd: int, log: deque[str]) -> None:
@@ -259,6 +319,16 @@ class ProcessLink:
             if msgs:
                 return msgs
 
+    def received_nowait(self) -> list[p.Message] | None:
+        """What arrived and nobody read yet, taken now; None if nothing did (or this loop
+        has no protocol: trio reads only in ``receive``)."""
+        proto = self._proto
+        if proto is None or not proto.ready or not self.usable():
+            return None
+        msgs = list(proto.ready)
+        proto.ready.clear()
+        return msgs
+
     def usable(self) -> bool:
         """Not closed, not known to be dead (a spare is checked before it is taken)."""
         if self._closed or self._exit.status is not None:
@@ -288,6 +358,11 @@ class ProcessLink:
     async def wait(self) -> ExitStatus:
         await self._exit.event.wait()
         return self._exit.status or _UNKNOWN
+
+    async def exited(self) -> ExitStatus:
+        """Once the worker process has exited, its exit status -- before the zygote reaped it
+        (``backend.Exits``): its pidfd is readable from the moment it is a zombie."""
+        return await self._exit.exited()
 
     def exit_status(self) -> ExitStatus | None:
         return self._exit.status
@@ -381,19 +456,37 @@ class ProcessBackend:
         try:
             while True:
                 try:
-                    data = sock.recv(65536)
+                    if not self._read_one(sock):
+                        break
                 except BlockingIOError:
                     await anyio.wait_readable(sock)
-                    continue
-                if not data:
-                    break
-                self._on_datagram(data)
         except (OSError, anyio.ClosedResourceError):
             pass
         finally:
             await self._zygote_gone(sock, proc)
 
-    def _on_datagram(self, data: bytes) -> None:
+    def _read_one(self, sock: socket.socket) -> bool:
+        """Handle one message of the zygote's; False at EOF, BlockingIOError if none."""
+        # with a Spawned, the zygote passes the worker's pidfd (SCM_RIGHTS)
+        data, fds, _, _ = socket.recv_fds(sock, 65536, 1)
+        if not data:
+            return False
+        try:
+            self._on_datagram(data, fds)
+        finally:
+            for fd in fds:  # an fd nobody took: an unexpected or malformed message
+                os.close(fd)
+        return True
+
+    def _drain_zygote(self) -> None:
+        """Handle what the zygote has sent, without waiting (beside ``_read_zygote``: one
+        datagram is one message, read whole by whichever reads it, in order)."""
+        sock = self._sock
+        with contextlib.suppress(OSError):  # BlockingIOError: all read; EOF: _read_zygote's
+            while sock is not None and self._sock is sock and self._read_one(sock):
+                pass
+
+    def _on_datagram(self, data: bytes, fds: list[int]) -> None:
         try:
             msg = p.decode_zygote(data)
         except msgspec.DecodeError as exc:
@@ -401,9 +494,9 @@ class ProcessBackend:
             _log.error("the fork server of %r sent a malformed message (%s), ignored: %r",
                        self.worker, exc, data[:200])
             return
-        self._on_zygote(msg)
+        self._on_zygote(msg, fds)
 
-    def _on_zygote(self, msg: p.ZygoteMessage) -> None:
+    def _on_zygote(self, msg: p.ZygoteMessage, fds: list[int]) -> None:
         if isinstance(msg, p.Hello | p.StartFailed):
             self._first = msg
             if self._hello is not None:
@@ -411,15 +504,19 @@ class ProcessBackend:
         elif isinstance(msg, p.Spawned):
             # the spawner gets this very _Exit: a worker that dies at once may have its Exited
             # handled before the spawner resumes, and must not leave it waiting on another
-            exit_ = self._exits[msg.pid] = _Exit()
+            exit_ = self._exits[msg.pid] = _Exit(msg.pid, fds.pop() if fds else None,
+                                                 self._drain_zygote)
             entry = self._spawned.get(msg.token)
             if entry is not None:
                 entry[1].append((msg.pid, exit_))
                 entry[0].set()
         elif isinstance(msg, p.Exited):
-            gone = self._exits.pop(msg.pid, None)
-            if gone is not None:
-                gone.set(ExitStatus(msg.exitcode, msg.signal))
+            self._on_exited(msg)
+
+    def _on_exited(self, msg: p.Exited) -> None:
+        gone = self._exits.pop(msg.pid, None)
+        if gone is not None:
+            gone.set(ExitStatus(msg.exitcode, msg.signal))
 
     async def _zygote_gone(self, sock: socket.socket, proc: subprocess.Popen[bytes]) -> None:
         """The zygote is gone: its workers die with it (PDEATHSIG); reap it, release waiters."""
@@ -439,14 +536,35 @@ class ProcessBackend:
             sock.close()
 
     async def spawn(self, index: int) -> ProcessLink:
-        async with self._lock:
-            if not self._alive:  # the fork server died: start a new one, then carry on
-                await self._start_zygote()
+        if not self._alive:  # checked first: acquiring the lock is a turn of the loop
+            async with self._lock:
+                if not self._alive:  # the fork server died: start a new one, then carry on
+                    await self._start_zygote()
         link = await self._adopt_spare(index)
         if link is None:
             link = await self._fork(index)
         self._want_spare()
         return link
+
+    def take_ready(self, index: int) -> tuple[ProcessLink, list[p.Message]] | None:
+        """The spare, given slot ``index``, with its Hello -- if that Hello is already here
+        and ``Start`` can go at once (``backend.Spares``); else None and ``spawn`` decides."""
+        link = self._spare
+        if link is None or not self._alive:
+            return None
+        msgs = link.received_nowait()
+        if msgs is None:
+            return None
+        self._spare = None
+        try:
+            sent = link.send_nowait(p.Start(index))
+        except LinkClosed:
+            sent = False
+        if not sent:  # it died idle: the zygote reaps it; spawn forks a fresh one
+            link.close()
+            return None
+        self._want_spare()
+        return link, msgs
 
     async def _adopt_spare(self, index: int) -> ProcessLink | None:
         """The spare, given slot ``index`` (its Hello is already in the link); None if there
@@ -474,8 +592,13 @@ class ProcessBackend:
             self._tg.start_soon(self._make_spare)
 
     async def _make_spare(self) -> None:
+        # one turn of the loop first: the spare just taken is the replacement, whose
+        # handshake and wake-ups are queued already; they go before this fork, whose CPU
+        # (the zygote's fork, the new spare's start-up) would otherwise delay them
+        # (0.8 ms of a 3 ms replacement measured; docs/design.md, "Replacing at death")
         link = None
         try:
+            await anyio.lowlevel.checkpoint()
             with anyio.move_on_after(self.start_timeout):
                 link = await self._fork(p.SPARE)
         except Exception as exc:  # the fork server is gone: the next spawn starts a new one

@@ -1,10 +1,14 @@
 """Supervision: worker incarnations, deaths, restarts, restart intensity, heartbeats.
 
 Each incarnation is one task in the pool's task group: handshake, serve (until EOF), reap,
-then the supervisor decides. Crashes, protocol errors, request timeouts, failed health checks
-and failed starts count toward restart intensity (``max_restarts`` within ``within`` seconds,
-as in OTP); recycling and overflow retirement do not. Beyond the intensity the circuit opens:
-``execute`` raises ``CircuitOpen`` at once. After ``within`` seconds it half-opens: the empty
+then the supervisor decides -- or, when the link tells its worker's exit and exit status
+before the reap (``backend.Exits``), decides at that moment and the reap only closes the
+account (docs/design.md, "Replacing at death").
+
+Crashes, protocol errors, request timeouts, failed health checks and failed starts count
+toward restart intensity (``max_restarts`` within ``within`` seconds, as in OTP); recycling
+and overflow retirement do not. Beyond the intensity the circuit opens: ``execute`` raises
+``CircuitOpen`` at once. After ``within`` seconds it half-opens: the empty
 slots are refilled; the first handshake closes it, any failure before that reopens it.
 """
 
@@ -17,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from chaospool._pool.backend import ExitStatus, LinkClosed, MalformedFrame
+from chaospool._pool.backend import Exits, ExitStatus, LinkClosed, MalformedFrame, Spares
 from chaospool._pool.kinds import (
     BUSY,
     DEAD,
@@ -70,6 +74,8 @@ class Supervisor:
         self._circuit_opened_at = 0.0
         self._half_open = False
         self._starting = 0  # incarnations in their handshake: ``grow`` counts them as coming
+        # dead (its exit status known) and replaced, not yet reaped: ``reaping`` for close
+        self._unreaped: set[Worker] = set()
 
     def attach(self, dispatch: Dispatch) -> None:
         """Where replies, freed workers and deaths go (the request path). Bound methods: a
@@ -92,8 +98,43 @@ class Supervisor:
         self._state.tg.start_soon(self._incarnation, w)
         return w
 
-    async def _incarnation(self, w: Worker) -> None:
+    def _replace(self, index: int) -> None:
+        """``launch`` for a replacement; when the backend has a worker ready now (the spare,
+        its Hello already received: ``backend.Spares``), it serves within this very step --
+        no turn of the loop between the death and the ``start`` (docs/design.md, "Replacing
+        at death")."""
+        backend = self._state.backend
+        taken = backend.take_ready(index) if isinstance(backend, Spares) else None
+        if taken is None:
+            self.launch(index)
+            return
+        w = Worker(index, overflow=index >= self.config.size)
+        self._slots[index] = w
+        w.link, w.pid = taken[0], taken[0].pid
+        try:
+            self._check_hello(w, taken[1])
+        except WorkerStartError as exc:
+            w.start_error = exc
+        w.started.set()
+        self._started(w)
+        assert self._state.tg is not None
+        self._state.tg.start_soon(self._incarnation, w, True)
+
+    async def _incarnation(self, w: Worker, handshaken: bool = False) -> None:
         reason = StopReason.START
+        if not handshaken:
+            await self._start(w)
+        if w.start_error is None:
+            reason = await self._serve(w)
+        with anyio.CancelScope(shield=True):
+            status = await self._reap(w, reason)
+            if w.link is not None:
+                w.link.close()  # a link that never reached _serve still holds its sockets
+            if w.state != DEAD:
+                self._on_dead(w, status, reason)
+            self._on_reaped(w, status)
+
+    async def _start(self, w: Worker) -> None:
         try:
             with w.scope:
                 await self._handshake(w)
@@ -104,16 +145,13 @@ class Supervisor:
         finally:
             self._starting -= 1
             w.started.set()
+        self._started(w)
+
+    def _started(self, w: Worker) -> None:
         if w.start_error is not None:
             self.signal(w, _signal.SIGKILL)  # whatever got started must not linger
-        if w.start_error is None:
+        else:
             self._on_ready(w)
-            reason = await self._serve(w)
-        with anyio.CancelScope(shield=True):
-            status = await self._reap(w)
-            if w.link is not None:
-                w.link.close()  # a link that never reached _serve still holds its sockets
-            self._on_dead(w, status, reason)
 
     async def _handshake(self, w: Worker) -> None:
         try:
@@ -133,6 +171,9 @@ class Supervisor:
                 status = await link.wait()
                 raise self._start_error(w, f"{status.describe()} during start-up", status) \
                     from exc
+        self._check_hello(w, msgs)
+
+    def _check_hello(self, w: Worker, msgs: list[p.Message]) -> None:
         hello = msgs[0]
         if not isinstance(hello, p.Hello) or hello.version != p.PROTOCOL_VERSION:
             got = f"protocol version {hello.version}" if isinstance(hello, p.Hello) else hello
@@ -196,18 +237,35 @@ class Supervisor:
             self._idle.remove(w)
         self._sessions.drop_worker(w)
 
-    async def _reap(self, w: Worker) -> ExitStatus:
+    async def _reap(self, w: Worker, reason: StopReason) -> ExitStatus:
         link = w.link
         if link is None:
             return ExitStatus(None, None)
         with anyio.move_on_after(self.config.stop_grace + 0.5):
+            if reason != StopReason.START and isinstance(link, Exits):
+                # returns only once the worker exited (a worker that closed its channel, is
+                # stopped or cut off is not dead): decide now, while the zygote reaps it
+                self._unreaped.add(w)
+                self._on_dead(w, await link.exited(), reason)
             return await link.wait()
         self.signal(w, _signal.SIGKILL)
         with anyio.move_on_after(10.0):
             return await link.wait()
         return ExitStatus(None, None)
 
+    def _on_reaped(self, w: Worker, status: ExitStatus) -> None:
+        """The account is closed: the process was reaped (or given up on), ``done`` tells."""
+        w.exit = status
+        self._unreaped.discard(w)
+        w.done.set()
+
+    def reaping(self) -> list[Worker]:
+        """Workers dead and replaced but not yet reaped (the pool's close waits for them)."""
+        return list(self._unreaped)
+
     def _on_dead(self, w: Worker, status: ExitStatus, reason: StopReason) -> None:
+        """``w`` exited with ``status``: free its slot, fail its calls, say crash, decide its
+        replacement (restart). Runs once per incarnation, at its death or its reap."""
         w.state = DEAD
         w.exit = status
         if w in self._idle:
@@ -223,7 +281,6 @@ class Supervisor:
             self._counters.crashes += 1
             self._bus.emit("crash", w.index, w.pid, exitcode=status.exitcode,
                            signal=status.signal, reason=reason)
-        w.done.set()
         if not self._state.closed and reason != StopReason.RETIRE:
             self._after_death(w, reason)
 
@@ -268,7 +325,7 @@ class Supervisor:
             assert self._state.tg is not None
             self._state.tg.start_soon(self._relaunch_later, w.index, 0.05)
         else:
-            self.launch(w.index)
+            self._replace(w.index)
 
     async def _relaunch_later(self, index: int, delay: float) -> None:
         await anyio.sleep(delay)

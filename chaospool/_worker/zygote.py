@@ -3,8 +3,9 @@
 Started by the pool as ``python -m chaospool._worker.zygote CONFIG_JSON`` with one
 SOCK_SEQPACKET socket. It answers ``Hello`` (or ``StartFailed`` with the import traceback),
 then for each ``Spawn`` (which carries the worker's data socket, control socket and log pipe as
-SCM_RIGHTS fds) forks a worker and answers ``Spawned``. It is every worker's parent, so it reaps
-them and reports each exit as ``Exited`` (a pidfd per child: no SIGCHLD races).
+SCM_RIGHTS fds) forks a worker and answers ``Spawned``, with the worker's pidfd. It is every
+worker's parent, so it reaps them and reports each exit as ``Exited`` (a pidfd per child: no
+SIGCHLD races).
 
 No orphans: the zygote dies with the pool (PR_SET_PDEATHSIG=SIGTERM, and EOF on its socket),
 and on the way out SIGKILLs every worker's process group; each worker also has
@@ -90,7 +91,10 @@ class Zygote:
         pidfd = os.pidfd_open(pid)
         self.children[pid] = pidfd
         self.sel.register(pidfd, selectors.EVENT_READ, pid)
-        self.send(p.Spawned(msg.token, pid))
+        # the pidfd goes along (SCM_RIGHTS): opened before we can reap the child, it names
+        # this worker for sure, and tells the pool the moment it exits -- before our Exited
+        # (docs/design.md, "Replacing at death")
+        socket.send_fds(self.sock, [p.encode_zygote(p.Spawned(msg.token, pid))], [pidfd])
 
     def _in_child(self) -> None:
         self.sel.close()

@@ -22,3 +22,16 @@ def test_bench_pool_prints_all_rows() -> None:
                 "multiprocessing.Pool", "asyncio: replacement after SIGKILL",
                 "uvloop: replacement after SIGKILL", "start 16 workers", "cancel queued callers"):
         assert row in out, out
+
+
+def test_bench_pool_replacement_quick_mode_traces_each_step() -> None:
+    args = ["--replacement", "--trace", "--kills", "3", "--repeat", "1", "--loops", "asyncio"]
+    out = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
+                         timeout=50, check=True).stdout
+    for row in ("asyncio: replacement after SIGKILL, fork on demand (0.1): medians per run",
+                "asyncio: replacement after SIGKILL, spare worker: medians per run",
+                "EOF (data socket)", "death certain (status read)",
+                "spare taken at once (Start sent)", "serving (start event)",
+                "wait_serving returned"):
+        assert row in out, out
+    assert "== asyncio ==" not in out  # quick mode: the throughput rounds are not run

@@ -1,0 +1,205 @@
+"""A worker is replaced at its death, not at its reap (docs/design.md, "Replacing at death").
+
+The slot serves again as soon as the worker has certainly exited -- its pidfd, from the
+zygote, is readable and its exit status is read from the zombie -- while the zygote reaps it.
+Never earlier: a worker that only lost its channel, or is stopped, is not dead. The events
+keep their order (crash with the exit status -> restart -> start) and every process is still
+reaped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psutil
+import pytest
+
+from chaospool.errors import WorkerCrashed
+from chaospool.pool import Pool, PoolEvent
+from chaospool.testing import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
+
+WORKER = "pool_test_workers"
+
+
+def gone(pid: int | None) -> bool:
+    """Exited: no such process, or a zombie (dead, its exit status waiting for the reap)."""
+    assert pid is not None
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+class Watch:
+    """Every event, and whether each restart and start came only after its predecessor's
+    death -- checked at the moment the pool says it, not afterwards."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.events: list[PoolEvent] = []
+        self.early: list[str] = []
+        self.serving: dict[int, int | None] = {w.index: w.pid for w in pool.workers}
+        pool.subscribe(self.on_event)
+
+    def on_event(self, event: PoolEvent) -> None:
+        self.events.append(event)
+        if event.kind == "restart" and "replaces" in event.data:
+            if not gone(event.data["replaces"]):
+                self.early.append(f"restart while pid {event.data['replaces']} lives")
+        elif event.kind == "start":
+            old = self.serving.get(event.index)
+            if old is not None and old != event.pid and not gone(old):
+                self.early.append(f"slot {event.index} started while pid {old} lives")
+            self.serving[event.index] = event.pid
+
+    def of(self, pid: int | None) -> list[str]:
+        """The kinds of the events about ``pid`` and about its replacement, in order."""
+        kinds = []
+        for e in self.events:
+            if e.pid == pid and e.kind == "crash":
+                kinds.append("crash")
+            elif e.kind == "restart" and e.data.get("replaces") == pid:
+                kinds.append("restart")
+        return kinds
+
+
+@asynccontextmanager
+async def proc_pool(**kw: Any) -> AsyncIterator[Pool]:
+    kw.setdefault("health_check", False)
+    async with Pool(WORKER, **kw) as pool:
+        yield pool
+
+
+@contextmanager
+def zygote_stopped(pool: Pool) -> Iterator[int]:
+    """The fork server SIGSTOPped: it can neither reap nor report an exit until resumed."""
+    zygote: int = pool._backend._proc.pid  # type: ignore[attr-defined]
+    os.kill(zygote, signal.SIGSTOP)
+    try:
+        yield zygote
+    finally:
+        os.kill(zygote, signal.SIGCONT)
+
+
+async def spare_ready(pool: Pool) -> None:
+    await wait_for(lambda: pool._backend._spare is not None)  # type: ignore[attr-defined]
+
+
+async def test_the_slot_serves_again_before_the_zygote_reaps_the_dead_worker() -> None:
+    # before 0.2's change the replacement waited for the zygote's exit report: with the
+    # zygote stopped, the slot never served again
+    async with proc_pool(size=1) as pool:
+        watch = Watch(pool)
+        await spare_ready(pool)
+        victim = pool.workers[0]
+        with zygote_stopped(pool):
+            victim.signal(signal.SIGKILL)
+            new = await pool.wait_serving(0, not_pid=victim.pid, timeout=10)
+            assert await pool.execute("pid") == new.pid
+            # dead and accounted (crash with its signal, restart), but not reaped yet
+            assert psutil.Process(victim.pid).status() == psutil.STATUS_ZOMBIE
+            crash = next(e for e in watch.events if e.kind == "crash")
+            assert (crash.pid, crash.data["signal"], crash.data["exitcode"]) == (
+                victim.pid, signal.SIGKILL, None)
+            assert pool.stats().crashes == pool.stats().restarts == 1
+        await wait_for(lambda: not psutil.pid_exists(victim.pid))  # reaped once resumed
+        assert watch.of(victim.pid) == ["crash", "restart"]
+        kinds = [e.kind for e in watch.events if e.kind in ("crash", "restart", "start")]
+        assert kinds == ["crash", "restart", "start"]
+        assert watch.early == []
+
+
+async def test_an_exit_code_is_read_from_the_zombie() -> None:
+    async with proc_pool(size=1) as pool:
+        watch = Watch(pool)
+        await spare_ready(pool)
+        with zygote_stopped(pool):
+            with pytest.raises(WorkerCrashed) as info:
+                await pool.execute("exit_now", {"code": 42})
+            assert info.value.exitcode == 42  # the failed call knows it before the reap
+            await pool.wait_serving(0, not_pid=info.value.pid, timeout=10)
+        crash = next(e for e in watch.events if e.kind == "crash")
+        assert (crash.data["exitcode"], crash.data["signal"]) == (42, None)
+        await wait_for(lambda: not psutil.pid_exists(info.value.pid))
+
+
+async def test_a_stopped_worker_that_lost_its_channel_is_replaced_only_once_dead() -> None:
+    # its channel is closed (EOF for the pool), yet it lives: it is killed after the grace
+    # period, and only then replaced
+    async with proc_pool(size=1) as pool:
+        watch = Watch(pool)
+        victim = pool.workers[0]
+        victim.signal(signal.SIGSTOP)
+        victim.close_channel()
+        new = await pool.wait_serving(0, not_pid=victim.pid, timeout=15)
+        assert new.pid != victim.pid
+        assert gone(victim.pid)
+        assert watch.early == []
+        assert watch.of(victim.pid) == ["crash", "restart"]
+
+
+async def test_closing_right_after_a_death_reaps_everything() -> None:
+    before = descendants()
+    async with proc_pool(size=2) as pool:
+        await spare_ready(pool)
+        victim = pool.workers[0]
+        victim.signal(signal.SIGKILL)
+        await pool.wait_serving(0, not_pid=victim.pid)
+    assert not psutil.pid_exists(victim.pid)  # reaped, not a zombie
+    assert descendants() == before
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_deaths_of_every_kind_in_a_random_mix(seed: int) -> None:
+    """Kills, exit codes and kills mid-call, in a seeded random order, some back to back:
+    each restart and start comes after its predecessor's death, each crash carries the
+    status of the death, every slot serves again and nothing is left behind."""
+    rng = random.Random(seed)
+    before = descendants()
+    restart = {"max_restarts": 100, "within": 60.0}
+    async with proc_pool(size=2, restart=restart) as pool:
+        watch = Watch(pool)
+        expected: dict[int, tuple[int | None, int | None]] = {}  # pid -> (exitcode, signal)
+        for _ in range(12):
+            victim = pool.workers[rng.randrange(2)]
+            if victim.state not in ("ready", "busy"):
+                await pool.wait_serving(victim.index, timeout=10)
+                continue
+            action = rng.choice(["kill", "exit", "die"])
+            if action == "kill":
+                expected[victim.pid] = (None, signal.SIGKILL)  # type: ignore[index]
+                victim.signal(signal.SIGKILL)
+            else:
+                args = {"code": rng.randrange(1, 100)} if action == "exit" else {}
+                with pytest.raises(WorkerCrashed) as info:
+                    await pool.execute("exit_now" if action == "exit" else "die", args)
+                # the call may have reached a worker just killed (its EOF not yet seen):
+                # that one died of the first cause
+                expected.setdefault(info.value.pid, (  # type: ignore[arg-type]
+                    (args["code"], None) if action == "exit" else (None, signal.SIGKILL)))
+            if rng.random() < 0.5:
+                for index in range(2):
+                    await pool.wait_serving(index, timeout=10)
+        await wait_for(lambda: all(watch.of(pid) == ["crash", "restart"] for pid in expected),
+                       timeout=10)  # the last kill's EOF may be on its way
+        for index in range(2):
+            await pool.wait_serving(index, not_pid=-1, timeout=10)
+        crashes = {e.pid: (e.data["exitcode"], e.data["signal"])
+                   for e in watch.events if e.kind == "crash"}
+        assert crashes == expected
+        assert watch.early == []
+        for pid in expected:
+            assert watch.of(pid) == ["crash", "restart"]
+    for pid in expected:
+        assert not psutil.pid_exists(pid)
+    assert descendants() == before
