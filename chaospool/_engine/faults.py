@@ -151,6 +151,17 @@ async def _serving_handles(pool: Pool, slots: tuple[int, ...]) -> list[WorkerHan
     return handles
 
 
+async def sleep_until(clock: Callable[[], float], deadline: float) -> None:
+    """Sleep until ``clock()`` reaches ``deadline`` (the run's clock, not the loop's).
+
+    Why a loop: the event loop's timers are not the run's clock, and libuv's (uvloop) resolve
+    to 1 ms, so one ``sleep`` can end up to a millisecond early -- a fault reverted at 0.9996 s
+    of a 1 s run, a step injected before its ``at``.
+    """
+    while (left := deadline - clock()) > 0:  # noqa: ASYNC110  reason: a deadline, not an event
+        await anyio.sleep(left)
+
+
 async def run_injection(
     inj: Injection,
     pool: Pool,
@@ -158,7 +169,7 @@ async def run_injection(
     hooks: Any,
 ) -> None:
     """Wait for the step's time, inject, hold for its duration, and always revert."""
-    await anyio.sleep(max(0.0, inj.scheduled.at - clock()))
+    await sleep_until(clock, inj.scheduled.at)
     try:
         await _inject_and_hold(inj, pool, clock, hooks)
     finally:
@@ -201,7 +212,7 @@ async def _inject_and_hold(
     if inj.error is not None:
         return
     if duration is not None and math.isfinite(duration):
-        await anyio.sleep(max(0.0, inj.injected_at + duration - clock()))
+        await sleep_until(clock, inj.injected_at + duration)
 
 
 async def _revert(inj: Injection, clock: Callable[[], float], hooks: Any) -> None:

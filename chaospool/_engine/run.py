@@ -19,7 +19,7 @@ import anyio
 
 from chaospool._dsl.model import Experiment
 from chaospool._engine.events import KEPT_KINDS, EventLog
-from chaospool._engine.faults import Injection, run_injection, wind_down
+from chaospool._engine.faults import Injection, run_injection, sleep_until, wind_down
 from chaospool._engine.schedule import (
     ScheduledStep,
     derive_rng,
@@ -256,7 +256,7 @@ async def _end_faults_at(state: RunState, duration: float, scope: anyio.CancelSc
     """The run's time is up: faults still holding their duration are reverted now, while the
     probe drains its in-flight calls -- not after, or a fault outlasting the run (a stopped
     worker, say) would hold those calls, and the run, until their timeouts."""
-    await anyio.sleep(max(0.0, duration - state.clock()))
+    await sleep_until(state.clock, duration)
     wind_down(state.injections)
     scope.cancel()
 
