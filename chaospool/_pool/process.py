@@ -95,6 +95,9 @@ class _Transport(Protocol):
     def abort(self) -> None: ...
 
 
+_decode = p.decode
+
+
 def _decode_read(reader: p.FrameReader, nbytes: int) -> list[p.Message]:
     """The messages a read of ``nbytes`` completed; MalformedFrame if one does not decode."""
     try:
@@ -132,10 +135,10 @@ class _FrameProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self.error is not None:
             return
-        try:
-            msgs = _decode_read(self.reader, nbytes)
-        except MalformedFrame as exc:
-            self.error = exc
+        try:  # (``_decode_read`` inline: one call less per reply)
+            msgs = list(map(_decode, self.reader.filled(nbytes)))
+        except (ValueError, msgspec.DecodeError) as exc:
+            self.error = MalformedFrame(str(exc))
             assert self.transport is not None
             self.transport.abort()
             self._wake()
