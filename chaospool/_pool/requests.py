@@ -65,6 +65,8 @@ class RequestPath:
         self._state = state
         self.config = state.config
         self._lifo = state.config.strategy == "lifo"
+        # neither max_requests nor max_memory: a check-in recycles nothing (one test, not two)
+        self._plain = state.config.max_requests is None and state.config.max_memory is None
         # the shared containers, bound once: the code below reads them with one lookup
         self._slots = state.slots
         self._idle = state.idle
@@ -121,7 +123,9 @@ class RequestPath:
     ) -> Any:
         if self._circuit_open:
             raise CircuitOpen(self._circuit_message())
-        call = Call(command, self._flag(), raw, session, timeout)
+        loop = self._loop  # asyncio: the call is its own flag (worker.py, Call)
+        call = Call(command, None if loop is not None else self._flag(), raw, session, timeout,
+                    loop)
         try:
             if session is not None:
                 self._take_turn(call)
@@ -130,8 +134,8 @@ class RequestPath:
             else:
                 self._enqueue(call)
             try:
-                if self._loop is not None:
-                    await call.event.wait()  # the lazy timers set it on a deadline
+                if loop is not None:
+                    await call.wait()  # the lazy timers set it on a deadline
                 else:
                     await self._wait_with_scopes(call)
             except BaseException:
@@ -188,7 +192,7 @@ class RequestPath:
 
     def _expire_turn(self, call: Call) -> None:
         call.timer = None
-        if not call.has_turn and not call.event.is_set():
+        if not call.has_turn and not call.is_set():
             self._turn_timed_out(call)
 
     def _turn_timed_out(self, call: Call) -> None:
@@ -198,7 +202,7 @@ class RequestPath:
             f"session {call.session!r}: the call before this one still ran after "
             f"checkout_timeout={self.config.checkout_timeout}s (a session's calls run one at "
             "a time)")
-        call.event.set()
+        call.set()
 
     def _pass_turn(self, call: Call) -> None:
         """``call`` is over: the next call of its session gets the turn and is routed."""
@@ -219,7 +223,7 @@ class RequestPath:
             self._route(nxt)
         except ChaospoolError as exc:  # its caller raises it, then passes the turn on
             nxt.error = exc
-            nxt.event.set()
+            nxt.set()
 
     def _take_idle(self, session: str | None) -> Worker:
         idle = self._idle
@@ -236,14 +240,15 @@ class RequestPath:
 
     def _enqueue(self, call: Call) -> None:
         waiters = self._waiters
-        if len(waiters) >= self.config.max_queue:
-            self._bus.emit("queue_full", depth=len(waiters))
-            raise QueueFull(f"{len(waiters)} requests already wait for a worker "
+        depth = len(waiters)
+        if depth >= self.config.max_queue:
+            self._bus.emit("queue_full", depth=depth)
+            raise QueueFull(f"{depth} requests already wait for a worker "
                             f"(max_queue={self.config.max_queue})")
         call.queue_deadline = self._clock() + self.config.checkout_timeout
         waiters[call] = None
-        if len(waiters) > self._counters.max_queue_depth:
-            self._counters.max_queue_depth = len(waiters)
+        if depth >= self._counters.max_queue_depth:
+            self._counters.max_queue_depth = depth + 1
         if self._queue_timer is None:
             self._arm_queue()
         if None in self._slots:  # (a C-level scan) only an empty slot can grow
@@ -251,20 +256,20 @@ class RequestPath:
 
     async def _wait_with_scopes(self, call: Call) -> None:
         """The waits of a call on backends without lazy timers (trio): anyio scopes."""
-        while not call.event.is_set():
+        while not call.is_set():
             if call.worker is None:
                 # the deadline is read again each time: a call that got its session's turn
                 # entered the queue with a new one
                 left = call.queue_deadline - self._clock()
                 if left > 0:
-                    await call.event.wait(left)
+                    await call.wait(left)
                 elif call.session is not None and not call.has_turn:
                     self._turn_timed_out(call)
                 else:
                     self._leave_queue(call)
                     call.timed_out = True
                     return
-            elif not await call.event.wait(max(0.0, call.deadline - self._clock())):
+            elif not await call.wait(max(0.0, call.deadline - self._clock())):
                 self._time_out(call)
 
     def _abandon(self, call: Call) -> None:
@@ -273,7 +278,7 @@ class RequestPath:
         deadline -- then it is killed), never handed to anyone else meanwhile."""
         if call.worker is None:
             self._leave_queue(call)
-        elif not call.event.is_set():
+        elif not call.is_set():
             call.abandoned = True
 
     def _result(self, call: Call) -> Any:
@@ -308,7 +313,7 @@ class RequestPath:
         while waiters and next(iter(waiters)).queue_deadline <= now:
             call = waiters.popitem(last=False)[0]
             call.timed_out = True
-            call.event.set()
+            call.set()
         self._arm_queue()
 
     def _arm_worker(self, w: Worker, deadline: float) -> None:
@@ -324,7 +329,7 @@ class RequestPath:
         w.timer = None
         now = self._clock()
         for call in list(w.pending.values()):
-            if call.command is None or call.event.is_set():
+            if call.command is None or call.is_set():
                 continue
             if call.deadline <= now:
                 self._time_out(call)
@@ -337,7 +342,7 @@ class RequestPath:
         assert w is not None
         w.pending.pop(call.rid, None)
         call.timed_out = True
-        call.event.set()
+        call.set()
         self._counters.timeouts += 1
         self._bus.emit("timeout", w.index, w.pid, command=call.command, timeout=call.timeout)
         self._kill(w, StopReason.TIMEOUT)
@@ -412,7 +417,7 @@ class RequestPath:
             call.msg = answer if call.session is None else self._session_reply(w, call, answer)
             if call.command is not None:
                 self._checkin(w)  # may dispatch the next queued call right now
-            call.event.set()
+            call.set()
         elif isinstance(msg, p.Miss):
             return self._missed(w, msg)
         elif isinstance(msg, p.Pong) and w.ping_id == msg.id:
@@ -462,16 +467,30 @@ class RequestPath:
     # -- check-in ---------------------------------------------------------------------
     def _checkin(self, w: Worker) -> None:
         w.requests += 1
-        if w.state != "busy":
+        if w.state is not BUSY:
             return  # it is being stopped or is dead already
         self._counters.checkins += 1
         if self._bus.subscribers:
             self._bus.emit("checkin", w.index, w.pid)
+        if not self._plain and not self._keeps(w):
+            return  # recycled
+        if self._waiters and not self._circuit_open:
+            # the hand-off of a loaded pool, inline (``_make_available`` without its call):
+            # ``w`` takes the first queued call now, before any task switch
+            self._counters.checkouts += 1
+            if self._bus.subscribers:
+                self._bus.emit("checkout", w.index, w.pid)
+            self._dispatch(w, self._waiters.popitem(last=False)[0])
+        else:
+            self._make_available(w)
+
+    def _keeps(self, w: Worker) -> bool:
+        """False (and ``w`` is recycled) past ``max_requests`` or above ``max_memory``."""
         cfg = self.config
         if cfg.max_requests is not None and w.requests >= cfg.max_requests:
             self._recycle(w, RecycleReason.MAX_REQUESTS, None)
-        elif cfg.max_memory is None or self._memory_ok(w):
-            self._make_available(w)
+            return False
+        return cfg.max_memory is None or self._memory_ok(w)
 
     def _memory_ok(self, w: Worker) -> bool:
         """False (and ``w`` is recycled) when its RSS is above ``max_memory``."""
@@ -501,7 +520,7 @@ class RequestPath:
         waiters, self._waiters = self._waiters, type(self._waiters)()
         for call in waiters:
             call.error = error
-            call.event.set()
+            call.set()
 
     # -- what the pool calls, and what supervision calls (seams.py, Dispatch) ----------
     execute_once = _execute_once

@@ -282,10 +282,10 @@ class FrameReader:
     Raises ``ValueError`` when a frame declares an impossible length (a corrupt stream).
     """
 
-    __slots__ = ("_buf", "_end", "_initial", "_start", "_view")
+    __slots__ = ("_buf", "_cap", "_end", "_initial", "_start", "_view")
 
     def __init__(self, size: int = 65536) -> None:
-        self._initial = size
+        self._initial = self._cap = size
         self._buf = bytearray(size)
         self._view = memoryview(self._buf)
         self._start = self._end = 0  # unread bytes are _buf[_start:_end]
@@ -293,7 +293,7 @@ class FrameReader:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Where the next read goes (never empty); ``sizehint`` is ignored (asyncio's
         ``BufferedProtocol.get_buffer`` signature, so a protocol can hand this method over)."""
-        if self._end == len(self._buf):
+        if self._end == self._cap:  # (the capacity kept: no len() per read)
             self._make_room()
         return self._view[self._end :]
 
@@ -312,7 +312,7 @@ class FrameReader:
             start += 4 + size
         if start == end:
             self._start = self._end = 0
-            if len(buf) > self._initial:  # a huge frame passed: do not keep its buffer
+            if self._cap > self._initial:  # a huge frame passed: do not keep its buffer
                 self._resize(self._initial)
         else:
             self._start = start
@@ -334,6 +334,7 @@ class FrameReader:
     def _resize(self, size: int) -> None:
         old = self._view[self._start : self._end]
         self._buf = bytearray(size)
+        self._cap = size
         self._view = memoryview(self._buf)
         self._view[: len(old)] = old
         self._start, self._end = 0, len(old)
