@@ -19,7 +19,11 @@ Targets (docs/design.md, "Performance"): chaospool >= 0.85x the bare loop on the
 loop, >= 2.5x ProcessPoolExecutor, >= 1.5x multiprocessing.Pool on asyncio and >= 2x on
 uvloop; replacement median <= 2 ms.
 
-``--profile LOOP`` runs only chaospool on LOOP under cProfile and prints the top entries.
+``--profile LOOP`` runs chaospool, then the bare loop, on LOOP under cProfile: the top entries
+of chaospool's request path, and each one's Python calls per request (cProfile's count: the
+figure machine load does not change; the driver's own calls are left out). ``cpu us/op`` is the
+parent's CPU per call, ``wcpu us/op`` the workers' (the pool's and the bare loop's workers, read
+from /proc): on 2 CPUs shared by the parent and its workers, both bound the throughput.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
+import psutil
 import uvloop
 from hdrh.histogram import HdrHistogram
 from replacement_trace import Trace, traced
@@ -219,6 +224,16 @@ def mp_call(pool: Any) -> Call:
 
 
 # ---------------------------------------------------------------------------- measuring
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds the processes ``pids`` have used (0 for one that is gone)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
 async def drive(
     call: Call, ops: int, clients: int, hist: HdrHistogram | None
 ) -> tuple[float, float]:
@@ -245,27 +260,32 @@ class Results:
     def __init__(self, loops: list[str]) -> None:
         self.rates = {(lp, n): list[float]() for lp in loops for n in CONTENDERS}
         self.cpu = {key: list[float]() for key in self.rates}
+        self.wcpu = {key: list[float]() for key in self.rates}
         self.hists = {key: HdrHistogram(1, 60_000_000, 3) for key in self.rates}
 
-    def row(self, loop: str, name: str) -> tuple[float, float, int, int]:
+    def row(self, loop: str, name: str) -> tuple[float, float, float, int, int]:
         hist = self.hists[loop, name]
         return (statistics.median(self.rates[loop, name]),
                 statistics.median(self.cpu[loop, name]) * 1e6,
+                statistics.median(self.wcpu[loop, name]) * 1e6,
                 hist.get_value_at_percentile(50), hist.get_value_at_percentile(99))
 
 
 @contextlib.asynccontextmanager
 async def contenders(
-    args: argparse.Namespace, socks: list[socket.socket], ex: Any, mpp: Any
-) -> AsyncIterator[dict[str, Call]]:
+    args: argparse.Namespace, bare_workers: list[tuple[int, socket.socket]], ex: Any, mpp: Any
+) -> AsyncIterator[dict[str, tuple[Call, list[int]]]]:
+    """Each contender's call and its workers' pids (for their CPU time)."""
     bare = BareLoop()
-    await bare.attach(socks)
+    await bare.attach([sock for _, sock in bare_workers])
     try:
         async with Pool("chaospool.workers.demo", size=args.workers,
                         health_check=False) as pool:
-            yield {"chaospool": lambda: pool.execute("ping"),
-                   "bare loop": lambda: bare.call("ping"),
-                   "ProcessPoolExecutor": ppe_call(ex), "multiprocessing.Pool": mp_call(mpp)}
+            pids = [w.pid for w in pool.workers if w.pid is not None]
+            yield {"chaospool": (lambda: pool.execute("ping"), pids),
+                   "bare loop": (lambda: bare.call("ping"), [pid for pid, _ in bare_workers]),
+                   "ProcessPoolExecutor": (ppe_call(ex), list(ex._processes)),
+                   "multiprocessing.Pool": (mp_call(mpp), [w.pid for w in mpp._pool])}
     finally:
         bare.close()
 
@@ -276,22 +296,27 @@ async def one_round(
     async with contenders(args, *pools) as calls:
         names = args.only
         for name in names:  # warm up: workers started, code paths hot
-            await drive(calls[name], min(2000, args.ops), args.clients, None)
+            await drive(calls[name][0], min(2000, args.ops), args.clients, None)
         order = names[turn % len(names) :] + names[: turn % len(names)]
         for name in order:
-            rate, cpu = await drive(calls[name], args.ops, args.clients, res.hists[loop, name])
+            call, pids = calls[name]
+            before = cpu_of(pids)
+            rate, cpu = await drive(call, args.ops, args.clients, res.hists[loop, name])
             res.rates[loop, name].append(rate)
             res.cpu[loop, name].append(cpu)
+            res.wcpu[loop, name].append((cpu_of(pids) - before) / args.ops)
 
 
-def throughput(args: argparse.Namespace, loops: list[str], socks: list[socket.socket]) -> Results:
+def throughput(
+    args: argparse.Namespace, loops: list[str], bare: list[tuple[int, socket.socket]]
+) -> Results:
     res = Results(loops)
     with cf.ProcessPoolExecutor(args.workers) as ex, \
             multiprocessing.get_context("fork").Pool(args.workers) as mpp:
         for turn in range(args.rounds):
             for loop in loops:
                 run_on(loop, lambda loop=loop, turn=turn: one_round(  # type: ignore[misc]
-                    loop, turn, args, res, (socks, ex, mpp)))
+                    loop, turn, args, res, (bare, ex, mpp)))
     return res
 
 
@@ -370,15 +395,15 @@ async def startup(size: int, repeats: int) -> list[float]:
 def report_loop(loop: str, res: Results, names: list[str]) -> None:
     ours = res.row(loop, "chaospool")[0]
     print(f"\n== {loop} ==")
-    print(f"{'pool':<22}{'ops/s':>10}{'cpu us/op':>10}{'p50 us':>9}{'p99 us':>9}"
-          f"{'p99/p50':>9}{'chaospool x':>13}{'target':>9}")
+    print(f"{'pool':<22}{'ops/s':>10}{'cpu us/op':>10}{'wcpu us/op':>11}{'p50 us':>9}"
+          f"{'p99 us':>9}{'p99/p50':>9}{'chaospool x':>13}{'target':>9}")
     for name in names:
-        ops, cpu, p50, p99 = res.row(loop, name)
+        ops, cpu, wcpu, p50, p99 = res.row(loop, name)
         target = TARGETS.get(loop, {}).get(name)
         mark = "" if target is None else f">={target:<4}" + ("ok" if ours / ops >= target
                                                                 else "MISS")
-        print(f"{name:<22}{ops:>10.0f}{cpu:>10.1f}{p50:>9}{p99:>9}{p99 / max(p50, 1):>9.2f}"
-              f"{ours / ops:>13.2f}  {mark}")
+        print(f"{name:<22}{ops:>10.0f}{cpu:>10.1f}{wcpu:>11.1f}{p50:>9}{p99:>9}"
+              f"{p99 / max(p50, 1):>9.2f}{ours / ops:>13.2f}  {mark}")
 
 
 def report_times(loop: str, repl: dict[bool, list[float]], start: list[float]) -> None:
@@ -391,19 +416,44 @@ def report_times(loop: str, repl: dict[bool, list[float]], start: list[float]) -
           f"(n={len(start)})")
 
 
-def profile(loop: str, args: argparse.Namespace) -> None:
-    """chaospool alone on ``loop`` under cProfile: the top entries of the request path."""
+async def profiled(call: Call, ops: int, clients: int) -> pstats.Stats:
+    await drive(call, min(2000, ops), clients, None)
+    prof = cProfile.Profile()
+    prof.enable()
+    await drive(call, ops, clients, None)
+    prof.disable()
+    return pstats.Stats(prof, stream=io.StringIO())
+
+
+def calls_per_request(stats: pstats.Stats, ops: int) -> float:
+    """Python calls (functions and builtins) per request, the driver's own left out."""
+    driver = {"<built-in method time.perf_counter>"}
+    table: dict[Any, tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    calls = sum(row[1] for (path, _, name), row in table.items()
+                if path != __file__ and name not in driver)
+    return float(calls) / ops
+
+
+def profile(loop: str, args: argparse.Namespace, socks: list[socket.socket]) -> None:
+    """chaospool, then the bare loop, on ``loop`` under cProfile: chaospool's top entries and
+    each one's Python calls per request."""
 
     async def main() -> None:
         async with Pool("chaospool.workers.demo", size=args.workers, health_check=False) as pool:
-            await drive(lambda: pool.execute("ping"), 2000, args.clients, None)
-            prof = cProfile.Profile()
-            prof.enable()
-            await drive(lambda: pool.execute("ping"), args.ops, args.clients, None)
-            prof.disable()
+            ours = await profiled(lambda: pool.execute("ping"), args.ops, args.clients)
+        bare = BareLoop()
+        await bare.attach(socks)
+        try:
+            theirs = await profiled(lambda: bare.call("ping"), args.ops, args.clients)
+        finally:
+            bare.close()
         out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.top)
+        ours.stream = out  # type: ignore[attr-defined]
+        ours.sort_stats("tottime").print_stats(args.top)
         print(out.getvalue())
+        print(f"Python calls per request ({loop}): chaospool "
+              f"{calls_per_request(ours, args.ops):.1f}, bare loop "
+              f"{calls_per_request(theirs, args.ops):.1f}")
 
     run_on(loop, main)
 
@@ -440,16 +490,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     args = parse(argv)
-    if args.profile:
-        profile(args.profile, args)
-        return
     loops = args.loops.split(",")
     if args.replacement:
         replacements(args, loops)
         return
     bare = fork_bare_workers(args.workers)
     try:
-        res = throughput(args, loops, [sock for _, sock in bare])
+        if args.profile:
+            profile(args.profile, args, [sock for _, sock in bare])
+            return
+        res = throughput(args, loops, bare)
     finally:
         for pid, sock in bare:
             sock.close()  # EOF: the worker leaves

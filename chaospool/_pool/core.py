@@ -262,7 +262,7 @@ class Pool:
         if state.closed or not state.opened:
             raise PoolClosed("the pool is closed" if state.closed else "the pool is not open")
         try:
-            raw = self._encode_args(command, args)
+            raw = p.NIL if args is None else self._encode_args(command, args)
         except CommandError:
             state.counters.errors += 1
             await anyio.lowlevel.checkpoint()  # a caller retrying in a loop must yield

@@ -1,5 +1,9 @@
 """A one-shot flag with a timed wait: the request path's only synchronisation primitive.
 
+A request's ``Call`` (``worker.py``) is its own flag on asyncio (one object per call plus the
+future its caller awaits); these classes serve trio, control ops, and a Call's rare timed or
+repeated wait.
+
 Why not ``anyio.Event`` + ``anyio.move_on_after``: each request waits twice (for a worker,
 for the reply) and a cancel scope per wait costs more than the rest of the request path on
 asyncio. On asyncio the flag is a bare future (plus a ``call_later`` timer for a timed wait);

@@ -49,6 +49,9 @@ if TYPE_CHECKING:
     from chaospool._pool.flag import Flag
 
 
+_decode_value = p.decode_value
+
+
 class RequestPath:
     """Given the shared state, the supervision it asks to kill, recycle and grow workers,
     and how to measure a worker's memory (``max_memory``)."""
@@ -62,6 +65,8 @@ class RequestPath:
         self._state = state
         self.config = state.config
         self._lifo = state.config.strategy == "lifo"
+        # neither max_requests nor max_memory: a check-in recycles nothing (one test, not two)
+        self._plain = state.config.max_requests is None and state.config.max_memory is None
         # the shared containers, bound once: the code below reads them with one lookup
         self._slots = state.slots
         self._idle = state.idle
@@ -118,24 +123,38 @@ class RequestPath:
     ) -> Any:
         if self._circuit_open:
             raise CircuitOpen(self._circuit_message())
-        call = Call(command, self._flag(), raw, session, timeout)
+        loop = self._loop  # asyncio: the call is its own flag (worker.py, Call)
+        call = Call(command, None if loop is not None else self._flag(), raw, session, timeout,
+                    loop)
         try:
-            if session is None or self._sessions.take_turn(call):
-                self._route(call)
+            if session is not None:
+                self._take_turn(call)
+            elif self._idle:
+                self._dispatch(self._take_idle(None), call)
             else:
-                self._wait_turn(call)
+                self._enqueue(call)
             try:
-                if self._loop is not None:
-                    await call.event.wait()  # the lazy timers set it on a deadline
+                if loop is not None:
+                    await call.wait()  # the lazy timers set it on a deadline
                 else:
                     await self._wait_with_scopes(call)
             except BaseException:
                 self._abandon(call)
                 raise
+            msg = call.msg
+            if type(msg) is p.Reply:  # the common end, read here: one call less per request
+                return _decode_value(msg.value)
             return self._result(call)
         finally:
             if call.has_turn:  # answered, failed or given up: the session's next call goes
                 self._pass_turn(call)
+
+    def _take_turn(self, call: Call) -> None:
+        """Route a call on a session now if it has its session's turn, else put it in line."""
+        if self._sessions.take_turn(call):
+            self._route(call)
+        else:
+            self._wait_turn(call)
 
     def _route(self, call: Call) -> None:
         """To an idle worker now, else into the FIFO queue (QueueFull beyond max_queue)."""
@@ -173,7 +192,7 @@ class RequestPath:
 
     def _expire_turn(self, call: Call) -> None:
         call.timer = None
-        if not call.has_turn and not call.event.is_set():
+        if not call.has_turn and not call.is_set():
             self._turn_timed_out(call)
 
     def _turn_timed_out(self, call: Call) -> None:
@@ -183,7 +202,7 @@ class RequestPath:
             f"session {call.session!r}: the call before this one still ran after "
             f"checkout_timeout={self.config.checkout_timeout}s (a session's calls run one at "
             "a time)")
-        call.event.set()
+        call.set()
 
     def _pass_turn(self, call: Call) -> None:
         """``call`` is over: the next call of its session gets the turn and is routed."""
@@ -204,7 +223,7 @@ class RequestPath:
             self._route(nxt)
         except ChaospoolError as exc:  # its caller raises it, then passes the turn on
             nxt.error = exc
-            nxt.event.set()
+            nxt.set()
 
     def _take_idle(self, session: str | None) -> Worker:
         idle = self._idle
@@ -213,25 +232,23 @@ class RequestPath:
             idle.remove(w)  # affinity is a preference: used only when that worker is idle
         else:
             w = idle.pop() if self._lifo else idle.popleft()
-        self._checked_out(w)
-        return w
-
-    def _checked_out(self, w: Worker) -> None:
-        w.state = BUSY
+        w.state = BUSY  # checked out (as in _make_available: inline, one call less)
         self._counters.checkouts += 1
         if self._bus.subscribers:
             self._bus.emit("checkout", w.index, w.pid)
+        return w
 
     def _enqueue(self, call: Call) -> None:
         waiters = self._waiters
-        if len(waiters) >= self.config.max_queue:
-            self._bus.emit("queue_full", depth=len(waiters))
-            raise QueueFull(f"{len(waiters)} requests already wait for a worker "
+        depth = len(waiters)
+        if depth >= self.config.max_queue:
+            self._bus.emit("queue_full", depth=depth)
+            raise QueueFull(f"{depth} requests already wait for a worker "
                             f"(max_queue={self.config.max_queue})")
         call.queue_deadline = self._clock() + self.config.checkout_timeout
         waiters[call] = None
-        if len(waiters) > self._counters.max_queue_depth:
-            self._counters.max_queue_depth = len(waiters)
+        if depth >= self._counters.max_queue_depth:
+            self._counters.max_queue_depth = depth + 1
         if self._queue_timer is None:
             self._arm_queue()
         if None in self._slots:  # (a C-level scan) only an empty slot can grow
@@ -239,20 +256,20 @@ class RequestPath:
 
     async def _wait_with_scopes(self, call: Call) -> None:
         """The waits of a call on backends without lazy timers (trio): anyio scopes."""
-        while not call.event.is_set():
+        while not call.is_set():
             if call.worker is None:
                 # the deadline is read again each time: a call that got its session's turn
                 # entered the queue with a new one
                 left = call.queue_deadline - self._clock()
                 if left > 0:
-                    await call.event.wait(left)
+                    await call.wait(left)
                 elif call.session is not None and not call.has_turn:
                     self._turn_timed_out(call)
                 else:
                     self._leave_queue(call)
                     call.timed_out = True
                     return
-            elif not await call.event.wait(max(0.0, call.deadline - self._clock())):
+            elif not await call.wait(max(0.0, call.deadline - self._clock())):
                 self._time_out(call)
 
     def _abandon(self, call: Call) -> None:
@@ -261,7 +278,7 @@ class RequestPath:
         deadline -- then it is killed), never handed to anyone else meanwhile."""
         if call.worker is None:
             self._leave_queue(call)
-        elif not call.event.is_set():
+        elif not call.is_set():
             call.abandoned = True
 
     def _result(self, call: Call) -> Any:
@@ -296,7 +313,7 @@ class RequestPath:
         while waiters and next(iter(waiters)).queue_deadline <= now:
             call = waiters.popitem(last=False)[0]
             call.timed_out = True
-            call.event.set()
+            call.set()
         self._arm_queue()
 
     def _arm_worker(self, w: Worker, deadline: float) -> None:
@@ -312,7 +329,7 @@ class RequestPath:
         w.timer = None
         now = self._clock()
         for call in list(w.pending.values()):
-            if call.command is None or call.event.is_set():
+            if call.command is None or call.is_set():
                 continue
             if call.deadline <= now:
                 self._time_out(call)
@@ -325,7 +342,7 @@ class RequestPath:
         assert w is not None
         w.pending.pop(call.rid, None)
         call.timed_out = True
-        call.event.set()
+        call.set()
         self._counters.timeouts += 1
         self._bus.emit("timeout", w.index, w.pid, command=call.command, timeout=call.timeout)
         self._kill(w, StopReason.TIMEOUT)
@@ -347,10 +364,18 @@ class RequestPath:
         deadline = call.deadline = self._clock() + call.timeout
         if self._loop is not None and (w.timer is None or w.timer.when() > deadline):
             self._arm_worker(w, deadline)
-        if call.session is None:
-            self._send_now(w, p.Request(rid, call.command or "", call.raw))
-        else:
+        if call.session is not None:
             self._send_now(w, self._sessions.request(w, call, rid))
+            return
+        msg = p.Request(rid, call.command or "", call.raw)
+        link = w.link
+        if w.partition is None and link is not None:  # the common case: send it right here
+            try:
+                if link.send_nowait(msg):
+                    return
+            except LinkClosed:
+                return  # the read loop sees the EOF and fails this request
+        self._send_now(w, msg)
 
     def _send_now(self, w: Worker, msg: p.Message) -> None:
         part, link = w.partition, w.link
@@ -381,21 +406,31 @@ class RequestPath:
 
     def _deliver(self, w: Worker, msg: p.Message) -> bool:
         """Complete the call ``msg`` answers; False if nobody waits for it any more."""
-        if isinstance(msg, (p.Reply, p.Failure, p.Miss)):  # (not typing.cast: a call per reply)
-            call = w.pending.pop(msg.id, None)
+        kind = type(msg)  # exact types: the messages are final, and ``is`` is no call
+        if kind is p.Reply or kind is p.Failure:
+            # (narrowed by hand: isinstance or typing.cast would each be a call per reply)
+            answer: p.Reply | p.Failure = msg  # type: ignore[assignment]
+            call = w.pending.pop(answer.id, None)
             if call is None or call.abandoned:
-                self._discard(w, call, msg)
+                self._discard(w, call, answer)
                 return False
-            if isinstance(msg, p.Miss):
-                self._resend(w, call)  # only a command on a session gets a Miss
-                return True
-            reply = msg if call.session is None else self._session_reply(w, call, msg)
-            call.msg = reply
+            call.msg = answer if call.session is None else self._session_reply(w, call, answer)
             if call.command is not None:
                 self._checkin(w)  # may dispatch the next queued call right now
-            call.event.set()
+            call.set()
+        elif isinstance(msg, p.Miss):
+            return self._missed(w, msg)
         elif isinstance(msg, p.Pong) and w.ping_id == msg.id:
             w.ping_id = None
+        return True
+
+    def _missed(self, w: Worker, msg: p.Miss) -> bool:
+        """``w`` lacked the session version a request named: nothing ran, send it again."""
+        call = w.pending.pop(msg.id, None)
+        if call is None or call.abandoned:
+            self._discard(w, call, msg)
+            return False
+        self._resend(w, call)  # only a command on a session gets a Miss
         return True
 
     def _discard(self, w: Worker, call: Call | None, reply: p.Reply | p.Failure | p.Miss) -> None:
@@ -432,16 +467,30 @@ class RequestPath:
     # -- check-in ---------------------------------------------------------------------
     def _checkin(self, w: Worker) -> None:
         w.requests += 1
-        if w.state != "busy":
+        if w.state is not BUSY:
             return  # it is being stopped or is dead already
         self._counters.checkins += 1
         if self._bus.subscribers:
             self._bus.emit("checkin", w.index, w.pid)
+        if not self._plain and not self._keeps(w):
+            return  # recycled
+        if self._waiters and not self._circuit_open:
+            # the hand-off of a loaded pool, inline (``_make_available`` without its call):
+            # ``w`` takes the first queued call now, before any task switch
+            self._counters.checkouts += 1
+            if self._bus.subscribers:
+                self._bus.emit("checkout", w.index, w.pid)
+            self._dispatch(w, self._waiters.popitem(last=False)[0])
+        else:
+            self._make_available(w)
+
+    def _keeps(self, w: Worker) -> bool:
+        """False (and ``w`` is recycled) past ``max_requests`` or above ``max_memory``."""
         cfg = self.config
         if cfg.max_requests is not None and w.requests >= cfg.max_requests:
             self._recycle(w, RecycleReason.MAX_REQUESTS, None)
-        elif cfg.max_memory is None or self._memory_ok(w):
-            self._make_available(w)
+            return False
+        return cfg.max_memory is None or self._memory_ok(w)
 
     def _memory_ok(self, w: Worker) -> bool:
         """False (and ``w`` is recycled) when its RSS is above ``max_memory``."""
@@ -457,7 +506,10 @@ class RequestPath:
         if w.state not in ("ready", "busy"):
             return
         if self._waiters and not self._circuit_open:
-            self._checked_out(w)
+            w.state = BUSY  # checked out (inline: the hot path of a loaded pool)
+            self._counters.checkouts += 1
+            if self._bus.subscribers:
+                self._bus.emit("checkout", w.index, w.pid)
             self._dispatch(w, self._waiters.popitem(last=False)[0])
             return
         w.state = READY
@@ -468,7 +520,7 @@ class RequestPath:
         waiters, self._waiters = self._waiters, type(self._waiters)()
         for call in waiters:
             call.error = error
-            call.event.set()
+            call.set()
 
     # -- what the pool calls, and what supervision calls (seams.py, Dispatch) ----------
     execute_once = _execute_once

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
 
-from chaospool._pool.flag import Flag
+from chaospool._pool.flag import AsyncioFlag, Flag
 from chaospool._pool.kinds import ALIVE, STARTING, StopReason, WorkerState
 from chaospool._wire import protocol as p
 
@@ -29,15 +29,23 @@ class Call:
     is *dispatched* -- registered in that worker's ``pending`` under a fresh request id and
     sent -- possibly from the reply callback of the previous call, before its caller wakes.
     A call on a session first waits for its session's turn (one call of a session at a time).
+
+    The call is its own flag (``set`` / ``is_set`` / ``wait``): on asyncio, given the loop and
+    no ``event``, it is one object per call plus the future its caller awaits, made only when
+    the caller waits (0.1 made a Call, a flag object and a future; docs/design.md,
+    "Performance"). Given an ``event`` (a ``Flag``: trio, control ops) it defers to that.
     """
 
     __slots__ = (
+        "_flag",
         "abandoned",
         "command",
         "deadline",
+        "done",
         "error",
-        "event",
+        "fut",
         "has_turn",
+        "loop",
         "msg",
         "queue_deadline",
         "raw",
@@ -53,12 +61,16 @@ class Call:
     def __init__(
         self,
         command: str | None,
-        event: Flag,
+        event: Flag | None,
         raw: msgspec.Raw = p.NIL,
         session: str | None = None,
         timeout: float = 0.0,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self.event = event
+        self._flag = event
+        self.loop = loop  # (its own flag: the loop its future is made on)
+        self.fut: asyncio.Future[bool] | None = None
+        self.done = False
         self.command = command  # None for a control op
         self.raw = raw
         self.session = session
@@ -76,6 +88,39 @@ class Call:
         self.has_turn = False
         self.version = 0
         self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def event(self) -> Flag | Call:
+        """What to wait on and set: the given flag, else the call itself."""
+        return self if self._flag is None else self._flag
+
+    def set(self) -> None:
+        """The call is over (answered, failed, timed out): wake its caller."""
+        self.done = True
+        if self._flag is not None:
+            self._flag.set()
+        fut = self.fut
+        if fut is not None and not fut.done():
+            fut.set_result(True)
+
+    def is_set(self) -> bool:
+        return self.done if self._flag is None else self._flag.is_set()
+
+    def wait(self, timeout: float | None = None) -> Awaitable[bool]:
+        """An awaitable: True once set; False if ``timeout`` seconds passed first."""
+        if self._flag is None:
+            if timeout is None and self.fut is None:  # the caller's one wait: a bare future
+                assert self.loop is not None
+                fut = self.fut = self.loop.create_future()
+                if self.done:
+                    fut.set_result(True)
+                return fut
+            # a timed or repeated wait (never on the request path): a full flag from now on
+            assert self.loop is not None
+            self._flag = AsyncioFlag(self.loop)
+            if self.done:
+                self._flag.set()
+        return self._flag.wait(timeout)
 
 
 class Partition:

@@ -63,6 +63,7 @@ __all__ = (
     "encode_frame",
     "encode_value",
     "payload_limit",
+    "reply_frame",
 )
 
 PROTOCOL_VERSION = 4
@@ -181,6 +182,8 @@ class Exited(msgspec.Struct, tag="exited", array_like=True):
 ZygoteMessage = Hello | StartFailed | Spawn | Spawned | Exited
 
 _encoder = msgspec.msgpack.Encoder()
+_encode = _encoder.encode
+_pack = HEADER.pack
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 _zdecoder: msgspec.msgpack.Decoder[ZygoteMessage] = msgspec.msgpack.Decoder(
     ZygoteMessage
@@ -192,11 +195,22 @@ _state_decoder: msgspec.msgpack.Decoder[dict[Any, msgspec.Raw]] = msgspec.msgpac
 
 
 def encode_frame(msg: Message) -> bytes:
-    """One message as a complete frame (length prefix included)."""
-    buf = bytearray(4)
-    _encoder.encode_into(msg, buf, 4)
-    HEADER.pack_into(buf, 0, len(buf) - 4)
-    return bytes(buf)
+    """One message as a complete frame (length prefix included).
+
+    Two small ``bytes`` joined: ~2.5x faster than ``encode_into`` a ``bytearray`` and copying
+    it out (that copy and the bytearray's growth cost more than the message; measured
+    ~150 ns vs ~370 ns for a reply, docs/design.md, "Performance")."""
+    body = _encode(msg)
+    return _pack(len(body)) + body
+
+
+def reply_frame(rid: int, value: Any) -> bytes:
+    """The frame of a plain ``Reply`` (no session changes) to request ``rid``: the result is
+    encoded in place, in one pass (a ``Struct`` does not check its fields' types when built,
+    and the encoder writes whatever they hold -- the same bytes as ``Raw(encode(value))``).
+    Raises what ``encode_value`` raises for a value that cannot travel."""
+    body = _encode(Reply(rid, value))
+    return _pack(len(body)) + body
 
 
 def encode_zygote(msg: ZygoteMessage) -> bytes:
@@ -268,10 +282,10 @@ class FrameReader:
     Raises ``ValueError`` when a frame declares an impossible length (a corrupt stream).
     """
 
-    __slots__ = ("_buf", "_end", "_initial", "_start", "_view")
+    __slots__ = ("_buf", "_cap", "_end", "_initial", "_start", "_view")
 
     def __init__(self, size: int = 65536) -> None:
-        self._initial = size
+        self._initial = self._cap = size
         self._buf = bytearray(size)
         self._view = memoryview(self._buf)
         self._start = self._end = 0  # unread bytes are _buf[_start:_end]
@@ -279,7 +293,7 @@ class FrameReader:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Where the next read goes (never empty); ``sizehint`` is ignored (asyncio's
         ``BufferedProtocol.get_buffer`` signature, so a protocol can hand this method over)."""
-        if self._end == len(self._buf):
+        if self._end == self._cap:  # (the capacity kept: no len() per read)
             self._make_room()
         return self._view[self._end :]
 
@@ -298,7 +312,7 @@ class FrameReader:
             start += 4 + size
         if start == end:
             self._start = self._end = 0
-            if len(buf) > self._initial:  # a huge frame passed: do not keep its buffer
+            if self._cap > self._initial:  # a huge frame passed: do not keep its buffer
                 self._resize(self._initial)
         else:
             self._start = start
@@ -320,6 +334,7 @@ class FrameReader:
     def _resize(self, size: int) -> None:
         old = self._view[self._start : self._end]
         self._buf = bytearray(size)
+        self._cap = size
         self._view = memoryview(self._buf)
         self._view[: len(old)] = old
         self._start, self._end = 0, len(old)

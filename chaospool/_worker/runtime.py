@@ -28,6 +28,9 @@ ReplyFilter = Callable[[bytes], bytes]
 ControlFn = Callable[[dict[str, Any], "ControlRuntime"], Any]
 
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
+_NO_DELAY = (0.0, 0.0)
+_reply_frame = p.reply_frame
+_decode_value = p.decode_value
 
 
 class ControlRuntime:
@@ -42,7 +45,10 @@ class ControlRuntime:
         self.state: dict[str, Any] = {}  # free for control functions (keep-alive of objects)
         self._transport = transport
         self._lock = threading.Lock()
-        self._delay: tuple[float, float] = (0.0, 0.0)
+        self._delay: tuple[float, float] = _NO_DELAY
+        # False while a block may hold replies (block() clears it first, unblock() sets it
+        # last): with no delay and no filter either, a reply goes straight out (send_reply)
+        self._open = True
         self.delayed_replies = 0  # replies held back by set_delay (the slow_worker evidence)
         self._unblocked = threading.Event()
         self._unblocked.set()
@@ -53,16 +59,19 @@ class ControlRuntime:
     # -- levers -------------------------------------------------------------------------
     def set_delay(self, latency: float, jitter: float = 0.0) -> None:
         """Delay every command reply by ``latency`` ± ``jitter`` seconds."""
-        self._delay = (max(0.0, latency), max(0.0, jitter))
+        delay = (max(0.0, latency), max(0.0, jitter))
+        self._delay = _NO_DELAY if delay == _NO_DELAY else delay
 
     def block(self, duration: float | None = None) -> None:
         """Answer nothing (replies held, heartbeats dropped) until ``unblock`` or ``duration``."""
+        self._open = False
         self._blocked_until = None if duration is None else time.monotonic() + duration
         self._unblocked.clear()
 
     def unblock(self) -> None:
         self._blocked_until = None
         self._unblocked.set()
+        self._open = True
 
     @property
     def blocked(self) -> bool:
@@ -109,6 +118,10 @@ class ControlRuntime:
             self._unblocked.wait(None if until is None else max(0.0, until - time.monotonic()))
 
     def send_reply(self, frame: bytes) -> None:
+        if self._open and self._delay is _NO_DELAY and not self._filters:
+            with self._lock:  # nothing bends replies (the common case): three checks
+                self._transport(frame)
+            return
         latency, jitter = self._delay
         if latency or jitter:
             self.delayed_replies += 1
@@ -201,11 +214,19 @@ class WorkerCore:
             known = ", ".join(sorted(self.commands))
             text = f"unknown command {msg.command!r} (this worker has: {known})"
             return self._fail(msg, "UnknownCommand", text)
-        ctx = Context(msg.session_id, copy, self.runtime.worker_index, self.runtime)
+        runtime = self.runtime
         try:
-            result = handler(p.decode_value(msg.args), ctx)
+            result = handler(_decode_value(msg.args),
+                             Context(msg.session_id, copy, runtime.worker_index, runtime))
         except Exception as exc:
             return self._fail(msg, type(exc).__name__, str(exc), traceback.format_exc())
+        if copy is None:  # no session, nothing else to ship: the reply in one encoding pass
+            try:
+                frame = _reply_frame(msg.id, result)
+            except _ENCODE_ERRORS:
+                return self._encode_reply(msg, result, None)  # the failure says why
+            if len(frame) - 4 <= p.MAX_FRAME:  # read at call time: tests lower it
+                return frame
         return self._encode_reply(msg, result, copy)
 
     def _fail(self, msg: p.Request, error_type: str, text: str, tb: str = "") -> bytes:

@@ -35,3 +35,14 @@ def test_bench_pool_replacement_quick_mode_traces_each_step() -> None:
                 "wait_serving returned"):
         assert row in out, out
     assert "== asyncio ==" not in out  # quick mode: the throughput rounds are not run
+
+
+def test_bench_pool_profile_counts_python_calls_per_request() -> None:
+    args = ["--profile", "asyncio", "--ops", "300", "--clients", "10", "--top", "5"]
+    out = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
+                         timeout=50, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("Python calls per request"))
+    ours, bare = (float(part.split()[-1]) for part in line.split(":", 1)[1].split(","))
+    # counts, not times (cProfile's, load-independent): the bare loop does less per request
+    assert bare > 0, line
+    assert ours > bare, line
