@@ -27,7 +27,8 @@ def overlapping_weakness(c: Candidate) -> bool:
              and ("how", "block") not in s.params]
     kills = [s for s in c.steps if s.fault == "port_crash" and s.target is not None
              and _hits(s.target, 2)]
-    return any(t.at <= k.at <= t.at + (t.duration or 0)
+    # grid floats: 0.3 + 0.6 < 0.9 in binary, so a kill at the stop's last instant needs the 1e-9
+    return any(t.at <= k.at <= t.at + (t.duration or 0) + 1e-9
                and c.duration + 1e-9 >= t.at + (t.duration or 0) + 0.1  # grid floats
                for t in stops for k in kills)
 
