@@ -108,7 +108,7 @@ class EventBus:
         # the kinds each subscriber asked for (None: every kind), and per kind the callbacks
         # that want it, built on first emit: an event of a kind nobody wants (a checkout while
         # only restarts are watched) costs one dict lookup and builds nothing
-        self._wants: list[frozenset[str] | None] = []
+        self._wants: list[tuple[Callable[[PoolEvent], None], frozenset[str] | None]] = []
         self._routes: dict[str, tuple[Callable[[PoolEvent], None], ...]] = {}
         self.errors = 0
         # id(subscriber) -> its error count, while it is subscribed (unsubscribe drops it)
@@ -116,25 +116,30 @@ class EventBus:
 
     def subscribe(self, callback: Callable[[PoolEvent], None],
                   kinds: Iterable[str] | None = None) -> Callable[[], None]:
-        wants = None if kinds is None else _known_kinds(kinds)
-        self.subscribers.append(callback)
-        self._wants.append(wants)
-        self._routes.clear()
+        # each subscription is its own entry: the same callback subscribed twice (with other
+        # kinds) is unsubscribed entry by entry, never the other one's
+        entry = (callback, None if kinds is None else _known_kinds(kinds))
+        self._wants.append(entry)
+        self._changed()
 
         def unsubscribe() -> None:
-            if callback in self.subscribers:
-                del self._wants[self.subscribers.index(callback)]
-                self.subscribers.remove(callback)
-                self._routes.clear()
-                if callback not in self.subscribers:
-                    self.errors_by.pop(id(callback), None)
+            for i, other in enumerate(self._wants):
+                if other is entry:
+                    del self._wants[i]
+                    self._changed()
+                    if callback not in self.subscribers:
+                        self.errors_by.pop(id(callback), None)
+                    return
 
         return unsubscribe
 
+    def _changed(self) -> None:
+        self.subscribers = [callback for callback, _ in self._wants]
+        self._routes.clear()
+
     def _route(self, kind: str) -> tuple[Callable[[PoolEvent], None], ...]:
         route = self._routes[kind] = tuple(
-            cb for cb, wants in zip(self.subscribers, self._wants, strict=True)
-            if wants is None or kind in wants)
+            cb for cb, wants in self._wants if wants is None or kind in wants)
         return route
 
     def emit(

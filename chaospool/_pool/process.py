@@ -48,6 +48,14 @@ _UNKNOWN = ExitStatus(None, None)
 _log = logging.getLogger("chaospool.pool")
 
 
+def _readable_now(fd: int) -> bool:
+    """``fd`` is readable now (no wait). poll, not select: select refuses fds >= 1024, which a
+    large pool or a host holding many sockets reaches."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class _Exit:
     """Where the zygote's ``Exited`` report for one pid lands; and, until then, the worker's
     pidfd, which tells the moment it exits (docs/design.md, "Replacing at death").
@@ -85,7 +93,7 @@ class _Exit:
         pidfd = self.pidfd
         if pidfd is not None and self.status is None:
             # the usual case at EOF: it exited a moment ago, no turn of the loop needed
-            if not select.select([pidfd], [], [], 0)[0]:
+            if not _readable_now(pidfd):
                 with contextlib.suppress(anyio.ClosedResourceError):  # reaped meanwhile
                     await anyio.wait_readable(pidfd)
             status = self._zombie_status()

@@ -4,6 +4,7 @@ under random mixes of subscriptions, unsubscriptions and emits."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -19,13 +20,22 @@ def test_subscribers_get_exactly_the_kinds_they_asked_for(seed: int) -> None:
     live: dict[int, tuple[frozenset[str] | None, object]] = {}
     seen: dict[int, list[str]] = {}
     expected: dict[int, list[str]] = {}
+    callbacks: dict[int, Any] = {}
+    owner: dict[int, int] = {}  # subscription -> the list its callback appends to
     for step in range(300):
         action = rng.random()
         if action < 0.15:
             kinds = None if rng.random() < 0.3 else frozenset(rng.sample(EVENT_KINDS, 3))
             seen[step], expected[step] = [], []
+            # one callback per list, and some subscribed twice (with other kinds): each
+            # unsubscribe must end its own subscription only
+            twin = rng.choice(sorted(live)) if live and rng.random() < 0.3 else None
             got = seen[step]
-            live[step] = (kinds, bus.subscribe(lambda ev, got=got: got.append(ev.kind), kinds))
+            callback = callbacks[twin] if twin is not None else (
+                lambda ev, got=got: got.append(ev.kind))
+            callbacks[step] = callback
+            live[step] = (kinds, bus.subscribe(callback, kinds))
+            owner[step] = owner[twin] if twin is not None else step
         elif action < 0.25 and live:
             key = rng.choice(sorted(live))
             live.pop(key)[1]()  # type: ignore[operator]
@@ -34,7 +44,7 @@ def test_subscribers_get_exactly_the_kinds_they_asked_for(seed: int) -> None:
             bus.emit(kind, 0, 1)
             for key, (kinds, _) in live.items():
                 if kinds is None or kind in kinds:
-                    expected[key].append(kind)
+                    expected[owner[key]].append(kind)
     assert seen == expected
 
 

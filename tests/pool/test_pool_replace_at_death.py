@@ -203,3 +203,31 @@ async def test_deaths_of_every_kind_in_a_random_mix(seed: int) -> None:
     for pid in expected:
         assert not psutil.pid_exists(pid)
     assert descendants() == before
+
+
+@contextmanager
+def fds_above_fd_setsize(count: int = 1100) -> Iterator[None]:
+    """Hold ``count`` fds, so that every fd the pool opens next is >= 1024 (select's limit)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, count + 512)), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_a_death_is_seen_when_the_pools_fds_are_above_1024() -> None:
+    """A large pool, or a host holding many sockets, gives the pool fds >= 1024, which
+    ``select`` refuses: the death check raised, and the slot was never replaced (review)."""
+    with fds_above_fd_setsize():
+        async with proc_pool(size=1) as pool:
+            victim = pool.workers[0]
+            victim.signal(signal.SIGKILL)
+            fresh = await pool.wait_serving(0, not_pid=victim.pid, timeout=10)
+            assert fresh.pid != victim.pid
+            assert await pool.execute("ping") == "pong"
