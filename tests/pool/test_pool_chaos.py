@@ -7,8 +7,8 @@ import signal
 from collections import Counter
 
 import anyio
-import psutil
 import pytest
+from pool_procs import gone
 
 from chaospool.errors import ChaospoolError, WorkerCrashed
 from chaospool.pool import Pool
@@ -18,11 +18,6 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.anyio,
               pytest.mark.timeout(40)]
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 async def test_crash_storm_under_load() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pool_procs import gone
 
 from chaospool.testing import wait_for
 
@@ -44,11 +45,6 @@ anyio.run(main)
 """
 
 
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # dead, awaiting init
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_sigkilled_parent_leaves_no_worker_alive() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import psutil
 import pytest
+from pool_procs import descendants, gone
 
 from chaospool.errors import (
     CommandError,
@@ -43,16 +44,6 @@ def record(pool: Pool) -> list[PoolEvent]:
     return events
 
 
-def gone(pid: int) -> bool:
-    """Dead: no such process, or a zombie waiting for init (its reaper, the zygote, died)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def descendants() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 async def test_demo_worker_round_trip_and_clean_exit() -> None:

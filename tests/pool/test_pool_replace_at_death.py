@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 import pytest
+from pool_procs import descendants, gone
 
 from chaospool.errors import WorkerCrashed
 from chaospool.pool import Pool, PoolEvent
@@ -28,17 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60
 WORKER = "pool_test_workers"
 
 
-def gone(pid: int | None) -> bool:
-    """Exited: no such process, or a zombie (dead, its exit status waiting for the reap)."""
-    assert pid is not None
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def descendants() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
 
 
 class Watch:
