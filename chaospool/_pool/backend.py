@@ -61,6 +61,9 @@ class Link(Protocol):
     def send_nowait(self, msg: p.Message) -> bool:
         """Send at once if that needs no waiting (True); False: use ``send``."""
 
+    def send_frame_nowait(self, frame: bytes) -> bool:
+        """``send_nowait`` for a Request already encoded as a frame (``p.encode_frame``)."""
+
     async def receive(self) -> list[p.Message]:
         """The next message(s); raises LinkClosed at EOF, MalformedFrame on a bad frame.
 

@@ -111,8 +111,11 @@ class MemoryLink:
 
     # -- the Link -----------------------------------------------------------------------
     def send_nowait(self, msg: p.Message) -> bool:
+        return self.send_frame_nowait(p.encode_frame(msg))
+
+    def send_frame_nowait(self, frame: bytes) -> bool:
         try:
-            self._to_send.send_nowait(p.encode_frame(msg))
+            self._to_send.send_nowait(frame)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             raise LinkClosed("channel closed") from exc
         return True

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 
 _decode_value = p.decode_value
+_encode = msgspec.msgpack.Encoder().encode  # as ``p.encode_frame`` encodes
+_pack = p.HEADER.pack
 
 
 class RequestPath:
@@ -128,11 +130,17 @@ class RequestPath:
                     loop)
         try:
             if session is not None:
-                self._take_turn(call)
-            elif self._idle:
-                self._dispatch(self._take_idle(None), call)
+                self._take_turn(call)  # (encoded at dispatch: its state may change until then)
             else:
-                self._enqueue(call)
+                # encoded here, by its caller: the reply callback that dispatches it -- while
+                # its worker waits -- then only writes it (docs/design.md, "Performance")
+                rid = call.rid = next(self._ids)
+                body = _encode(p.Request(rid, command, raw))
+                call.frame = _pack(len(body)) + body
+                if self._idle:
+                    self._dispatch(self._take_idle(None), call)
+                else:
+                    self._enqueue(call)
             try:
                 if loop is not None:
                     await call.wait()  # the lazy timers set it on a deadline
@@ -357,25 +365,31 @@ class RequestPath:
 
     # -- dispatch and replies -----------------------------------------------------------
     def _dispatch(self, w: Worker, call: Call) -> None:
-        """Send ``call`` to the (checked-out) worker ``w`` now."""
-        rid = call.rid = next(self._ids)
+        """Send ``call`` to the (checked-out) worker ``w`` now.
+
+        The frame goes out first and the deadline is set after: the worker is waiting, and
+        nothing can answer before this callback returns."""
         call.worker = w
-        w.pending[rid] = call
+        frame = call.frame
+        if frame is None:  # a call on a session: its id and state are chosen now
+            call.rid = next(self._ids)
+        w.pending[call.rid] = call
+        sent = False
+        if frame is not None and w.partition is None and (link := w.link) is not None:
+            try:  # the common case: write it right here
+                sent = link.send_frame_nowait(frame)
+            except LinkClosed:
+                sent = True  # the read loop sees the EOF and fails this request
         deadline = call.deadline = self._clock() + call.timeout
         if self._loop is not None and (w.timer is None or w.timer.when() > deadline):
             self._arm_worker(w, deadline)
+        if not sent:
+            self._send_now(w, self._request(w, call))
+
+    def _request(self, w: Worker, call: Call) -> p.Request:
         if call.session is not None:
-            self._send_now(w, self._sessions.request(w, call, rid))
-            return
-        msg = p.Request(rid, call.command or "", call.raw)
-        link = w.link
-        if w.partition is None and link is not None:  # the common case: send it right here
-            try:
-                if link.send_nowait(msg):
-                    return
-            except LinkClosed:
-                return  # the read loop sees the EOF and fails this request
-        self._send_now(w, msg)
+            return self._sessions.request(w, call, call.rid)
+        return p.Request(call.rid, call.command or "", call.raw)
 
     def _send_now(self, w: Worker, msg: p.Message) -> None:
         part, link = w.partition, w.link

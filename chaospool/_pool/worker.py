@@ -43,6 +43,7 @@ class Call:
         "deadline",
         "done",
         "error",
+        "frame",
         "fut",
         "has_turn",
         "loop",
@@ -77,6 +78,8 @@ class Call:
         self.timeout = timeout
         self.worker: Worker | None = None
         self.rid = 0
+        # a plain command's Request frame, encoded by its caller: dispatch only writes it
+        self.frame: bytes | None = None
         self.msg: p.Reply | p.Failure | None = None
         self.error: BaseException | None = None
         self.abandoned = False  # the caller gave up after dispatch: discard the reply
