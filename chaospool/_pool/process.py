@@ -81,6 +81,13 @@ class _Exit:
             self.event.set()
         self.close()
 
+    def send_signal(self, sig: int) -> None:
+        """Signal the worker itself: through its pidfd (ESRCH once reaped: ProcessLookupError),
+        never by a pid the zygote may have reaped and the kernel handed to someone else."""
+        if self.pidfd is None:
+            raise ProcessLookupError(f"worker {self.pid} has exited")
+        signal.pidfd_send_signal(self.pidfd, sig)
+
     def close(self) -> None:
         pidfd, self.pidfd = self.pidfd, None
         if pidfd is not None:
@@ -356,12 +363,16 @@ class ProcessLink:
         return self._proto is None or self._proto.error is None
 
     def signal(self, sig: int) -> None:
+        """Signal the worker's process group (grandchildren too); a worker not yet in a group
+        of its own (just forked) through its pidfd: never a process that reused its pid."""
         if self._exit.status is not None:
             raise ProcessLookupError(f"worker {self.pid} has exited")
         try:
-            os.killpg(self.pid, sig)  # the worker leads its own group: grandchildren too
+            # safe after a reap too: a group exists only while it has members, and a stranger
+            # who reused the pid is in its parent's group, not in one with this id
+            os.killpg(self.pid, sig)
         except ProcessLookupError:
-            os.kill(self.pid, sig)  # not yet in its own group (just forked)
+            self._exit.send_signal(sig)
 
     def close(self) -> None:
         if self._closed:

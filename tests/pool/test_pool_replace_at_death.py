@@ -221,3 +221,22 @@ async def test_a_death_is_seen_when_the_pools_fds_are_above_1024() -> None:
             fresh = await pool.wait_serving(0, not_pid=victim.pid, timeout=10)
             assert fresh.pid != victim.pid
             assert await pool.execute("ping") == "pong"
+
+
+async def test_a_signal_never_reaches_a_process_that_reused_a_reaped_workers_pid() -> None:
+    """Between the zygote's reap and its ``Exited`` reaching the pool, the worker's pid may
+    already belong to a stranger: a signal then goes through the pidfd (ESRCH), never by pid."""
+    from chaospool._pool.process import _Exit
+
+    proc = psutil.Popen(["sleep", "30"])  # stands in for the worker, in *our* group
+    exit_ = _Exit(proc.pid, os.pidfd_open(proc.pid))
+    try:
+        exit_.send_signal(0)  # alive: reached through its pidfd
+        proc.kill()
+        proc.wait(10)  # reaped, as the zygote would: the pid is free for anyone now
+        with pytest.raises(ProcessLookupError):
+            exit_.send_signal(signal.SIGTERM)
+    finally:
+        exit_.close()
+    with pytest.raises(ProcessLookupError):
+        exit_.send_signal(signal.SIGTERM)  # once its report came, there is nothing to signal
