@@ -458,6 +458,89 @@ def profile(loop: str, args: argparse.Namespace, socks: list[socket.socket]) -> 
     run_on(loop, main)
 
 
+# ---------------------------------------------------------------------------- reaction
+class Reaction:
+    """The reply callback's path: from the transport handing a worker's reply to the protocol
+    until the next queued request is written to that worker -- what the worker waits for on
+    each request (a worker holds one request at a time, so throughput follows it).
+
+    Timed by the same two wrappers on both sides (a reply read, a request written; a write
+    outside a read callback is not counted), so the ~0.1 us each wrapper adds hits both."""
+
+    def __init__(self) -> None:
+        self.start = 0
+        self.samples: list[int] = []
+        self._undo: list[Callable[[], None]] = []
+
+    def time_read(self, cls: type, name: str) -> None:
+        old, clock = getattr(cls, name), time.perf_counter_ns
+
+        def timed(obj: Any, *args: Any) -> Any:
+            self.start = clock()
+            try:
+                return old(obj, *args)
+            finally:
+                self.start = 0
+
+        self._patch(cls, name, timed)
+
+    def time_write(self, cls: type, name: str) -> None:
+        old, clock = getattr(cls, name), time.perf_counter_ns
+
+        def timed(obj: Any, *args: Any) -> Any:
+            if self.start:
+                self.samples.append(clock() - self.start)
+                self.start = 0
+            return old(obj, *args)
+
+        self._patch(cls, name, timed)
+
+    def _patch(self, cls: type, name: str, fn: Callable[..., Any]) -> None:
+        old = cls.__dict__[name]
+        setattr(cls, name, fn)
+        self._undo.append(lambda: setattr(cls, name, old))
+
+    def undo(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def percentiles(self) -> str:
+        s = sorted(self.samples)
+        return " / ".join(f"{s[int(len(s) * q)] / 1e3:.2f}" for q in (0.1, 0.5, 0.9))
+
+
+def reaction(args: argparse.Namespace, loop: str, socks: list[socket.socket]) -> None:
+    """chaospool, then the bare loop, on ``loop``: the reply callback's path, p10/p50/p90."""
+    from chaospool._pool.process import ProcessLink, _FrameProtocol
+
+    async def main() -> None:
+        ours, theirs = Reaction(), Reaction()
+        ours.time_read(_FrameProtocol, "buffer_updated")
+        # (``send_nowait`` before 0.3, so that an older tree can be timed the same way)
+        new = hasattr(ProcessLink, "send_frame_nowait")
+        ours.time_write(ProcessLink, "send_frame_nowait" if new else "send_nowait")
+        try:
+            async with Pool("chaospool.workers.demo", size=args.workers,
+                            health_check=False) as pool:
+                await drive(lambda: pool.execute("ping"), args.ops, args.clients, None)
+        finally:
+            ours.undo()
+        # patched before the links connect: uvloop binds a protocol's methods when it does
+        theirs.time_read(BareLink, "buffer_updated")
+        theirs.time_write(BareLink, "send")
+        bare = BareLoop()
+        await bare.attach(socks)
+        try:
+            await drive(lambda: bare.call("ping"), args.ops, args.clients, None)
+        finally:
+            theirs.undo()
+            bare.close()
+        print(f"{loop}: reply read -> next request written, us p10 / p50 / p90: chaospool "
+              f"{ours.percentiles()}, bare loop {theirs.percentiles()}")
+
+    run_on(loop, main)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -469,6 +552,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--profile", metavar="LOOP", choices=("asyncio", "uvloop"))
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--reaction", action="store_true",
+                        help="time the reply callback's path (reply read -> next write), per loop")
     parser.add_argument("--cancel", type=int, default=20000,
                         help="queued callers to cancel (and a tenth of it, for the scaling)")
     parser.add_argument("--only", default=",".join(CONTENDERS),
@@ -498,6 +583,10 @@ def main(argv: list[str]) -> None:
     try:
         if args.profile:
             profile(args.profile, args, [sock for _, sock in bare])
+            return
+        if args.reaction:
+            for loop in loops:
+                reaction(args, loop, [sock for _, sock in bare])
             return
         res = throughput(args, loops, bare)
     finally:
