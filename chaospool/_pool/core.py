@@ -92,7 +92,8 @@ class Pool:
         self._requests = RequestPath(state, self._supervisor, meter.rss)
         self._supervisor.attach(self._requests)
         self._surface = FaultSurface(state, self._requests, meter)
-        self._execute_once = self._requests.execute_once  # bound once: one lookup per call
+        # bound once: one lookup per call
+        self._begin, self._finish = self._requests.begin, self._requests.finish
         # the shared containers under the names tests and benchmarks reach for
         self._backend, self._slots, self._bus = state.backend, state.slots, state.bus
         self._sessions, self._affinity = state.sessions, state.sessions.affinity
@@ -271,7 +272,13 @@ class Pool:
         attempt = 0
         while True:
             try:
-                return await self._execute_once(command, raw, session, deadline)
+                call, done = self._begin(command, raw, session, deadline)
+                try:
+                    await done
+                except BaseException:
+                    self._requests.give_up(call)
+                    raise
+                return self._finish(call)
             except (WorkerCrashed, RequestTimeout) as exc:
                 if attempt >= retries or isinstance(exc, WorkerStartError) or state.closed:
                     state.counters.errors += 1

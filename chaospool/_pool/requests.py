@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -116,45 +116,59 @@ class RequestPath:
         """The circuit opened (calls fail with CircuitOpen at once) or half-opened."""
         self._circuit_open = is_open
 
-    async def _execute_once(
-        self,
-        command: str,
-        raw: msgspec.Raw,
-        session: str | None,
-        timeout: float,  # noqa: ASYNC109  reason: per-call deadline, not a scope
-    ) -> Any:
+    # -- one attempt: begin, wait, finish (``Pool.execute`` is the one coroutine around them)
+    def _begin(
+        self, command: str, raw: msgspec.Raw, session: str | None, timeout: float
+    ) -> tuple[Call, Awaitable[Any]]:
+        """Start one attempt -- to an idle worker, into the queue, or into its session's line
+        -- and return the call with what its caller awaits. Raises what refuses it at once
+        (CircuitOpen, QueueFull, a CommandError), having passed on any session turn it took.
+
+        Why not a coroutine: it would be a second one per request beside ``Pool.execute``,
+        and a coroutine layer costs more than these two plain calls (docs/design.md,
+        "Performance")."""
         if self._circuit_open:
             raise CircuitOpen(self._circuit_message())
         loop = self._loop  # asyncio: the call is its own flag (worker.py, Call)
         call = Call(command, None if loop is not None else self._flag(), raw, session, timeout,
                     loop)
-        try:
-            if session is not None:
-                self._take_turn(call)  # (encoded at dispatch: its state may change until then)
-            else:
-                # encoded here, by its caller: the reply callback that dispatches it -- while
-                # its worker waits -- then only writes it (docs/design.md, "Performance")
-                rid = call.rid = next(self._ids)
-                body = _encode(p.Request(rid, command, raw))
-                call.frame = _pack(len(body)) + body
-                if self._idle:
-                    self._dispatch(self._take_idle(None), call)
-                else:
-                    self._enqueue(call)
+        if session is not None:
             try:
-                if loop is not None:
-                    await call.wait()  # the lazy timers set it on a deadline
-                else:
-                    await self._wait_with_scopes(call)
+                self._take_turn(call)  # (encoded at dispatch: its state may change until then)
             except BaseException:
-                self._abandon(call)
+                if call.has_turn:
+                    self._pass_turn(call)
                 raise
+        else:
+            # encoded here, by its caller: the reply callback that dispatches it -- while its
+            # worker waits -- then only writes it (docs/design.md, "Performance")
+            rid = call.rid = next(self._ids)
+            body = _encode(p.Request(rid, command, raw))
+            call.frame = _pack(len(body)) + body
+            if self._idle:
+                self._dispatch(self._take_idle(None), call)
+            else:
+                self._enqueue(call)
+        # asyncio: the lazy timers set the call on a deadline; elsewhere anyio scopes wait
+        return call, call.wait() if loop is not None else self._wait_with_scopes(call)
+
+    def _finish(self, call: Call) -> Any:
+        """The attempt's result, or its error raised; the session's next call goes."""
+        try:
             msg = call.msg
             if type(msg) is p.Reply:  # the common end, read here: one call less per request
                 return _decode_value(msg.value)
             return self._result(call)
         finally:
-            if call.has_turn:  # answered, failed or given up: the session's next call goes
+            if call.has_turn:
+                self._pass_turn(call)
+
+    def _give_up(self, call: Call) -> None:
+        """The caller stopped waiting (cancelled): abandon the call, pass its session's turn."""
+        try:
+            self._abandon(call)
+        finally:
+            if call.has_turn:
                 self._pass_turn(call)
 
     def _take_turn(self, call: Call) -> None:
@@ -537,7 +551,9 @@ class RequestPath:
             call.set()
 
     # -- what the pool calls, and what supervision calls (seams.py, Dispatch) ----------
-    execute_once = _execute_once
+    begin = _begin
+    finish = _finish
+    give_up = _give_up
     make_available = _make_available
     deliver = _deliver
     fail_waiters = _fail_waiters
