@@ -279,19 +279,27 @@ class Pool:
                     self._requests.give_up(call)
                     raise
                 return self._finish(call)
-            except (WorkerCrashed, RequestTimeout) as exc:
-                if attempt >= retries or isinstance(exc, WorkerStartError) or state.closed:
-                    state.counters.errors += 1
+            except ChaospoolError as exc:
+                if not self._retry(exc, attempt, retries):
+                    if not isinstance(exc, WorkerCrashed | RequestTimeout):
+                        # QueueFull and CircuitOpen are raised before any await: yield once
+                        # anyway, or a caller that retries in a loop starves the event loop
+                        # -- and with it the workers whose replies would free the queue
+                        await anyio.lowlevel.checkpoint()
                     raise
                 attempt += 1
                 await anyio.sleep(min(0.005 * 2**attempt, 0.1))
-            except ChaospoolError:
-                state.counters.errors += 1
-                # QueueFull and CircuitOpen are raised before any await: yield once anyway, or
-                # a caller that retries in a loop starves the event loop -- and with it the
-                # workers whose replies would free the queue.
-                await anyio.lowlevel.checkpoint()
-                raise
+
+    def _retry(self, exc: ChaospoolError, attempt: int, retries: int) -> bool:
+        """Whether to run a failed call again: after a crash or a timeout, while ``retries``
+        are left and the pool is open (a worker that cannot start is not retried). A call
+        that is not retried is counted as an error."""
+        state = self._state
+        if (isinstance(exc, WorkerCrashed | RequestTimeout) and attempt < retries
+                and not isinstance(exc, WorkerStartError) and not state.closed):
+            return True
+        state.counters.errors += 1
+        return False
 
     @staticmethod
     def _encode_args(command: str, args: Any) -> msgspec.Raw:
