@@ -61,9 +61,6 @@ class Link(Protocol):
     def send_nowait(self, msg: p.Message) -> bool:
         """Send at once if that needs no waiting (True); False: use ``send``."""
 
-    def send_frame_nowait(self, frame: bytes) -> bool:
-        """``send_nowait`` for a Request already encoded as a frame (``p.encode_frame``)."""
-
     async def receive(self) -> list[p.Message]:
         """The next message(s); raises LinkClosed at EOF, MalformedFrame on a bad frame.
 
@@ -117,6 +114,19 @@ class Exits(Protocol):
     async def exited(self) -> ExitStatus:
         """Once the worker process has exited -- never while it may still run -- how it
         ended (possibly before ``wait``: the exit status need not wait for the reap)."""
+
+
+@runtime_checkable
+class SendsFrames(Protocol):
+    """What a link may also do: send a Request already encoded as a frame.
+
+    Optional: the pool encodes a plain command's Request in its caller, so that the reply
+    callback that dispatches it -- while its worker waits -- only writes it (docs/design.md,
+    "Performance"); a link without it is given the message (``send_nowait``).
+    """
+
+    def send_frame_nowait(self, frame: bytes) -> bool:
+        """``send_nowait`` of a Request already encoded as a frame (``p.encode_frame``)."""
 
 
 @runtime_checkable

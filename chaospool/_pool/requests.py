@@ -389,9 +389,9 @@ class RequestPath:
             call.rid = next(self._ids)
         w.pending[call.rid] = call
         sent = False
-        if frame is not None and w.partition is None and (link := w.link) is not None:
+        if frame is not None and w.partition is None and (send := w.send_frame) is not None:
             try:  # the common case: write it right here
-                sent = link.send_frame_nowait(frame)
+                sent = send(frame)
             except LinkClosed:
                 sent = True  # the read loop sees the EOF and fails this request
         deadline = call.deadline = self._clock() + call.timeout

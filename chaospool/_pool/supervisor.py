@@ -110,7 +110,7 @@ class Supervisor:
             return
         w = Worker(index, overflow=index >= self.config.size)
         self._slots[index] = w
-        w.link, w.pid = taken[0], taken[0].pid
+        w.attach(taken[0])
         try:
             self._check_hello(w, taken[1])
         except WorkerStartError as exc:
@@ -164,7 +164,7 @@ class Supervisor:
     async def _hello(self, w: Worker) -> None:
         with anyio.fail_after(self.config.start_timeout):
             link = await self._state.backend.spawn(w.index)
-            w.link, w.pid = link, link.pid
+            w.attach(link)
             try:
                 msgs = await link.receive()
             except (LinkClosed, MalformedFrame) as exc:

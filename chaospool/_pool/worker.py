@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
+from chaospool._pool.backend import SendsFrames
 from chaospool._pool.flag import AsyncioFlag, Flag
 from chaospool._pool.kinds import ALIVE, STARTING, StopReason, WorkerState
 from chaospool._wire import protocol as p
@@ -194,6 +195,12 @@ class Worker:
         self.done = anyio.Event()
         self.start_error: BaseException | None = None
         self.timer: asyncio.TimerHandle | None = None  # request deadline (asyncio fast path)
+        self.send_frame: Callable[[bytes], bool] | None = None  # the link's, if it has one
+
+    def attach(self, link: Link) -> None:
+        """This incarnation's link (once its process exists)."""
+        self.link, self.pid = link, link.pid
+        self.send_frame = link.send_frame_nowait if isinstance(link, SendsFrames) else None
 
     @property
     def alive(self) -> bool:
