@@ -184,6 +184,7 @@ ZygoteMessage = Hello | StartFailed | Spawn | Spawned | Exited
 _encoder = msgspec.msgpack.Encoder()
 _encode = _encoder.encode
 _pack = HEADER.pack
+_unpack_from = HEADER.unpack_from
 _decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
 _zdecoder: msgspec.msgpack.Decoder[ZygoteMessage] = msgspec.msgpack.Decoder(
     ZygoteMessage
@@ -301,6 +302,14 @@ class FrameReader:
         """``n`` bytes were written at ``get_buffer()``: the payloads of the frames completed."""
         end = self._end = self._end + n
         buf, view, start = self._buf, self._view, self._start
+        if start == 0 and end >= 4:  # the usual read: one whole frame, nothing before it
+            (size,) = _unpack_from(buf)
+            if size + 4 == end and size <= MAX_FRAME:
+                payload = bytes(view[4:end])
+                self._end = 0
+                if self._cap > self._initial:  # a huge frame passed: do not keep its buffer
+                    self._resize(self._initial)
+                return [payload]
         frames: list[bytes] = []
         while end - start >= 4:
             (size,) = HEADER.unpack_from(buf, start)

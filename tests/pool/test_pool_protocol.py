@@ -62,6 +62,25 @@ def test_frame_reader_yields_every_frame_whatever_the_reads(
     assert len(reader.get_buffer()) == size  # back to its first size once drained
 
 
+@settings(max_examples=100, deadline=None)
+@given(payloads=st.lists(st.binary(max_size=300), min_size=1, max_size=30),
+       size=st.integers(1, 64))
+def test_frame_reader_one_whole_frame_per_read(payloads: list[bytes], size: int) -> None:
+    """The usual read -- exactly one whole frame (FrameReader's fast path) -- with a buffer
+    that must grow for some frames and shrink back after them."""
+    reader, got = p.FrameReader(size), list[bytes]()
+    for x in payloads:
+        frame, pos = p.HEADER.pack(len(x)) + x, 0
+        while pos < len(frame):  # the frame's bytes, in as many reads as the buffer needs
+            into = reader.get_buffer()
+            n = min(len(into), len(frame) - pos)
+            into[:n] = frame[pos : pos + n]
+            pos += n
+            got += reader.filled(n)
+    assert got == payloads
+    assert len(reader.get_buffer()) == size
+
+
 def test_frame_reader_refuses_an_impossible_length() -> None:
     reader = p.FrameReader()
     frame = p.HEADER.pack(p.MAX_FRAME + 1) + b"x"
