@@ -129,9 +129,11 @@ class RequestPath:
         "Performance")."""
         if self._circuit_open:
             raise CircuitOpen(self._circuit_message())
-        loop = self._loop  # asyncio: the call is its own flag (worker.py, Call)
-        call = Call(command, None if loop is not None else self._flag(), raw, session, timeout,
-                    loop)
+        loop = self._loop
+        # asyncio: the call is its own flag (worker.py, Call), with the future its caller
+        # awaits made here: the caller's one wait, and no call to get it
+        call = (Call(command, None, raw, session, timeout, loop, loop.create_future())
+                if loop is not None else Call(command, self._flag(), raw, session, timeout))
         if session is not None:
             try:
                 self._take_turn(call)  # (encoded at dispatch: its state may change until then)
@@ -150,7 +152,7 @@ class RequestPath:
             else:
                 self._enqueue(call)
         # asyncio: the lazy timers set the call on a deadline; elsewhere anyio scopes wait
-        return call, call.wait() if loop is not None else self._wait_with_scopes(call)
+        return call, call.fut if call.fut is not None else self._wait_with_scopes(call)
 
     def _finish(self, call: Call) -> Any:
         """The attempt's result, or its error raised; the session's next call goes."""

@@ -32,9 +32,10 @@ class Call(msgspec.Struct, eq=False):
     A call on a session first waits for its session's turn (one call of a session at a time).
 
     The call is its own flag (``set`` / ``is_set`` / ``wait``): on asyncio, given the loop and
-    no ``event``, it is one object per call plus the future its caller awaits, made only when
-    the caller waits (0.1 made a Call, a flag object and a future; docs/design.md,
-    "Performance"). Given an ``event`` (a ``Flag``: trio, control ops) it defers to that.
+    no ``event``, it is one object per call plus the future its caller awaits (the request
+    path makes it with the call; ``wait`` makes it otherwise; 0.1 made a Call, a flag object
+    and a future: docs/design.md, "Performance"). Given an ``event`` (a ``Flag``: trio,
+    control ops) it defers to that.
     """
 
     # the fields a call starts with (positional, as ``Call(...)`` is called); a
