@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pool.py [--rounds 5] [--ops 20000] [--clients 50] [--workers 2]
                                     [--loops asyncio,uvloop] [--profile LOOP]
+                                    [--bytecodes LOOP] [--reaction]
 
 Noop throughput and latency with ``--workers`` workers and ``--clients`` concurrent clients
 (closed loop), on each event loop in turn, in interleaved rounds (round 1 on asyncio, round 1 on
@@ -24,6 +25,11 @@ of chaospool's request path, and each one's Python calls per request (cProfile's
 figure machine load does not change; the driver's own calls are left out). ``cpu us/op`` is the
 parent's CPU per call, ``wcpu us/op`` the workers' (the pool's and the bare loop's workers, read
 from /proc): on 2 CPUs shared by the parent and its workers, both bound the throughput.
+
+``--bytecodes LOOP`` counts the bytecodes each side executes per request in the parent
+(``sys.settrace`` opcode events: a count, the same on a busy machine), chaospool's by function.
+``--reaction`` times the reply callback's path on each loop -- from a worker's reply reaching
+the protocol until the next queued request is written to it: what a worker waits for.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ import socket
 import statistics
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -541,6 +548,54 @@ def reaction(args: argparse.Namespace, loop: str, socks: list[socket.socket]) ->
     run_on(loop, main)
 
 
+# ---------------------------------------------------------------------------- bytecodes
+async def traced_ops(call: Call, ops: int, clients: int) -> Counter[str]:
+    """Bytecodes executed per function over ``ops`` calls (``sys.settrace`` opcode events:
+    a count, not a time -- the same on a busy machine; the driver's own left out: its client
+    loop and the lambdas that call each contender)."""
+    counts: Counter[str] = Counter()
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        if event == "opcode" and not (code.co_filename == __file__
+                                          and code.co_name in ("client", "<lambda>")):
+            counts[f"{Path(code.co_filename).name}:{code.co_name}"] += 1
+        return tracer
+
+    await drive(call, min(2000, ops), clients, None)
+    sys.settrace(tracer)  # (the tasks' frames, made from now on, are traced)
+    try:
+        await drive(call, ops, clients, None)
+    finally:
+        sys.settrace(None)
+    return counts
+
+
+def bytecodes(args: argparse.Namespace, loop: str, socks: list[socket.socket]) -> None:
+    """chaospool, then the bare loop, on ``loop``: bytecodes per request in the parent, and
+    chaospool's functions by their share."""
+
+    ops = min(args.ops, 2000)  # a count needs no more (asyncio's loop is traced too: slow)
+
+    async def main() -> None:
+        async with Pool("chaospool.workers.demo", size=args.workers,
+                        health_check=False) as pool:
+            ours = await traced_ops(lambda: pool.execute("ping"), ops, args.clients)
+        bare = BareLoop()
+        await bare.attach(socks)
+        try:
+            theirs = await traced_ops(lambda: bare.call("ping"), ops, args.clients)
+        finally:
+            bare.close()
+        for name, n in ours.most_common(args.top):
+            print(f"{n / ops:8.1f}  {name}")
+        print(f"bytecodes per request ({loop}): chaospool {sum(ours.values()) / ops:.1f}, "
+              f"bare loop {sum(theirs.values()) / ops:.1f}")
+
+    run_on(loop, main)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -552,6 +607,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--profile", metavar="LOOP", choices=("asyncio", "uvloop"))
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--bytecodes", metavar="LOOP", choices=("asyncio", "uvloop"),
+                        help="bytecodes per request in the parent (a count: load-independent)")
     parser.add_argument("--reaction", action="store_true",
                         help="time the reply callback's path (reply read -> next write), per loop")
     parser.add_argument("--cancel", type=int, default=20000,
@@ -583,6 +640,9 @@ def main(argv: list[str]) -> None:
     try:
         if args.profile:
             profile(args.profile, args, [sock for _, sock in bare])
+            return
+        if args.bytecodes:
+            bytecodes(args, args.bytecodes, [sock for _, sock in bare])
             return
         if args.reaction:
             for loop in loops:

@@ -46,3 +46,23 @@ def test_bench_pool_profile_counts_python_calls_per_request() -> None:
     # counts, not times (cProfile's, load-independent): the bare loop does less per request
     assert bare > 0, line
     assert ours > bare, line
+
+
+def test_bench_pool_counts_bytecodes_per_request() -> None:
+    args = ["--bytecodes", "uvloop", "--ops", "300", "--clients", "10", "--top", "5"]
+    out = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
+                         timeout=50, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("bytecodes per request"))
+    ours, bare = (float(part.split()[-1]) for part in line.split(":", 1)[1].split(","))
+    assert 0 < bare < ours, line  # a count: the bare loop does less per request
+    assert "requests.py:" in out, out  # the request path's own functions are listed
+
+
+def test_bench_pool_times_the_reply_callbacks_path() -> None:
+    args = ["--reaction", "--ops", "300", "--clients", "10", "--loops", "asyncio"]
+    out = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True,
+                         timeout=50, check=True).stdout
+    line = next(x for x in out.splitlines() if "reply read -> next request written" in x)
+    figures = [float(x) for x in line.replace(",", " ").split() if x[0].isdigit()]
+    assert len(figures) == 6, line  # p10 / p50 / p90, chaospool and the bare loop
+    assert all(f > 0 for f in figures), line
