@@ -23,7 +23,7 @@ DIRECTIONS = ("both", "to_worker", "from_worker")
 MODES = ("drop", "hold")
 
 
-class Call(msgspec.Struct, eq=False):
+class Call:
     """One call: a command (queued, then dispatched to a worker) or a control op / ping.
 
     A command waits in the pool's FIFO queue (``worker`` None) until a worker is free; then it
@@ -38,33 +38,65 @@ class Call(msgspec.Struct, eq=False):
     control ops) it defers to that.
     """
 
-    # the fields a call starts with (positional, as ``Call(...)`` is called); a
-    # ``msgspec.Struct`` fills in the rest -- and its defaults -- in C: a Python ``__init__``
-    # of twenty assignments was the request path's costliest call (docs/design.md,
-    # "Performance"). ``eq=False``: compared and hashed by identity (the queue is keyed by it)
-    command: str | None  # None for a control op
-    _flag: Flag | None  # the given flag (trio, control ops); None: the call is its own
-    raw: msgspec.Raw = p.NIL
-    session: str | None = None
-    timeout: float = 0.0
-    loop: asyncio.AbstractEventLoop | None = None  # (its own flag: its future's loop)
-    fut: asyncio.Future[bool] | None = None
-    done: bool = False
-    worker: Worker | None = None
-    rid: int = 0
-    # a plain command's Request frame, encoded by its caller: dispatch only writes it
-    frame: bytes | None = None
-    msg: p.Reply | p.Failure | None = None
-    error: BaseException | None = None
-    abandoned: bool = False  # the caller gave up after dispatch: discard the reply
-    timed_out: bool = False
-    deadline: float = 0.0  # request deadline, from dispatch
-    queue_deadline: float = 0.0  # checkout deadline, while queued
-    # sessions (chaospool/_pool/sessions.py): whether this call holds its session's turn,
-    # the version of the state it was sent, and (asyncio) its deadline while in line
-    has_turn: bool = False
-    version: int = 0
-    timer: asyncio.TimerHandle | None = None
+    __slots__ = (
+        "_flag",
+        "abandoned",
+        "command",
+        "deadline",
+        "done",
+        "error",
+        "frame",
+        "fut",
+        "has_turn",
+        "loop",
+        "msg",
+        "queue_deadline",
+        "raw",
+        "rid",
+        "session",
+        "timed_out",
+        "timeout",
+        "timer",
+        "version",
+        "worker",
+    )
+
+    # Why not a ``msgspec.Struct`` (its defaults are filled in C): the interpreter cannot
+    # specialise stores to a Struct's fields, and a call's later stores then cost more than
+    # this ``__init__`` saves (measured with callgrind; docs/design.md, "Performance").
+    def __init__(
+        self,
+        command: str | None,
+        event: Flag | None,
+        raw: msgspec.Raw = p.NIL,
+        session: str | None = None,
+        timeout: float = 0.0,
+        loop: asyncio.AbstractEventLoop | None = None,
+        fut: asyncio.Future[bool] | None = None,
+    ) -> None:
+        self._flag = event
+        self.loop = loop  # (its own flag: the loop its future is made on)
+        self.fut = fut
+        self.done = False
+        self.command = command  # None for a control op
+        self.raw = raw
+        self.session = session
+        self.timeout = timeout
+        self.worker: Worker | None = None
+        self.rid = 0
+        # a plain command's Request frame, encoded by its caller: dispatch only writes it
+        self.frame: bytes | None = None
+        self.msg: p.Reply | p.Failure | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False  # the caller gave up after dispatch: discard the reply
+        self.timed_out = False
+        self.deadline = 0.0  # request deadline, from dispatch
+        self.queue_deadline = 0.0  # checkout deadline, while queued
+        # sessions (chaospool/_pool/sessions.py): whether this call holds its session's turn,
+        # the version of the state it was sent, and (asyncio) its deadline while in line
+        self.has_turn = False
+        self.version = 0
+        self.timer: asyncio.TimerHandle | None = None
 
     @property
     def event(self) -> Flag | Call:
