@@ -510,7 +510,8 @@ class RequestPath:
             self._counters.checkouts += 1
             if self._bus.subscribers:
                 self._bus.emit("checkout", w.index, w.pid)
-            self._dispatch(w, self._waiters.popitem(last=False)[0])
+            # (FIFO; ``last`` positional: no keyword parsing per request)
+            self._dispatch(w, self._waiters.popitem(False)[0])
         else:
             self._make_available(w)
 
@@ -540,7 +541,7 @@ class RequestPath:
             self._counters.checkouts += 1
             if self._bus.subscribers:
                 self._bus.emit("checkout", w.index, w.pid)
-            self._dispatch(w, self._waiters.popitem(last=False)[0])
+            self._dispatch(w, self._waiters.popitem(False)[0])  # (FIFO)
             return
         w.state = READY
         w.idle_since = self._clock()

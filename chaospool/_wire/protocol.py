@@ -63,7 +63,6 @@ __all__ = (
     "encode_frame",
     "encode_value",
     "payload_limit",
-    "reply_frame",
 )
 
 PROTOCOL_VERSION = 4
@@ -202,15 +201,6 @@ def encode_frame(msg: Message) -> bytes:
     it out (that copy and the bytearray's growth cost more than the message; measured
     ~150 ns vs ~370 ns for a reply, docs/design.md, "Performance")."""
     body = _encode(msg)
-    return _pack(len(body)) + body
-
-
-def reply_frame(rid: int, value: Any) -> bytes:
-    """The frame of a plain ``Reply`` (no session changes) to request ``rid``: the result is
-    encoded in place, in one pass (a ``Struct`` does not check its fields' types when built,
-    and the encoder writes whatever they hold -- the same bytes as ``Raw(encode(value))``).
-    Raises what ``encode_value`` raises for a value that cannot travel."""
-    body = _encode(Reply(rid, value))
     return _pack(len(body)) + body
 
 

@@ -78,11 +78,13 @@ def serve(data_fd: int, ctl_fd: int, index: int, commands: Mapping[str, Any]) ->
     control = threading.Thread(target=_control_loop, args=(ctl, core), daemon=True)
     if index != p.SPARE:
         control.start()
+    # bound once: the request loop's own (``core.handle_request`` without its call)
+    decode, request, run, reply = p.decode, p.Request, core.run, runtime.send_reply
     try:
         for payload in frames(data):
-            msg = p.decode(payload)
-            if isinstance(msg, p.Request):
-                core.handle_request(msg)
+            msg = decode(payload)
+            if type(msg) is request:  # (exact type: the messages are final)
+                reply(run(msg))
             elif isinstance(msg, p.Start) and runtime.worker_index == p.SPARE:
                 runtime.worker_index = msg.index
                 control.start()

@@ -29,7 +29,8 @@ ControlFn = Callable[[dict[str, Any], "ControlRuntime"], Any]
 
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 _NO_DELAY = (0.0, 0.0)
-_reply_frame = p.reply_frame
+_encode = msgspec.msgpack.Encoder().encode  # as ``p.encode_frame`` encodes
+_pack = p.HEADER.pack
 _decode_value = p.decode_value
 
 
@@ -201,9 +202,10 @@ class WorkerCore:
 
     def handle_request(self, msg: p.Request) -> None:
         """Run one command; the reply (or Failure, or Miss) is sent before this returns."""
-        self.runtime.send_reply(self._run(msg))
+        self.runtime.send_reply(self.run(msg))
 
-    def _run(self, msg: p.Request) -> bytes:
+    def run(self, msg: p.Request) -> bytes:
+        """Run one command: the frame of its reply (or Failure, or Miss), to be sent."""
         copy = None
         if msg.session_id is not None:
             copy = self.sessions.lookup(msg.session_id, msg.version, msg.state)
@@ -221,8 +223,12 @@ class WorkerCore:
         except Exception as exc:
             return self._fail(msg, type(exc).__name__, str(exc), traceback.format_exc())
         if copy is None:  # no session, nothing else to ship: the reply in one encoding pass
+            # the result encoded in place, in one pass: a Struct does not check its fields'
+            # types when built, and the encoder writes whatever they hold -- the same bytes as
+            # ``Raw(encode(result))``; raises what ``p.encode_value`` raises
             try:
-                frame = _reply_frame(msg.id, result)
+                body = _encode(p.Reply(msg.id, result))
+                frame = _pack(len(body)) + body
             except _ENCODE_ERRORS:
                 return self._encode_reply(msg, result, None)  # the failure says why
             if len(frame) - 4 <= p.MAX_FRAME:  # read at call time: tests lower it
