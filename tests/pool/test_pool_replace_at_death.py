@@ -167,8 +167,14 @@ async def test_deaths_of_every_kind_in_a_random_mix(seed: int) -> None:
                 continue
             action = rng.choice(["kill", "exit", "die"])
             if action == "kill":
-                expected[victim.pid] = (None, signal.SIGKILL)  # type: ignore[index]
-                victim.signal(signal.SIGKILL)
+                try:
+                    victim.signal(signal.SIGKILL)
+                except ProcessLookupError:
+                    # killed by the last step and reaped already, its EOF not yet seen: the
+                    # pool still calls it ready, and that first death is the one to see
+                    assert victim.pid in expected
+                else:
+                    expected.setdefault(victim.pid, (None, signal.SIGKILL))  # type: ignore[arg-type]
             else:
                 args = {"code": rng.randrange(1, 100)} if action == "exit" else {}
                 with pytest.raises(WorkerCrashed) as info:
