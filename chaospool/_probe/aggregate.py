@@ -5,8 +5,8 @@ keeps counters and one latency histogram (``LogHistogram``); each closed timelin
 six numbers (ok, fail, info, recovered, p99, max) and 13 latency-band counts (about 90 bytes).
 Only the bucket being filled holds its latencies (at most one bucket width of operations), so
 its p99 is exact; when the clock moves on they are sorted once (the p99, the maximum and the
-bands are then read off), and the sorted buckets of the last second go into the phase
-histograms in one batch and are dropped: at most about a second of latencies is ever held.
+bands are then read off), go into the phase histograms and are dropped: at most one bucket of
+latencies is ever held.
 
 An operation counts in the phase in which it *started* (``PhaseClock``) and in the bucket in
 which it *ended*. Operations are recorded when they end, so ends arrive in order on the live
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from itertools import chain
 
 from chaospool._probe.histogram import LogHistogram
-from chaospool._probe.phases import BEFORE, PENDING, PhaseClock
+from chaospool._probe.phases import PENDING, PhaseClock
 from chaospool._probe.recorder import KIND_OUTCOMES, OK, OUTCOME_KINDS
 
 __all__ = ("BAND_EDGES", "N_BANDS", "Aggregator", "PhaseTally")
@@ -38,26 +38,23 @@ class PhaseTally:
     latency goes to ``fast`` and the list's length is added to ``counts[0]`` when the bucket
     closes (``take``). Every other operation is counted at once and its latency goes to
     ``buffer``. Both lists belong to the open bucket and keep their identity for the tally's
-    life (the aggregator binds their ``append`` once). Closed buckets' latencies wait in
-    ``waiting``, each bucket's sorted, for the histogram (``flush``): at most one second of
-    them.
+    life (the aggregator binds their ``append`` once). A closing bucket's latencies are sorted
+    once and go into the histogram then (``take``).
     """
 
     __slots__ = ("buffer", "counts", "dups", "fast", "histogram", "latency_max", "latency_sum",
-                 "recovered", "waiting")
+                 "recovered")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(OUTCOME_KINDS) * 3)
         self.fast: list[float] = []
         self.buffer: list[float] = []
-        self.waiting: list[list[float]] = []
         self.reset()
 
     def reset(self) -> None:
         self.counts[:] = [0] * len(self.counts)
         self.fast.clear()
         self.buffer.clear()
-        self.waiting.clear()
         self.recovered = 0
         self.dups = 0
         self.latency_sum = 0.0
@@ -84,8 +81,14 @@ class PhaseTally:
         return sum(self.counts) + len(self.fast)
 
     def take(self) -> list[float]:
-        """Close the open bucket: count ``fast``, and hand over its latencies sorted (negative
-        ones, from a clock that went back, as 0); they wait for the histogram."""
+        """Close the open bucket: count ``fast``, sort its latencies (negative ones, from a
+        clock that went back, as 0), put them in the histogram and hand them over.
+
+        Why each bucket goes into the histogram at once (and not a second's worth, merged):
+        the histogram's walk costs a ``log`` and a bisection per occupied bin, and a bucket
+        of the pool's ~5,000 noop calls occupies ~600 bins, ~0.1 per value; merging ten
+        sorted buckets first cost more per value than that (docs/design.md, "Performance").
+        """
         fast, buffer = self.fast, self.buffer
         self.counts[0] += len(fast)
         values = fast + buffer if buffer else fast[:]
@@ -98,21 +101,14 @@ class PhaseTally:
             values[:bisect_left(values, 0.0)] = [0.0] * bisect_left(values, 0.0)
         self.latency_sum += sum(values)
         self.latency_max = max(self.latency_max, values[-1])
-        self.waiting.append(values)
+        if self.histogram is None:
+            self.histogram = LogHistogram()
+        self.histogram.record_sorted(values)
         return values
 
     def flush(self) -> None:
-        """Move the open bucket and the waiting latencies into the histogram (one batch)."""
+        """Move the open bucket into the histogram."""
         self.take()
-        waiting = self.waiting
-        if not waiting:
-            return
-        if self.histogram is None:
-            self.histogram = LogHistogram()
-        # sorted runs: one merge pass (timsort finds the runs)
-        values = waiting[0] if len(waiting) == 1 else sorted(chain.from_iterable(waiting))
-        self.histogram.record_sorted(values)
-        waiting.clear()
 
     def move_open(self, other: PhaseTally) -> None:
         """Take over ``other``'s open bucket (its latencies and what they count)."""
@@ -159,11 +155,12 @@ class Aggregator:
     """Tallies per phase (before, during, after, pending) and per bucket of ``width`` seconds.
 
     The probe's hot path is ``add_ok`` (an operation that succeeded at its first attempt): a
-    comparison with the open bucket's end, one with the first injection, and an append of the
-    latency to the phase's open list -- no per-operation counter, no allocation beyond the
-    float. ``add`` records any other operation. The per-bucket work (sort, exact p99, bands,
-    counts derived from the phases' totals) happens when a bucket closes; the histograms are
-    filled once a second (docs/design.md, "Long runs").
+    comparison with the open bucket's end, one with the start of the *lane* -- past the latest
+    phase boundary every start has one phase (``PhaseClock.lane``), whose open list's append
+    is bound when the phase clock changes -- and that append of the latency: no per-operation
+    counter, no phase lookup, no allocation beyond the float. ``add`` records any other
+    operation. The per-bucket work (sort, exact p99, bands, histogram, counts derived from the
+    phases' totals) happens when a bucket closes (docs/design.md, "Long runs").
     """
 
     def __init__(self, width: float, phases: PhaseClock | None = None) -> None:
@@ -186,8 +183,9 @@ class Aggregator:
         self._bucket = 0
         self._edge = self._edge_of(0)
         self._totals = [0, 0, 0, 0]  # ok, fail, info, recovered when the open bucket opened
-        self._per_flush = max(1, round(1.0 / width))  # buckets between histogram fills
         self.phases.on_fold = self._fold
+        self.phases.on_change = self._relane
+        self._relane()
         self.last_end = 0.0
         self.cancelled = 0
         self._finished = False
@@ -202,10 +200,17 @@ class Aggregator:
 
     def add_ok(self, start: float, end: float) -> None:
         """One operation that succeeded at its first attempt (``add(start, end, OK, 1)``)."""
+        if end < self._edge and start >= self._lo:
+            self._lane(end - start)
+            return
         if end >= self._edge:
             self._roll(end)
-        phases = self.phases
-        self._fast[BEFORE if start < phases.inject else self._phase_of(start)](end - start)
+        self._fast[self._phase_of(start)](end - start)
+
+    def _relane(self) -> None:
+        """The phase clock changed: the lane's start and its phase's append."""
+        self._lo, phase = self.phases.lane()
+        self._lane = self._fast[phase]
 
     def add(self, start: float, end: float, code: int, attempts: int,
             outcome: int = -1, dup: bool = False) -> None:
@@ -238,9 +243,6 @@ class Aggregator:
             self._append_bucket(0, 0, 0, 0, math.nan)
             self.max.append(math.nan)
             self.bands.extend(_NO_BANDS)
-        if bucket // self._per_flush != self._bucket // self._per_flush:
-            for slot in self.slots:
-                slot.flush()
         self._bucket = bucket
         self._edge = self._edge_of(bucket)
 
