@@ -181,7 +181,7 @@ class Aggregator:
         # per closed bucket, operations per latency band (BAND_EDGES): the report's heat map
         self.bands = array("I")
         self._bucket = 0
-        self._edge = self._edge_of(0)
+        self.edge = self._edge_of(0)
         self._totals = [0, 0, 0, 0]  # ok, fail, info, recovered when the open bucket opened
         self.phases.on_fold = self._fold
         self.phases.on_change = self._relane
@@ -200,24 +200,24 @@ class Aggregator:
 
     def add_ok(self, start: float, end: float) -> None:
         """One operation that succeeded at its first attempt (``add(start, end, OK, 1)``)."""
-        if end < self._edge and start >= self._lo:
-            self._lane(end - start)
+        if end < self.edge and start >= self.lo:
+            self.lane(end - start)
             return
-        if end >= self._edge:
+        if end >= self.edge:
             self._roll(end)
         self._fast[self._phase_of(start)](end - start)
 
     def _relane(self) -> None:
         """The phase clock changed: the lane's start and its phase's append."""
-        self._lo, phase = self.phases.lane()
-        self._lane = self._fast[phase]
+        self.lo, phase = self.phases.lane()
+        self.lane = self._fast[phase]
 
     def add(self, start: float, end: float, code: int, attempts: int,
             outcome: int = -1, dup: bool = False) -> None:
         """One operation: ``code`` its kind, ``outcome`` ok/fail/info (-1: the kind's usual)."""
         if outcome < 0:
             outcome = KIND_OUTCOMES[code]
-        if end >= self._edge:
+        if end >= self.edge:
             self._roll(end)
         slot = self._phase_of(start)
         self._appends[slot](end - start)
@@ -244,7 +244,7 @@ class Aggregator:
             self.max.append(math.nan)
             self.bands.extend(_NO_BANDS)
         self._bucket = bucket
-        self._edge = self._edge_of(bucket)
+        self.edge = self._edge_of(bucket)
 
     def _close_bucket(self) -> None:
         runs = [run for run in (slot.take() for slot in self.slots) if run]

@@ -13,6 +13,7 @@ no effect) or ``info`` (indeterminate: it may have had one).
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,6 +138,15 @@ class Recorder:
     """
 
     __slots__ = ("attempts", "cancelled", "codes", "dups", "ends", "outcomes", "starts")
+
+    # The aggregator's fast path, inlined in the probe's loop (``end < edge and start >= lo``:
+    # ``lane(latency)``), never applies to rows: every operation goes through ``add_ok``.
+    edge = -math.inf
+    lo = math.inf
+
+    @staticmethod
+    def lane(latency: float) -> None:
+        raise AssertionError("a Recorder has no lane (edge is -inf)")
 
     def __init__(self) -> None:
         self.starts = array("d")
