@@ -5,8 +5,9 @@ keeps counters and one latency histogram (``LogHistogram``); each closed timelin
 six numbers (ok, fail, info, recovered, p99, max) and 13 latency-band counts (about 90 bytes).
 Only the bucket being filled holds its latencies (at most one bucket width of operations), so
 its p99 is exact; when the clock moves on they are sorted once (the p99, the maximum and the
-bands are then read off), go into the phase histograms and are dropped: at most one bucket of
-latencies is ever held.
+bands are then read off) and go into the phase histograms -- at once when they are dense, else
+with the other sorted buckets of the second, in one batch (``PhaseTally.take``): at most about
+a second of latencies is ever held.
 
 An operation counts in the phase in which it *started* (``PhaseClock``) and in the bucket in
 which it *ended*. Operations are recorded when they end, so ends arrive in order on the live
@@ -21,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import chain
 
-from chaospool._probe.histogram import LogHistogram
+from chaospool._probe.histogram import LogHistogram, bins_between
 from chaospool._probe.phases import PENDING, PhaseClock
 from chaospool._probe.recorder import KIND_OUTCOMES, OK, OUTCOME_KINDS
 
@@ -39,22 +40,25 @@ class PhaseTally:
     closes (``take``). Every other operation is counted at once and its latency goes to
     ``buffer``. Both lists belong to the open bucket and keep their identity for the tally's
     life (the aggregator binds their ``append`` once). A closing bucket's latencies are sorted
-    once and go into the histogram then (``take``).
+    once (``take``); they go into the histogram at once when they are dense, else they wait in
+    ``waiting``, each bucket's sorted, to go in with the rest of the second (``flush``).
     """
 
     __slots__ = ("buffer", "counts", "dups", "fast", "histogram", "latency_max", "latency_sum",
-                 "recovered")
+                 "recovered", "waiting")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(OUTCOME_KINDS) * 3)
         self.fast: list[float] = []
         self.buffer: list[float] = []
+        self.waiting: list[list[float]] = []
         self.reset()
 
     def reset(self) -> None:
         self.counts[:] = [0] * len(self.counts)
         self.fast.clear()
         self.buffer.clear()
+        self.waiting.clear()
         self.recovered = 0
         self.dups = 0
         self.latency_sum = 0.0
@@ -82,12 +86,15 @@ class PhaseTally:
 
     def take(self) -> list[float]:
         """Close the open bucket: count ``fast``, sort its latencies (negative ones, from a
-        clock that went back, as 0), put them in the histogram and hand them over.
+        clock that went back, as 0) and hand them over; into the histogram now if dense.
 
-        Why each bucket goes into the histogram at once (and not a second's worth, merged):
-        the histogram's walk costs a ``log`` and a bisection per occupied bin, and a bucket
-        of the pool's ~5,000 noop calls occupies ~600 bins, ~0.1 per value; merging ten
-        sorted buckets first cost more per value than that (docs/design.md, "Performance").
+        Why not always now, nor always a second later: the histogram's walk costs a ``log``
+        and a bisection (~0.7 µs) per occupied bin. A bucket of 40,000 calls to a fast pool
+        occupies a few hundred bins: at once is cheapest, while merging ten such buckets
+        would cost ~170 ns a value. A bucket of the process pool's ~5,000 noop calls spans
+        ~600-2,000 bins (more on a loaded machine): walking a second's merged buckets, where
+        the bins are shared, costs ~60 ns a value instead of 100-300 (docs/design.md,
+        "Performance").
         """
         fast, buffer = self.fast, self.buffer
         self.counts[0] += len(fast)
@@ -101,14 +108,26 @@ class PhaseTally:
             values[:bisect_left(values, 0.0)] = [0.0] * bisect_left(values, 0.0)
         self.latency_sum += sum(values)
         self.latency_max = max(self.latency_max, values[-1])
-        if self.histogram is None:
-            self.histogram = LogHistogram()
-        self.histogram.record_sorted(values)
+        if _dense(values):
+            self._record(values)
+        else:
+            self.waiting.append(values)
         return values
 
     def flush(self) -> None:
-        """Move the open bucket into the histogram."""
+        """Move the open bucket and the waiting latencies into the histogram (one batch)."""
         self.take()
+        waiting = self.waiting
+        if not waiting:
+            return
+        # sorted runs: one merge pass (timsort finds the runs)
+        self._record(waiting[0] if len(waiting) == 1 else sorted(chain.from_iterable(waiting)))
+        waiting.clear()
+
+    def _record(self, ordered: list[float]) -> None:
+        if self.histogram is None:
+            self.histogram = LogHistogram()
+        self.histogram.record_sorted(ordered)
 
     def move_open(self, other: PhaseTally) -> None:
         """Take over ``other``'s open bucket (its latencies and what they count)."""
@@ -134,6 +153,14 @@ class PhaseTally:
             if self.histogram is None:
                 self.histogram = LogHistogram()
             self.histogram.add(other.histogram)
+
+
+def _dense(ordered: Sequence[float]) -> bool:
+    """Whether ascending latencies occupy at most one histogram bin per 16 values: estimated
+    as the bins their middle spans, plus one for each value outside it (outliers spread)."""
+    n = len(ordered)
+    cut = n // 64
+    return bins_between(ordered[cut], ordered[n - 1 - cut]) + 2 * cut <= n / 16
 
 
 # Upper edges (seconds) of the latency bands each timeline bucket counts, for the report's
@@ -183,6 +210,7 @@ class Aggregator:
         self._bucket = 0
         self.edge = self._edge_of(0)
         self._totals = [0, 0, 0, 0]  # ok, fail, info, recovered when the open bucket opened
+        self._per_flush = max(1, round(1.0 / width))  # buckets between histogram fills
         self.phases.on_fold = self._fold
         self.phases.on_change = self._relane
         self._relane()
@@ -243,6 +271,9 @@ class Aggregator:
             self._append_bucket(0, 0, 0, 0, math.nan)
             self.max.append(math.nan)
             self.bands.extend(_NO_BANDS)
+        if bucket // self._per_flush != self._bucket // self._per_flush:
+            for slot in self.slots:
+                slot.flush()
         self._bucket = bucket
         self.edge = self._edge_of(bucket)
 
