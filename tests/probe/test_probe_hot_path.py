@@ -18,6 +18,7 @@ from probe_fakes import FakePool, Load, ManualClock, Mix, StepClock
 
 from chaospool._probe import Aggregator, Checker, PhaseClock, Probe, Recorder
 from chaospool._probe.consistency import HALF_SHARE, INCR, READ, SHARE
+from chaospool._probe.histogram import LogHistogram
 
 # -- the checker's free list ----------------------------------------------------------------
 
@@ -225,3 +226,30 @@ async def test_a_closed_loop_counts_its_clients_in_flight_not_its_thinking_ones(
         tg.cancel_scope.cancel()
     assert probe.recorder.cancelled == 0
     assert probe.launched == len(probe.recorder) == 1
+
+
+@pytest.mark.unit
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=1, max_value=400),
+                          st.floats(min_value=1e-5, max_value=0.5),
+                          st.floats(min_value=0.0, max_value=0.3)), min_size=1, max_size=12))
+def test_dense_and_sparse_buckets_fill_the_histogram_alike(
+        buckets: list[tuple[int, float, float]]) -> None:
+    """A dense bucket goes into the histogram as it closes, a sparse one waits for the
+    second's batch: either way the histogram holds every latency in its own bin."""
+    rng = random.Random(len(buckets))
+    agg = Aggregator(0.1, PhaseClock(0))
+    latencies = []
+    for number, (n, median, spread) in enumerate(buckets):
+        for k in range(n):
+            latency = median * math.exp(spread * (2 * rng.random() - 1))
+            end = number * 0.1 + 0.09 * k / n
+            latencies.append(end - (end - latency))
+            agg.add_ok(end - latency, end)
+    agg.finish(None, None)
+    histogram = agg.slots[0].histogram
+    assert histogram is not None
+    reference = LogHistogram()
+    reference.record(latencies)
+    assert list(histogram.counts) == list(reference.counts)
+    assert histogram.total == len(latencies)
