@@ -67,14 +67,12 @@ class Checker:
         its half of that range), marked busy; -1 if none is free. O(1): the last free one
         takes the drawn one's place in ``free``."""
         free = self.free
-        n = len(free)
-        if not n:
+        if not free:
             return -1
-        k = int(u % HALF_SHARE * (n / HALF_SHARE))  # < n: HALF_SHARE is a power of two
+        k = int(u % HALF_SHARE * (len(free) / HALF_SHARE))  # < n: HALF_SHARE is a power of 2
         i = free[k]
-        last = free.pop()
-        if i != last:
-            free[k] = last
+        free[k] = free[-1]
+        free.pop()
         self.busy[i] = 1
         return i
 
