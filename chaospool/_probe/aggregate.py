@@ -183,8 +183,8 @@ class Aggregator:
 
     The probe's hot path is ``add_ok`` (an operation that succeeded at its first attempt): a
     comparison with the open bucket's end, one with the start of the *lane* -- past the latest
-    phase boundary every start has one phase (``PhaseClock.lane``), whose open list's append
-    is bound when the phase clock changes -- and that append of the latency: no per-operation
+    phase boundary every start has one phase (``PhaseClock.lane``), whose open list is bound
+    when the phase clock changes -- and an append of the latency to it: no per-operation
     counter, no phase lookup, no allocation beyond the float. ``add`` records any other
     operation. The per-bucket work (sort, exact p99, bands, histogram, counts derived from the
     phases' totals) happens when a bucket closes (docs/design.md, "Long runs").
@@ -229,16 +229,18 @@ class Aggregator:
     def add_ok(self, start: float, end: float) -> None:
         """One operation that succeeded at its first attempt (``add(start, end, OK, 1)``)."""
         if end < self.edge and start >= self.lo:
-            self.lane(end - start)
+            self.lane.append(end - start)
             return
         if end >= self.edge:
             self._roll(end)
         self._fast[self._phase_of(start)](end - start)
 
     def _relane(self) -> None:
-        """The phase clock changed: the lane's start and its phase's append."""
+        """The phase clock changed: the lane's start and its phase's open list (the list, not
+        its bound ``append``: an attribute holding a bound method is not specialised by
+        CPython 3.11, a list's ``append`` is)."""
         self.lo, phase = self.phases.lane()
-        self.lane = self._fast[phase]
+        self.lane = self.slots[phase].fast
 
     def add(self, start: float, end: float, code: int, attempts: int,
             outcome: int = -1, dup: bool = False) -> None:

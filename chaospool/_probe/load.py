@@ -286,6 +286,8 @@ class Probe:
         add_ok = recorder.add_ok
         checker, history, random_, fixed = self.checker, self.history, self._random, self._fixed
         think, closed = self._load.think, due is None
+        quiet = history is None  # an ok operation needs nothing but its latency recorded
+        carry = closed and not think > 0  # one operation's end is the next one's start
         names, take, acked = ((checker.names, checker.take, checker.acked)
                               if checker is not None else ((), None, None))
         process = self._process() if history is not None else 0
@@ -326,23 +328,28 @@ class Probe:
                 end = clock()
                 if checked >= 0:
                     assert acked is not None
-                    code = OK if acked(checked, command, start, end, reply) else WRONG_REPLY
+                    ok = acked(checked, command, start, end, reply)
                 else:
-                    code = OK if token is None or _carries(reply, token) else WRONG_REPLY
-                if code == OK and history is None:
+                    ok = token is None or _carries(reply, token)
+                if ok and quiet:
                     # add_ok inlined: the latency goes to the lane's list unless the bucket
                     # or the phase (Aggregator.add_ok) need a look
                     if end < recorder.edge and start >= recorder.lo:
-                        recorder.lane(end - start)
+                        recorder.lane.append(end - start)
                     else:
                         add_ok(start, end)
+                    if carry:
+                        start = end
+                        continue
+                    code = OK
                 else:
+                    code = OK if ok else WRONG_REPLY
                     process = self._ended_once(command, code, reply, checked, start, end,
                                                process, session)
             if not closed:
                 self._ended += 1
                 return
-            if think > 0 or code != OK:
+            if not carry or code != OK:
                 # a closed-loop client thinking, or yielding after a failure (calls that all
                 # fail at once must not starve the event loop), is not in flight
                 self._in_op -= 1
