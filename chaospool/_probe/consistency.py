@@ -88,21 +88,27 @@ class Checker:
         go (this runs for a quarter of the probe's operations); anything else goes through
         ``done``. False when ``reply`` is no counter reply (see ``done``)."""
         if type(reply) is dict:  # the built-ins answer a plain dict
-            counter, pid = reply.get("value"), reply.get("pid")
-            if type(counter) is int and (pid is None or type(pid) is int):
-                incr = f == INCR
-                floor = self.low[i] + incr
-                if floor <= counter and counter >= self.seen[i] and counter <= (
-                        self.high[i] + incr):
-                    self.seen[i] = counter
-                    self.last_seen[i] = op = (f, invoke, complete, pid, counter)
-                    if incr:
-                        self.low[i] = floor
+            counter = reply.get("value")
+            pid = reply.get("pid")
+            # within the bounds: not below an earlier observation nor the acknowledged
+            # increments (one more for this one), not above what may have applied
+            if type(counter) is int and (pid is None or type(pid) is int) and (
+                    counter >= self.seen[i]):
+                if f == INCR:
+                    if self.low[i] < counter <= self.high[i] + 1:
+                        self.seen[i] = counter
+                        self.last_seen[i] = self.last_ack[i] = (f, invoke, complete, pid,
+                                                                counter)
+                        self.low[i] += 1
                         self.high[i] += 1
-                        self.last_ack[i] = op
                         self.increments_acknowledged += 1
-                    else:
-                        self.reads += 1
+                        self.busy[i] = 0
+                        self.free.append(i)
+                        return True
+                elif self.low[i] <= counter <= self.high[i]:
+                    self.seen[i] = counter
+                    self.last_seen[i] = (f, invoke, complete, pid, counter)
+                    self.reads += 1
                     self.busy[i] = 0
                     self.free.append(i)
                     return True

@@ -90,6 +90,26 @@ def test_acked_and_done_agree_on_every_reply(reply: object) -> None:
     assert fast.free == slow.free == [0]
 
 
+@pytest.mark.unit
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(min_value=-1, max_value=6),
+                          st.sampled_from([7, None, "7"])), max_size=30))
+def test_acked_finds_what_done_finds_on_any_sequence(
+        steps: list[tuple[bool, int, object]]) -> None:
+    """Session 0's first-attempt ok operations, in any order and with any counter values:
+    the probe's one-go check and the general path give the same findings and bounds."""
+    fast, slow = Checker(1), Checker(1)
+    for t, (incr, counter, pid) in enumerate(steps):
+        f = INCR if incr else READ
+        reply = {"value": counter, "pid": pid}
+        for checker in (fast, slow):
+            assert checker.take(0.0) == 0
+        assert fast.acked(0, f, t, t + 0.5, reply) == slow.done(0, f, t, t + 0.5, 0, 1, reply)
+        assert fast.to_dict() == slow.to_dict()
+        assert (fast.low, fast.high, fast.seen) == (slow.low, slow.high, slow.seen)
+        assert (fast.last_ack, fast.last_seen) == (slow.last_ack, slow.last_seen)
+
+
 # -- the aggregator's lane --------------------------------------------------------------------
 
 _events = st.lists(st.tuples(st.sampled_from(["injected", "reverted", "settled"]),
