@@ -114,7 +114,9 @@ async def direct(pool: Any, clients: int, seconds: float, side: Side, *,
     share of counter calls as the probe makes, each on a session no other client holds."""
     clock, done = _clock(), 0
     rng = random.Random(seed).random
-    names = [f"direct-{i}" for i in range(counter_sessions(None, clients))]
+    # sessions of this round only: a counter left by an earlier round costs the pool a state
+    # transfer the probe's fresh sessions do not
+    names = [f"direct-{seed}-{i}" for i in range(counter_sessions(None, clients))]
     free = list(names)
     cpu = time.process_time()
 
@@ -137,12 +139,17 @@ async def direct(pool: Any, clients: int, seconds: float, side: Side, *,
 
 
 async def probed(pool: Any, clients: int, seconds: float, side: Side | None = None, *,
-                 sessions: int | None = None, consistency: bool = False) -> Probe:
+                 sessions: int | None = None, consistency: bool = False, seed: int = 1,
+                 ) -> Probe:
     """The probe driving the same pool with the same concurrency, recording as a run does
-    (the live aggregator, phases fed as a run feeds them, retries armed)."""
+    (the live aggregator, phases fed as a run feeds them, retries armed).
+
+    ``seed`` must differ between rounds on one pool: it names the checked sessions, and a
+    session whose counter an earlier round advanced would make every checked operation an
+    overcount (the checker's slow path, a finding each), which is not the probe's cost."""
     clock = _clock()
     load = _Load(clients=clients, sessions=sessions, retries=3, consistency=consistency)
-    probe = Probe(pool, load, random.Random(1), clock,
+    probe = Probe(pool, load, random.Random(seed), clock,
                   recorder=Aggregator(bucket_width(seconds), PhaseClock(1)))
     cpu = time.process_time()
     await probe.run(seconds)
@@ -179,12 +186,13 @@ async def compare(pool: Any, clients: int, seconds: float, rounds: int, *,
                   sessions: int | None = None, consistency: bool = False) -> Comparison:
     """``rounds`` interleaved pairs (direct then probe), after one discarded warm-up pair."""
     out = Comparison()
-    await direct(pool, clients, seconds / 4, Side(), consistency=consistency)
-    await probed(pool, clients, seconds / 4, sessions=sessions, consistency=consistency)
+    await direct(pool, clients, seconds / 4, Side(), consistency=consistency, seed=rounds)
+    await probed(pool, clients, seconds / 4, sessions=sessions, consistency=consistency,
+                 seed=rounds)
     for k in range(rounds):
         await direct(pool, clients, seconds, out.direct, consistency=consistency, seed=k)
         out.last = await probed(pool, clients, seconds, out.probe, sessions=sessions,
-                                consistency=consistency)
+                                consistency=consistency, seed=k)
     return out
 
 
@@ -225,10 +233,17 @@ async def instant_part(args: argparse.Namespace) -> None:
         report(f"1. the probe's own cost, instant pool, {args.clients} clients, {label}", c)
         if c.last is not None and not consistency:
             time_summary(c.last, args.seconds)
-        if c.last is not None and c.last.checker is not None:
-            ch = c.last.checker
-            print(f"  checked: {ch.increments_acknowledged:,} increments, {ch.reads:,} reads, "
-                  f"lost {ch.lost_updates}, stale {ch.stale_reads}")
+        checked_line(c)
+
+
+def checked_line(c: Comparison) -> None:
+    """What the checker saw in the last probed round: findings would mean the round measured
+    the checker's slow path (and a broken pool), not the probe's usual cost."""
+    if c.last is None or c.last.checker is None:
+        return
+    ch = c.last.checker
+    print(f"  checked: {ch.increments_acknowledged:,} increments, {ch.reads:,} reads, "
+          f"lost {ch.lost_updates}, stale {ch.stale_reads}, overcounts {ch.overcounts}")
 
 
 async def pool_part(args: argparse.Namespace) -> None:
@@ -242,6 +257,7 @@ async def pool_part(args: argparse.Namespace) -> None:
     report(f"2. pool noop throughput ({where}), plain probe", plain)
     report("2b. the same, load.consistency on (a quarter of the calls, on both sides, are "
            "counter increments and reads on sessions)", checked)
+    checked_line(checked)
     verdict("plain probe overhead", plain)
     verdict("probe overhead with load.consistency on", checked)
     # not the probe's cost: what the counter calls on sessions cost the pool (turns, state)

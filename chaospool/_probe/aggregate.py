@@ -5,8 +5,9 @@ keeps counters and one latency histogram (``LogHistogram``); each closed timelin
 six numbers (ok, fail, info, recovered, p99, max) and 13 latency-band counts (about 90 bytes).
 Only the bucket being filled holds its latencies (at most one bucket width of operations), so
 its p99 is exact; when the clock moves on they are sorted once (the p99, the maximum and the
-bands are then read off), and the sorted buckets of the last second go into the phase
-histograms in one batch and are dropped: at most about a second of latencies is ever held.
+bands are then read off) and go into the phase histograms -- at once when they are dense, else
+with the other sorted buckets of the second, in one batch (``PhaseTally.take``): at most about
+a second of latencies is ever held.
 
 An operation counts in the phase in which it *started* (``PhaseClock``) and in the bucket in
 which it *ended*. Operations are recorded when they end, so ends arrive in order on the live
@@ -21,8 +22,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import chain
 
-from chaospool._probe.histogram import LogHistogram
-from chaospool._probe.phases import BEFORE, PENDING, PhaseClock
+from chaospool._probe.histogram import LogHistogram, bins_between
+from chaospool._probe.phases import PENDING, PhaseClock
 from chaospool._probe.recorder import KIND_OUTCOMES, OK, OUTCOME_KINDS
 
 __all__ = ("BAND_EDGES", "N_BANDS", "Aggregator", "PhaseTally")
@@ -38,9 +39,9 @@ class PhaseTally:
     latency goes to ``fast`` and the list's length is added to ``counts[0]`` when the bucket
     closes (``take``). Every other operation is counted at once and its latency goes to
     ``buffer``. Both lists belong to the open bucket and keep their identity for the tally's
-    life (the aggregator binds their ``append`` once). Closed buckets' latencies wait in
-    ``waiting``, each bucket's sorted, for the histogram (``flush``): at most one second of
-    them.
+    life (the aggregator binds their ``append`` once). A closing bucket's latencies are sorted
+    once (``take``); they go into the histogram at once when they are dense, else they wait in
+    ``waiting``, each bucket's sorted, to go in with the rest of the second (``flush``).
     """
 
     __slots__ = ("buffer", "counts", "dups", "fast", "histogram", "latency_max", "latency_sum",
@@ -84,8 +85,17 @@ class PhaseTally:
         return sum(self.counts) + len(self.fast)
 
     def take(self) -> list[float]:
-        """Close the open bucket: count ``fast``, and hand over its latencies sorted (negative
-        ones, from a clock that went back, as 0); they wait for the histogram."""
+        """Close the open bucket: count ``fast``, sort its latencies (negative ones, from a
+        clock that went back, as 0) and hand them over; into the histogram now if dense.
+
+        Why not always now, nor always a second later: the histogram's walk costs a ``log``
+        and a bisection (~0.7 µs) per occupied bin. A bucket of 40,000 calls to a fast pool
+        occupies a few hundred bins: at once is cheapest, while merging ten such buckets
+        would cost ~170 ns a value. A bucket of the process pool's ~5,000 noop calls spans
+        ~600-2,000 bins (more on a loaded machine): walking a second's merged buckets, where
+        the bins are shared, costs ~60 ns a value instead of 100-300 (docs/design.md,
+        "Performance").
+        """
         fast, buffer = self.fast, self.buffer
         self.counts[0] += len(fast)
         values = fast + buffer if buffer else fast[:]
@@ -98,7 +108,10 @@ class PhaseTally:
             values[:bisect_left(values, 0.0)] = [0.0] * bisect_left(values, 0.0)
         self.latency_sum += sum(values)
         self.latency_max = max(self.latency_max, values[-1])
-        self.waiting.append(values)
+        if _dense(values):
+            self._record(values)
+        else:
+            self.waiting.append(values)
         return values
 
     def flush(self) -> None:
@@ -107,12 +120,14 @@ class PhaseTally:
         waiting = self.waiting
         if not waiting:
             return
+        # sorted runs: one merge pass (timsort finds the runs)
+        self._record(waiting[0] if len(waiting) == 1 else sorted(chain.from_iterable(waiting)))
+        waiting.clear()
+
+    def _record(self, ordered: list[float]) -> None:
         if self.histogram is None:
             self.histogram = LogHistogram()
-        # sorted runs: one merge pass (timsort finds the runs)
-        values = waiting[0] if len(waiting) == 1 else sorted(chain.from_iterable(waiting))
-        self.histogram.record_sorted(values)
-        waiting.clear()
+        self.histogram.record_sorted(ordered)
 
     def move_open(self, other: PhaseTally) -> None:
         """Take over ``other``'s open bucket (its latencies and what they count)."""
@@ -140,6 +155,14 @@ class PhaseTally:
             self.histogram.add(other.histogram)
 
 
+def _dense(ordered: Sequence[float]) -> bool:
+    """Whether ascending latencies occupy at most one histogram bin per 16 values: estimated
+    as the bins their middle spans, plus one for each value outside it (outliers spread)."""
+    n = len(ordered)
+    cut = n // 64
+    return bins_between(ordered[cut], ordered[n - 1 - cut]) + 2 * cut <= n / 16
+
+
 # Upper edges (seconds) of the latency bands each timeline bucket counts, for the report's
 # latency heat map (docs/reports.md); the last band is everything slower.
 BAND_EDGES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -159,11 +182,12 @@ class Aggregator:
     """Tallies per phase (before, during, after, pending) and per bucket of ``width`` seconds.
 
     The probe's hot path is ``add_ok`` (an operation that succeeded at its first attempt): a
-    comparison with the open bucket's end, one with the first injection, and an append of the
-    latency to the phase's open list -- no per-operation counter, no allocation beyond the
-    float. ``add`` records any other operation. The per-bucket work (sort, exact p99, bands,
-    counts derived from the phases' totals) happens when a bucket closes; the histograms are
-    filled once a second (docs/design.md, "Long runs").
+    comparison with the open bucket's end, one with the start of the *lane* -- past the latest
+    phase boundary every start has one phase (``PhaseClock.lane``), whose open list is bound
+    when the phase clock changes -- and an append of the latency to it: no per-operation
+    counter, no phase lookup, no allocation beyond the float. ``add`` records any other
+    operation. The per-bucket work (sort, exact p99, bands, histogram, counts derived from the
+    phases' totals) happens when a bucket closes (docs/design.md, "Long runs").
     """
 
     def __init__(self, width: float, phases: PhaseClock | None = None) -> None:
@@ -184,10 +208,12 @@ class Aggregator:
         # per closed bucket, operations per latency band (BAND_EDGES): the report's heat map
         self.bands = array("I")
         self._bucket = 0
-        self._edge = self._edge_of(0)
+        self.edge = self._edge_of(0)
         self._totals = [0, 0, 0, 0]  # ok, fail, info, recovered when the open bucket opened
         self._per_flush = max(1, round(1.0 / width))  # buckets between histogram fills
         self.phases.on_fold = self._fold
+        self.phases.on_change = self._relane
+        self._relane()
         self.last_end = 0.0
         self.cancelled = 0
         self._finished = False
@@ -202,17 +228,26 @@ class Aggregator:
 
     def add_ok(self, start: float, end: float) -> None:
         """One operation that succeeded at its first attempt (``add(start, end, OK, 1)``)."""
-        if end >= self._edge:
+        if end < self.edge and start >= self.lo:
+            self.lane.append(end - start)
+            return
+        if end >= self.edge:
             self._roll(end)
-        phases = self.phases
-        self._fast[BEFORE if start < phases.inject else self._phase_of(start)](end - start)
+        self._fast[self._phase_of(start)](end - start)
+
+    def _relane(self) -> None:
+        """The phase clock changed: the lane's start and its phase's open list (the list, not
+        its bound ``append``: an attribute holding a bound method is not specialised by
+        CPython 3.11, a list's ``append`` is)."""
+        self.lo, phase = self.phases.lane()
+        self.lane = self.slots[phase].fast
 
     def add(self, start: float, end: float, code: int, attempts: int,
             outcome: int = -1, dup: bool = False) -> None:
         """One operation: ``code`` its kind, ``outcome`` ok/fail/info (-1: the kind's usual)."""
         if outcome < 0:
             outcome = KIND_OUTCOMES[code]
-        if end >= self._edge:
+        if end >= self.edge:
             self._roll(end)
         slot = self._phase_of(start)
         self._appends[slot](end - start)
@@ -242,7 +277,7 @@ class Aggregator:
             for slot in self.slots:
                 slot.flush()
         self._bucket = bucket
-        self._edge = self._edge_of(bucket)
+        self.edge = self._edge_of(bucket)
 
     def _close_bucket(self) -> None:
         runs = [run for run in (slot.take() for slot in self.slots) if run]

@@ -7,7 +7,8 @@ promises that a session's state survives its worker; this checks it (docs/report
 "Consistency").
 
 The probe never has two operations open on one checked session (a client takes a free
-session), so each session's history is sequential and the checker needs, per session, only:
+session: ``take``, O(1) from a list of the free ones), so each session's history is sequential
+and the checker needs, per session, only:
 
 * ``low``: acknowledged increments -- every later read must see at least this many;
 * ``high``: increments that may have applied (acknowledged ones, indeterminate ones, and the
@@ -23,14 +24,17 @@ it was sent). The first few findings keep the operations involved. Memory: O(ses
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ("INCR", "READ", "SHARE", "Checker", "counter_sessions")
+__all__ = ("HALF_SHARE", "INCR", "READ", "SHARE", "Checker", "counter_sessions")
 
 INCR = "chaospool.incr"
 READ = "chaospool.read"
 SHARE = 0.25  # the share of the probe's operations that are checked counter operations
+# One uniform draw u decides a checked operation whole: u < SHARE checks, u < HALF_SHARE
+# increments (else reads), and u's position inside its half picks the session (``take``).
+HALF_SHARE = SHARE / 2
 MAX_FINDINGS = 10
 # (f, invoke, complete, pid, value) of one operation, for findings
 OpRecord = tuple[str, float, float, int | None, int | None]
@@ -49,6 +53,7 @@ class Checker:
         self.last_ack: list[OpRecord | None] = [None] * size
         self.last_seen: list[OpRecord | None] = [None] * size
         self.busy = bytearray(size)
+        self.free = list(range(size))  # the sessions no operation holds, in no useful order
         self.increments_acknowledged = 0
         self.increments_indeterminate = 0
         self.reads = 0
@@ -57,46 +62,63 @@ class Checker:
         self.overcounts = 0
         self.findings: list[dict[str, Any]] = []
 
-    def acquire(self, draw: Callable[[], float]) -> int:
-        """A free session (drawn, then the next free one), marked busy; -1 if none is free."""
-        busy = self.busy
-        size = len(busy)
-        first = int(draw() * size)
-        if not busy[first]:  # the usual case: few of the sessions are in flight
-            busy[first] = 1
-            return first
-        for k in range(1, size):
-            i = (first + k) % size
-            if not busy[i]:
-                busy[i] = 1
-                return i
-        return -1
+    def take(self, u: float) -> int:
+        """A free session, drawn uniformly by ``u`` (a draw in [0, SHARE): its place inside
+        its half of that range), marked busy; -1 if none is free. O(1): the last free one
+        takes the drawn one's place in ``free``."""
+        free = self.free
+        if not free:
+            return -1
+        k = int(u % HALF_SHARE * (len(free) / HALF_SHARE))  # < n: HALF_SHARE is a power of 2
+        i = free[k]
+        free[k] = free[-1]
+        free.pop()
+        self.busy[i] = 1
+        return i
+
+    def release(self, i: int) -> None:
+        """Session ``i`` is free again (nothing if it was not taken: a replayed history)."""
+        if self.busy[i]:
+            self.busy[i] = 0
+            self.free.append(i)
+
+    def acked(self, i: int, f: str, invoke: float, complete: float, reply: Any) -> bool:
+        """The probe's hot path: session ``i``'s operation succeeded at its first attempt with
+        ``reply``. The usual case -- a plain dict within the bounds -- is checked here in one
+        go (this runs for a quarter of the probe's operations); anything else goes through
+        ``done``. False when ``reply`` is no counter reply (see ``done``)."""
+        if type(reply) is dict:  # the built-ins answer a plain dict
+            counter = reply.get("value")
+            pid = reply.get("pid")
+            # within the bounds: not below an earlier observation nor the acknowledged
+            # increments (one more for this one), not above what may have applied
+            if type(counter) is int and (pid is None or type(pid) is int) and (
+                    counter >= self.seen[i]):
+                if f == INCR:
+                    if self.low[i] < counter <= self.high[i] + 1:
+                        self.seen[i] = counter
+                        self.last_seen[i] = self.last_ack[i] = (f, invoke, complete, pid,
+                                                                counter)
+                        self.low[i] += 1
+                        self.high[i] += 1
+                        self.increments_acknowledged += 1
+                        self.busy[i] = 0
+                        self.free.append(i)
+                        return True
+                elif self.low[i] <= counter <= self.high[i]:
+                    self.seen[i] = counter
+                    self.last_seen[i] = (f, invoke, complete, pid, counter)
+                    self.reads += 1
+                    self.busy[i] = 0
+                    self.free.append(i)
+                    return True
+        return self.done(i, f, invoke, complete, 0, 1, reply)
 
     def done(self, i: int, f: str, invoke: float, complete: float, outcome: int,
              attempts: int, reply: Any) -> bool:
-        """The probe's path: session ``i``'s operation ended, ``reply`` the raw reply of an ok
-        one. False when that reply is no counter reply: the probe records a wrong reply, and
-        the checker counts the operation as indeterminate (it may have applied).
-
-        The usual case -- an ok reply within the bounds -- is handled here in one go (this
-        runs for a quarter of the probe's operations); anything else goes through
-        ``complete``, which also finds and records the findings.
-        """
-        if outcome == 0 and type(reply) is dict:  # the built-ins answer a plain dict
-            counter, pid = reply.get("value"), reply.get("pid")
-            if type(counter) is int and (pid is None or type(pid) is int):
-                incr = f == INCR
-                floor, high = self.low[i] + incr, self.high[i] + (attempts if incr else 0)
-                if floor <= counter <= high and counter >= self.seen[i]:
-                    self.busy[i] = 0
-                    self.seen[i] = counter
-                    self.last_seen[i] = op = (f, invoke, complete, pid, counter)
-                    if incr:
-                        self.low[i], self.high[i], self.last_ack[i] = floor, high, op
-                        self.increments_acknowledged += 1
-                    else:
-                        self.reads += 1
-                    return True
+        """Session ``i``'s operation ended, ``reply`` the raw reply of an ok one. False when
+        that reply is no counter reply: the probe records a wrong reply, and the checker
+        counts the operation as indeterminate (it may have applied)."""
         value = self.reply(reply) if outcome == 0 else None
         wrong = outcome == 0 and value is None
         self.complete(i, f, invoke, complete, 2 if wrong else outcome, attempts, value)
@@ -116,7 +138,7 @@ class Checker:
                  attempts: int, value: tuple[int, int | None] | None) -> None:
         """Session ``i``'s operation ended: ``outcome`` 0 ok / 1 fail / 2 info, ``value`` the
         parsed reply of an ok one. The session is free again."""
-        self.busy[i] = 0
+        self.release(i)
         if f == INCR:
             self._increment(i, invoke, complete, outcome, attempts, value)
         elif outcome == 0 and value is not None:

@@ -21,7 +21,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from itertools import accumulate
 
-__all__ = ("LogHistogram",)
+__all__ = ("LogHistogram", "bins_between")
 
 _K = 1 / math.log1p(0.001)  # bins per unit of ln(µs)
 _BINS = int(math.log(3_600_000_000) * _K) + 1  # 1 µs .. one hour; slower values are clamped
@@ -35,6 +35,11 @@ _ENDS = array("d", bytes(8 * _BINS))
 def _bin(x: float) -> int:
     """The bin of a latency ``x`` (seconds)."""
     return min(_TOP, int(math.log(x * 1e6) * _K)) if x > 1e-6 else 0
+
+
+def bins_between(low: float, high: float) -> float:
+    """How many bins lie from latency ``low`` to ``high`` (both in seconds, ``low <= high``)."""
+    return math.log(max(high, 1e-6) / max(low, 1e-6)) * _K
 
 
 def _end_of(b: int) -> float:

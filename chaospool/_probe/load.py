@@ -35,7 +35,14 @@ import anyio.abc
 import anyio.lowlevel
 
 from chaospool._probe.aggregate import Aggregator
-from chaospool._probe.consistency import INCR, READ, SHARE, Checker, counter_sessions
+from chaospool._probe.consistency import (
+    HALF_SHARE,
+    INCR,
+    READ,
+    SHARE,
+    Checker,
+    counter_sessions,
+)
 from chaospool._probe.history import HistoryWriter
 from chaospool._probe.recorder import (
     INFO,
@@ -150,7 +157,8 @@ class Probe:
         self._stop_at = math.inf
         self._stopped = False
         self._tokens = 0
-        self.launched = 0
+        self._launched = 0  # the open loop's launches
+        self._in_op = 0  # closed-loop clients between an operation's start and its end
         self.shed = 0
         self.max_in_flight = 0
         self._ended = 0  # open-loop operations that ended (in_flight without a count)
@@ -159,6 +167,15 @@ class Probe:
     @property
     def open_loop(self) -> bool:
         return self._load.rate is not None
+
+    @property
+    def launched(self) -> int:
+        """Operations started. The open loop counts its launches; a closed loop counts
+        nothing per operation: its operations are those recorded plus one per client in
+        the middle of one (a cut-off one included)."""
+        if self.open_loop:
+            return self._launched
+        return len(self.recorder) + self._in_op
 
     @property
     def in_flight(self) -> int:
@@ -221,11 +238,11 @@ class Probe:
                 due = first + n * interval
 
     def _launch(self, tg: anyio.abc.TaskGroup, due: float) -> None:
-        in_flight = self.launched - self._ended
+        in_flight = self._launched - self._ended
         if in_flight >= self._cap:
             self.shed += 1
             return
-        self.launched += 1
+        self._launched += 1
         self.max_in_flight = max(self.max_in_flight, in_flight + 1)
         tg.start_soon(self._operations, due)
 
@@ -256,28 +273,40 @@ class Probe:
         client's whole life: operation after operation until ``stop_at``.
 
         The probe's hot path (docs/design.md, "Performance"): one coroutine serves both loops
-        so that the closed loop is a plain loop, without a coroutine per operation; the
-        common operation -- one command, no session, no echo token, ok at its first attempt
-        -- costs two clock reads, one tuple unpack and ``add_ok``; everything rarer (draws,
-        retries, the checker, the history) sits behind one test each.
+        so that the closed loop is a plain loop, without a coroutine per operation. The common
+        operation -- ok at its first attempt, no history -- costs one clock read (without
+        think time one operation's end is the next one's start: no await lies between them),
+        one uniform draw with the checker on (it decides checked or not, increment or read,
+        and the session), a positional call and ``add_ok``; no per-operation counter (a
+        closed-loop client counts as in flight from its first start to its last end, see
+        ``launched``). Everything rarer (draws, failures, retries, the history) sits behind
+        one test each.
         """
-        clock, execute = self._clock, self._execute
-        add, add_ok = self.recorder.add, self.recorder.add_ok
+        clock, execute, recorder = self._clock, self._execute, self.recorder
+        add_ok = recorder.add_ok
         checker, history, random_, fixed = self.checker, self.history, self._random, self._fixed
-        think = self._load.think
+        think, closed = self._load.think, due is None
+        quiet = history is None  # an ok operation needs nothing but its latency recorded
+        carry = closed and not think > 0  # one operation's end is the next one's start
+        names, take, acked = ((checker.names, checker.take, checker.acked)
+                              if checker is not None else ((), None, None))
         process = self._process() if history is not None else 0
+        command: str
+        session: str | None
+        if due is None:
+            self._in_op += 1
+            start = clock()
+        else:
+            start = due
+        # ``while True``, not ``while start < stop_at``: CPython 3.11 warms a function up for
+        # specialisation at an unconditional jump back, never at a conditional one
         while True:
-            if due is None:
-                start = clock()
-                if start >= self._stop_at:
-                    return
-                self.launched += 1
-            else:
-                start = due
-            if checker is not None and random_() < SHARE and (
-                    checked := checker.acquire(random_)) >= 0:
-                command, args, token = (INCR if random_() < 0.5 else READ), None, None
-                session: str | None = checker.names[checked]
+            if closed and start >= self._stop_at:
+                break
+            if take is not None and (u := random_()) < SHARE and (checked := take(u)) >= 0:
+                command = INCR if u < HALF_SHARE else READ
+                args = token = None
+                session = names[checked]
             else:
                 checked = -1
                 command, args, token, session = fixed or self._draw()
@@ -285,39 +314,85 @@ class Probe:
                 history.invoke(process, command, 1 if command == INCR else args, start,
                                session)
             try:
-                reply = await execute(command, args, session=session, retries=0)
+                reply = await (execute(command, args) if session is None else
+                               execute(command, args, session=session))
             except ChaospoolError as exc:
-                code, outcome, attempts, dup, reply = await self._retry(
-                    exc, command, args, session, token, (checked, start, process))
+                end, code, process = await self._failed(exc, command, args, session, token,
+                                                        (checked, start, process))
             except BaseException:
                 # cut off (an aborted run): no outcome, but the history and the checker
                 # must know the call may have happened
                 self._abandoned(checked, command, start, 1, process, session)
                 raise
             else:
-                attempts, dup = 1, False
-                code = OK if token is None or _carries(reply, token) else WRONG_REPLY
-                outcome = INFO if code else OK
-            end = clock()
-            if checked >= 0:
-                assert checker is not None
-                if not checker.done(checked, command, start, end, outcome, attempts, reply):
-                    code, outcome = WRONG_REPLY, INFO
-            if code == OK and attempts == 1:
-                add_ok(start, end)
-            else:
-                add(start, end, code, attempts, outcome, dup)
-            if history is not None:
-                process = self._history_complete(process, outcome, command, code,
-                                                 reply if checked >= 0 else None, end,
-                                                 session, attempts)
-            if due is not None:
+                end = clock()
+                if checked >= 0:
+                    assert acked is not None
+                    ok = acked(checked, command, start, end, reply)
+                else:
+                    ok = token is None or _carries(reply, token)
+                if ok and quiet:
+                    # add_ok inlined: the latency goes to the lane's list unless the bucket
+                    # or the phase (Aggregator.add_ok) need a look
+                    if end < recorder.edge and start >= recorder.lo:
+                        recorder.lane.append(end - start)
+                    else:
+                        add_ok(start, end)
+                    if carry:
+                        start = end
+                        continue
+                    code = OK
+                else:
+                    code = OK if ok else WRONG_REPLY
+                    process = self._ended_once(command, code, reply, checked, start, end,
+                                               process, session)
+            if not closed:
                 self._ended += 1
                 return
-            if think > 0:
-                await anyio.sleep(think)
-            elif code != OK:  # calls that all fail at once must not starve the event loop
-                await anyio.lowlevel.checkpoint()
+            if not carry or code != OK:
+                # a closed-loop client thinking, or yielding after a failure (calls that all
+                # fail at once must not starve the event loop), is not in flight
+                self._in_op -= 1
+                await (anyio.sleep(think) if think > 0 else anyio.lowlevel.checkpoint())
+                self._in_op += 1
+                end = clock()
+            start = end
+        self._in_op -= 1
+
+    def _ended_once(self, command: str, code: int, reply: Any, checked: int, start: float,
+                    end: float, process: int, session: str | None) -> int:
+        """Record an operation that ended at its first attempt: a wrong reply, or any one
+        when the history is written. Returns the history process for the next operation."""
+        if code == OK:
+            self.recorder.add_ok(start, end)
+        else:
+            self.recorder.add(start, end, code, 1, INFO, False)
+        if self.history is None:
+            return process
+        return self._history_complete(process, INFO if code else OK, command, code,
+                                      reply if checked >= 0 else None, end, session, 1)
+
+    async def _failed(self, exc: ChaospoolError, command: str, args: Any, session: str | None,
+                      token: str | None, context: tuple[int, float, int],
+                      ) -> tuple[float, int, int]:
+        """The first attempt failed with ``exc``: retry it (``_retry``), then record the
+        operation's outcome, tell the checker and the history. ``context``: the checked
+        session (-1: none), the start and the history process. Returns the end, the code and
+        the history process for the next operation."""
+        checked, start, process = context
+        code, outcome, attempts, dup, reply = await self._retry(exc, command, args, session,
+                                                                token, context)
+        end = self._clock()
+        if checked >= 0:
+            assert self.checker is not None
+            if not self.checker.done(checked, command, start, end, outcome, attempts, reply):
+                code, outcome = WRONG_REPLY, INFO
+        self.recorder.add(start, end, code, attempts, outcome, dup)
+        if self.history is not None:
+            process = self._history_complete(process, outcome, command, code,
+                                             reply if checked >= 0 else None, end, session,
+                                             attempts)
+        return end, code, process
 
     async def _retry(self, exc: ChaospoolError, command: str, args: Any, session: str | None,
                      token: str | None, abandon: tuple[int, float, int],

@@ -30,7 +30,7 @@ class PhaseClock:
     provisional slot belongs to ``phase`` (the aggregator moves it there).
     """
 
-    __slots__ = ("_active", "_open", "inject", "last_revert", "on_fold", "revert")
+    __slots__ = ("_active", "_open", "inject", "last_revert", "on_change", "on_fold", "revert")
 
     def __init__(self, steps: int) -> None:
         self.inject = math.inf  # first injection, once known
@@ -39,6 +39,7 @@ class PhaseClock:
         self._active = 0
         self._open = steps
         self.on_fold: Callable[[int], None] | None = None
+        self.on_change: Callable[[], None] | None = None  # after every injected/reverted/...
 
     @classmethod
     def fixed(cls, inject: float | None, revert: float | None) -> PhaseClock:
@@ -59,9 +60,19 @@ class PhaseClock:
             return PENDING
         return AFTER
 
+    def lane(self) -> tuple[float, int]:
+        """``(lo, phase)``: every operation started at or after ``lo`` has this phase until
+        the clock changes (``on_change``). ``lo`` is the latest boundary known: past it each
+        comparison of ``phase_of`` with a boundary comes out the same, and the rest is the
+        clock's state. The aggregator's hot path uses it (docs/design.md, "Performance")."""
+        bounds = [b for b in (self.inject, self.last_revert, self.revert) if math.isfinite(b)]
+        lo = max(bounds, default=-math.inf)
+        return lo, self.phase_of(lo)
+
     def injected(self, t: float) -> None:
         self.inject = min(self.inject, t)
         self._active += 1
+        self._changed()
 
     def reverted(self, t: float) -> None:
         self._active = max(0, self._active - 1)
@@ -69,6 +80,7 @@ class PhaseClock:
             # operations waiting for "after" started before this fault ended: they were during
             self.last_revert = t
             self._fold(DURING)
+        self._changed()
 
     def settled(self) -> None:
         """A step is over (reverted, or never injected)."""
@@ -76,6 +88,7 @@ class PhaseClock:
         if self._open <= 0 and math.isfinite(self.inject) and not self._active:
             self.revert = max(self.inject, self.last_revert)
             self._fold(AFTER)
+        self._changed()
 
     def close(self, inject: float | None, revert: float | None) -> None:
         """The run is over: the boundaries are the fault windows' (``revert`` None: a fault was
@@ -84,6 +97,11 @@ class PhaseClock:
             return
         self._fold(AFTER if revert is not None and revert <= self.last_revert else DURING)
         self._open = 0
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _fold(self, where: int) -> None:
         if self.on_fold is not None:
