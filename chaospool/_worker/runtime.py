@@ -149,7 +149,11 @@ class ControlRuntime:
 
 
 class Context:
-    """What a handler gets besides its args: the session's state and where it runs."""
+    """What a handler gets besides its args: the session's state and where it runs.
+
+    A call without a session gets its worker's one plain Context, its scratch emptied for
+    each call (a Context per call cost as much as the rest of the worker's request loop):
+    keep nothing of it past the call."""
 
     __slots__ = ("_copy", "_scratch", "runtime", "session_id", "worker_index")
 
@@ -196,6 +200,11 @@ class WorkerCore:
         self.controls = dict(controls)
         # the session states this worker serves, kept decoded (chaospool/_worker/sessions.py)
         self.sessions = SessionCache()
+        # the user's commands, then the probe's built-ins: one lookup per request
+        self._handlers = {**BUILTIN_COMMANDS, **self.commands}
+        # the Context of every call without a session, its scratch emptied per call (made at
+        # the first one: a spare learns its index before any request reaches it)
+        self._plain: Context | None = None
 
     def hello(self) -> bytes:
         return p.encode_frame(p.Hello(p.PROTOCOL_VERSION, os.getpid(), sorted(self.commands)))
@@ -211,15 +220,18 @@ class WorkerCore:
             copy = self.sessions.lookup(msg.session_id, msg.version, msg.state)
             if copy is None:  # the pool's mirror was wrong: it sends the state again
                 return p.encode_frame(p.Miss(msg.id))
-        handler = self.commands.get(msg.command) or BUILTIN_COMMANDS.get(msg.command)
+        handler = self._handlers.get(msg.command)
         if handler is None:
             known = ", ".join(sorted(self.commands))
             text = f"unknown command {msg.command!r} (this worker has: {known})"
             return self._fail(msg, "UnknownCommand", text)
-        runtime = self.runtime
+        ctx = self._plain
+        if copy is not None or ctx is None:
+            ctx = self._context(msg.session_id, copy)
+        else:
+            ctx._scratch = None  # (one worker runs one call at a time)
         try:
-            result = handler(_decode_value(msg.args),
-                             Context(msg.session_id, copy, runtime.worker_index, runtime))
+            result = handler(_decode_value(msg.args), ctx)
         except Exception as exc:
             return self._fail(msg, type(exc).__name__, str(exc), traceback.format_exc())
         if copy is None:  # no session, nothing else to ship: the reply in one encoding pass
@@ -234,6 +246,13 @@ class WorkerCore:
             if len(frame) - 4 <= p.MAX_FRAME:  # read at call time: tests lower it
                 return frame
         return self._encode_reply(msg, result, copy)
+
+    def _context(self, session_id: str | None, copy: SessionCopy | None) -> Context:
+        runtime = self.runtime
+        ctx = Context(session_id, copy, runtime.worker_index, runtime)
+        if copy is None:
+            self._plain = ctx
+        return ctx
 
     def _fail(self, msg: p.Request, error_type: str, text: str, tb: str = "") -> bytes:
         """A Failure: the call changed nothing, so this worker forgets its copy of the session
