@@ -171,8 +171,6 @@ class _Transport(Protocol):
 
 
 _decode = p.decode
-_encode = msgspec.msgpack.Encoder().encode  # as ``p.encode_frame`` encodes
-_pack = p.HEADER.pack
 _CONTROL_SOCKET = frozenset((p.Ping, p.Control))  # sent by ``send`` on the control socket
 
 
