@@ -95,23 +95,22 @@ class Checker:
             if type(counter) is int and (pid is None or type(pid) is int) and (
                     counter >= self.seen[i]):
                 if f == INCR:
-                    if self.low[i] < counter <= self.high[i] + 1:
-                        self.seen[i] = counter
-                        self.last_seen[i] = self.last_ack[i] = (f, invoke, complete, pid,
-                                                                counter)
-                        self.low[i] += 1
-                        self.high[i] += 1
-                        self.increments_acknowledged += 1
-                        self.busy[i] = 0
-                        self.free.append(i)
-                        return True
+                    if not self.low[i] < counter <= self.high[i] + 1:
+                        return self.done(i, f, invoke, complete, 0, 1, reply)
+                    self.last_ack[i] = op = (f, invoke, complete, pid, counter)
+                    self.low[i] += 1
+                    self.high[i] += 1
+                    self.increments_acknowledged += 1
                 elif self.low[i] <= counter <= self.high[i]:
-                    self.seen[i] = counter
-                    self.last_seen[i] = (f, invoke, complete, pid, counter)
+                    op = (f, invoke, complete, pid, counter)
                     self.reads += 1
-                    self.busy[i] = 0
-                    self.free.append(i)
-                    return True
+                else:
+                    return self.done(i, f, invoke, complete, 0, 1, reply)
+                self.seen[i] = counter
+                self.last_seen[i] = op
+                self.busy[i] = 0  # (``release`` inline: this runs for a quarter of them)
+                self.free.append(i)
+                return True
         return self.done(i, f, invoke, complete, 0, 1, reply)
 
     def done(self, i: int, f: str, invoke: float, complete: float, outcome: int,
