@@ -51,7 +51,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import psutil
@@ -423,6 +423,29 @@ def report_times(loop: str, repl: dict[bool, list[float]], start: list[float]) -
           f"(n={len(start)})")
 
 
+T = TypeVar("T")
+
+
+async def each_side(
+    args: argparse.Namespace, socks: list[socket.socket], run: Callable[[Call], Awaitable[T]],
+    prepare: Callable[[str], None] = lambda side: None,
+) -> tuple[T, T]:
+    """``run(call)`` on chaospool, then on the bare loop: each side opened, and closed after.
+    ``prepare(side)`` runs before that side's links connect (uvloop binds a protocol's
+    methods when it connects)."""
+    prepare("chaospool")
+    async with Pool("chaospool.workers.demo", size=args.workers, health_check=False) as pool:
+        ours = await run(lambda: pool.execute("ping"))
+    prepare("bare loop")
+    bare = BareLoop()
+    await bare.attach(socks)
+    try:
+        theirs = await run(lambda: bare.call("ping"))
+    finally:
+        bare.close()
+    return ours, theirs
+
+
 async def profiled(call: Call, ops: int, clients: int) -> pstats.Stats:
     await drive(call, min(2000, ops), clients, None)
     prof = cProfile.Profile()
@@ -446,14 +469,8 @@ def profile(loop: str, args: argparse.Namespace, socks: list[socket.socket]) -> 
     each one's Python calls per request."""
 
     async def main() -> None:
-        async with Pool("chaospool.workers.demo", size=args.workers, health_check=False) as pool:
-            ours = await profiled(lambda: pool.execute("ping"), args.ops, args.clients)
-        bare = BareLoop()
-        await bare.attach(socks)
-        try:
-            theirs = await profiled(lambda: bare.call("ping"), args.ops, args.clients)
-        finally:
-            bare.close()
+        ours, theirs = await each_side(
+            args, socks, lambda call: profiled(call, args.ops, args.clients))
         out = io.StringIO()
         ours.stream = out  # type: ignore[attr-defined]
         ours.sort_stats("tottime").print_stats(args.top)
@@ -520,28 +537,26 @@ def reaction(args: argparse.Namespace, loop: str, socks: list[socket.socket]) ->
     """chaospool, then the bare loop, on ``loop``: the reply callback's path, p10/p50/p90."""
     from chaospool._pool.process import ProcessLink, _FrameProtocol
 
+    ours, theirs = Reaction(), Reaction()
+
+    def prepare(side: str) -> None:
+        if side == "chaospool":
+            ours.time_read(_FrameProtocol, "buffer_updated")
+            # (``send_nowait`` before 0.3, so that an older tree can be timed the same way)
+            new = hasattr(ProcessLink, "send_frame_nowait")
+            ours.time_write(ProcessLink, "send_frame_nowait" if new else "send_nowait")
+        else:
+            ours.undo()
+            theirs.time_read(BareLink, "buffer_updated")
+            theirs.time_write(BareLink, "send")
+
     async def main() -> None:
-        ours, theirs = Reaction(), Reaction()
-        ours.time_read(_FrameProtocol, "buffer_updated")
-        # (``send_nowait`` before 0.3, so that an older tree can be timed the same way)
-        new = hasattr(ProcessLink, "send_frame_nowait")
-        ours.time_write(ProcessLink, "send_frame_nowait" if new else "send_nowait")
         try:
-            async with Pool("chaospool.workers.demo", size=args.workers,
-                            health_check=False) as pool:
-                await drive(lambda: pool.execute("ping"), args.ops, args.clients, None)
+            await each_side(args, socks,
+                            lambda call: drive(call, args.ops, args.clients, None), prepare)
         finally:
             ours.undo()
-        # patched before the links connect: uvloop binds a protocol's methods when it does
-        theirs.time_read(BareLink, "buffer_updated")
-        theirs.time_write(BareLink, "send")
-        bare = BareLoop()
-        await bare.attach(socks)
-        try:
-            await drive(lambda: bare.call("ping"), args.ops, args.clients, None)
-        finally:
             theirs.undo()
-            bare.close()
         print(f"{loop}: reply read -> next request written, us p10 / p50 / p90: chaospool "
               f"{ours.percentiles()}, bare loop {theirs.percentiles()}")
 
@@ -579,15 +594,8 @@ def bytecodes(args: argparse.Namespace, loop: str, socks: list[socket.socket]) -
     ops = min(args.ops, 2000)  # a count needs no more (asyncio's loop is traced too: slow)
 
     async def main() -> None:
-        async with Pool("chaospool.workers.demo", size=args.workers,
-                        health_check=False) as pool:
-            ours = await traced_ops(lambda: pool.execute("ping"), ops, args.clients)
-        bare = BareLoop()
-        await bare.attach(socks)
-        try:
-            theirs = await traced_ops(lambda: bare.call("ping"), ops, args.clients)
-        finally:
-            bare.close()
+        ours, theirs = await each_side(
+            args, socks, lambda call: traced_ops(call, ops, args.clients))
         for name, n in ours.most_common(args.top):
             print(f"{n / ops:8.1f}  {name}")
         print(f"bytecodes per request ({loop}): chaospool {sum(ours.values()) / ops:.1f}, "
