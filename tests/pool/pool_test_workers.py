@@ -173,3 +173,11 @@ def grow(args: Any, ctx: Context) -> None:
 def big(args: Any, ctx: Context) -> bytes:
     """A result of ``size`` bytes."""
     return b"x" * args["size"]
+
+
+@command
+def scratch(args: Any, ctx: Context) -> list[str]:
+    """The keys ``ctx.session`` holds when the call starts; then one more is added."""
+    seen = sorted(ctx.session)
+    ctx.session[f"k{len(seen)}"] = 1
+    return seen
