@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from chaospool._pool.backend import LinkClosed
 from chaospool._pool.kinds import BUSY, READY, RecycleReason, StopReason
 from chaospool._pool.seams import Supervision
 from chaospool._pool.state import PoolState
-from chaospool._pool.worker import Call, Worker
+from chaospool._pool.worker import Call, Partition, Worker
 from chaospool._wire import protocol as p
 from chaospool.errors import (
     ChaospoolError,
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 
 
 _decode_value = p.decode_value
+_Reply = p.Reply
+_Request = p.Request
 _encode = msgspec.msgpack.Encoder().encode  # as ``p.encode_frame`` encodes
 _pack = p.HEADER.pack
 
@@ -130,27 +133,30 @@ class RequestPath:
         if self._circuit_open:
             raise CircuitOpen(self._circuit_message())
         loop = self._loop
-        # asyncio: the call is its own flag (worker.py, Call), with the future its caller
-        # awaits made here: the caller's one wait, and no call to get it
-        call = (Call(command, None, raw, session, timeout, loop, loop.create_future())
-                if loop is not None else Call(command, self._flag(), raw, session, timeout))
-        if session is not None:
+        if session is None:
+            # encoded here, by its caller: the reply callback that dispatches it -- while its
+            # worker waits -- then only writes it (docs/design.md, "Performance")
+            rid = next(self._ids)
+            body = _encode(_Request(rid, command, raw))
+            frame = _pack(len(body)) + body
+            # asyncio: the call is its own flag (worker.py, Call), with the future its caller
+            # awaits made here: the caller's one wait, and no call to get it
+            call = (Call(command, None, raw, None, timeout, loop.create_future(), rid, frame)
+                    if loop is not None else Call(command, self._flag(), raw, None, timeout, None,
+                                                  rid, frame))
+            if self._idle:
+                self._dispatch(self._take_idle(None), call)
+            else:
+                self._enqueue(call)
+        else:
+            call = (Call(command, None, raw, session, timeout, loop.create_future())
+                    if loop is not None else Call(command, self._flag(), raw, session, timeout))
             try:
                 self._take_turn(call)  # (encoded at dispatch: its state may change until then)
             except BaseException:
                 if call.has_turn:
                     self._pass_turn(call)
                 raise
-        else:
-            # encoded here, by its caller: the reply callback that dispatches it -- while its
-            # worker waits -- then only writes it (docs/design.md, "Performance")
-            rid = call.rid = next(self._ids)
-            body = _encode(p.Request(rid, command, raw))
-            call.frame = _pack(len(body)) + body
-            if self._idle:
-                self._dispatch(self._take_idle(None), call)
-            else:
-                self._enqueue(call)
         # asyncio: the lazy timers set the call on a deadline; elsewhere anyio scopes wait
         return call, call.fut if call.fut is not None else self._wait_with_scopes(call)
 
@@ -341,16 +347,18 @@ class RequestPath:
         self._arm_queue()
 
     def _arm_worker(self, w: Worker, deadline: float) -> None:
-        timer = w.timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            assert self._loop is not None
-            w.timer = self._loop.call_at(deadline, self._expire_worker, w)
+        """Make ``w``'s one timer fire by ``deadline`` (``w.timer_at``: when it fires, read
+        per dispatch without a call; never armed off asyncio, where scopes wait)."""
+        if self._loop is None or w.timer_at <= deadline:
+            return
+        if w.timer is not None:
+            w.timer.cancel()
+        w.timer = self._loop.call_at(deadline, self._expire_worker, w)
+        w.timer_at = deadline
 
     def _expire_worker(self, w: Worker) -> None:
         """A worker's timer fired: time out its overdue command, re-arm for the next one."""
-        w.timer = None
+        w.timer, w.timer_at = None, math.inf
         now = self._clock()
         for call in list(w.pending.values()):
             if call.command is None or call.is_set():
@@ -397,7 +405,7 @@ class RequestPath:
             except LinkClosed:
                 sent = True  # the read loop sees the EOF and fails this request
         deadline = call.deadline = self._clock() + call.timeout
-        if self._loop is not None and (w.timer is None or w.timer.when() > deadline):
+        if w.timer_at > deadline:
             self._arm_worker(w, deadline)
         if not sent:
             self._send_now(w, self._request(w, call))
@@ -434,24 +442,94 @@ class RequestPath:
             return
         await self._send_link(w, msg)
 
+    def _replies(self, w: Worker, msgs: list[p.Message]) -> None:
+        """What ``w``'s link read, in order (its ``serve`` callback, bound per worker).
+
+        The reply of a loaded pool takes the path below without another call: complete the
+        call, check the worker in, hand it the first queued call and write that call's frame,
+        then wake the caller (``_deliver``, ``_checkin`` and ``_dispatch`` in one piece). The
+        worker waits for the parent through all of this; each Python call on it costs as much
+        as several of these lines (docs/design.md, "Performance"). Everything else -- a
+        partition, a Failure, a session, an abandoned call, recycling, subscribers, an empty
+        queue -- takes the general path."""
+        part = w.partition
+        if part is not None:
+            self._partitioned(w, part, msgs)
+            return
+        pending = w.pending
+        for msg in msgs:
+            if type(msg) is not _Reply:
+                self._deliver(w, msg)
+                continue
+            call = pending.pop(msg.id, None)
+            if call is None or call.abandoned or call.session is not None or call.command is None:
+                self._answered(w, call, msg)
+                continue
+            call.msg = msg
+            waiters = self._waiters
+            if (w.state is BUSY and waiters and self._plain and not self._circuit_open
+                    and not self._bus.subscribers):
+                w.requests += 1
+                counters = self._counters
+                counters.checkins += 1
+                counters.checkouts += 1
+                nxt = waiters.popitem(False)[0]  # (FIFO; positional: no keyword parsing)
+                frame, send = nxt.frame, w.send_frame
+                if frame is None or send is None:
+                    self._dispatch(w, nxt)  # a call on a session, or a link without frames
+                else:
+                    nxt.worker = w
+                    pending[nxt.rid] = nxt
+                    try:
+                        sent = send(frame)
+                    except LinkClosed:
+                        sent = True  # the read loop sees the EOF and fails this request
+                    deadline = nxt.deadline = self._clock() + nxt.timeout
+                    if w.timer_at > deadline:
+                        self._arm_worker(w, deadline)
+                    if not sent:
+                        self._send_now(w, self._request(w, nxt))
+            else:
+                self._checkin(w)
+            # (``call.set()`` inline) asyncio: its caller's future; elsewhere its flag
+            call.done = True
+            fut = call.fut
+            if fut is None or call.flag is not None:
+                call.set()
+            elif not fut.done():
+                fut.set_result(True)
+
+    def _partitioned(self, w: Worker, part: Partition, msgs: list[p.Message]) -> None:
+        """A partition stands between ``w`` and the pool: replies are held or dropped."""
+        for msg in msgs:
+            if part.from_worker:
+                part.intercept(msg, outgoing=False)
+            else:
+                self._deliver(w, msg)
+
     def _deliver(self, w: Worker, msg: p.Message) -> bool:
         """Complete the call ``msg`` answers; False if nobody waits for it any more."""
         kind = type(msg)  # exact types: the messages are final, and ``is`` is no call
         if kind is p.Reply or kind is p.Failure:
             # (narrowed by hand: isinstance or typing.cast would each be a call per reply)
             answer: p.Reply | p.Failure = msg  # type: ignore[assignment]
-            call = w.pending.pop(answer.id, None)
-            if call is None or call.abandoned:
-                self._discard(w, call, answer)
-                return False
-            call.msg = answer if call.session is None else self._session_reply(w, call, answer)
-            if call.command is not None:
-                self._checkin(w)  # may dispatch the next queued call right now
-            call.set()
-        elif isinstance(msg, p.Miss):
+            return self._answered(w, w.pending.pop(answer.id, None), answer)
+        if isinstance(msg, p.Miss):
             return self._missed(w, msg)
-        elif isinstance(msg, p.Pong) and w.ping_id == msg.id:
+        if isinstance(msg, p.Pong) and w.ping_id == msg.id:
             w.ping_id = None
+        return True
+
+    def _answered(self, w: Worker, call: Call | None, answer: p.Reply | p.Failure) -> bool:
+        """Complete ``call`` (popped from ``w.pending``) with ``answer``; False if nobody
+        waits for it any more."""
+        if call is None or call.abandoned:
+            self._discard(w, call, answer)
+            return False
+        call.msg = answer if call.session is None else self._session_reply(w, call, answer)
+        if call.command is not None:
+            self._checkin(w)  # may dispatch the next queued call right now
+        call.set()
         return True
 
     def _missed(self, w: Worker, msg: p.Miss) -> bool:
@@ -559,6 +637,7 @@ class RequestPath:
     give_up = _give_up
     make_available = _make_available
     deliver = _deliver
+    replies = _replies
     fail_waiters = _fail_waiters
     time_out = _time_out
     memory_ok = _memory_ok

@@ -7,9 +7,9 @@ module imports the other, and a test can stand in for either.
 ::
 
     RequestPath --Supervision--> Supervisor      kill, recycle, grow, circuit_message
-    Supervisor  --Dispatch-----> RequestPath     make_available, deliver, fail_waiters,
-                                                 time_out, memory_ok, send, queued,
-                                                 set_circuit
+    Supervisor  --Dispatch-----> RequestPath     make_available, replies, deliver,
+                                                 fail_waiters, time_out, memory_ok, send,
+                                                 queued, set_circuit
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ class Dispatch(Protocol):
 
     def make_available(self, w: Worker) -> None:
         """``w`` is ready: give it the first queued call, else put it in the idle set."""
+
+    def replies(self, w: Worker, msgs: list[p.Message]) -> None:
+        """What ``w``'s link read, in order: through its partition if any, else delivered."""
 
     def deliver(self, w: Worker, msg: p.Message) -> bool:
         """Complete the call ``msg`` answers; False if nobody waits for it any more."""

@@ -15,6 +15,7 @@ slots are refilled; the first handshake closes it, any failure before that reope
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal as _signal
 from collections import deque
 from typing import Any
@@ -80,7 +81,7 @@ class Supervisor:
     def attach(self, dispatch: Dispatch) -> None:
         """Where replies, freed workers and deaths go (the request path). Bound methods: a
         reply is handed on with one lookup."""
-        self._deliver = dispatch.deliver
+        self._replies = dispatch.replies
         self._make_available = dispatch.make_available
         self._fail_waiters = dispatch.fail_waiters
         self._time_out = dispatch.time_out
@@ -209,16 +210,9 @@ class Supervisor:
         link = w.link
         assert link is not None
 
-        def deliver(msgs: list[p.Message]) -> None:
-            part = w.partition
-            for msg in msgs:
-                if part is not None and part.from_worker:
-                    part.intercept(msg, outgoing=False)
-                else:
-                    self._deliver(w, msg)
-
         try:
-            await link.serve(deliver)
+            # (a partial: called per read, it costs no Python frame of its own)
+            await link.serve(functools.partial(self._replies, w))
             return w.stop_reason or StopReason.CRASH
         except MalformedFrame as exc:
             w.protocol_error = str(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -31,24 +32,22 @@ class Call:
     sent -- possibly from the reply callback of the previous call, before its caller wakes.
     A call on a session first waits for its session's turn (one call of a session at a time).
 
-    The call is its own flag (``set`` / ``is_set`` / ``wait``): on asyncio, given the loop and
-    no ``event``, it is one object per call plus the future its caller awaits (the request
-    path makes it with the call; ``wait`` makes it otherwise; 0.1 made a Call, a flag object
-    and a future: docs/design.md, "Performance"). Given an ``event`` (a ``Flag``: trio,
-    control ops) it defers to that.
+    The call is its own flag (``set`` / ``is_set`` / ``wait``): on asyncio, given no ``flag``,
+    it is one object per call plus the future its caller awaits, made with it by the request
+    path (0.1 made a Call, a flag object and a future: docs/design.md, "Performance"). Given a
+    ``flag`` (trio, control ops) it defers to that.
     """
 
     __slots__ = (
-        "_flag",
         "abandoned",
         "command",
         "deadline",
         "done",
         "error",
+        "flag",
         "frame",
         "fut",
         "has_turn",
-        "loop",
         "msg",
         "queue_deadline",
         "raw",
@@ -67,15 +66,16 @@ class Call:
     def __init__(
         self,
         command: str | None,
-        event: Flag | None,
+        flag: Flag | None,
         raw: msgspec.Raw = p.NIL,
         session: str | None = None,
         timeout: float = 0.0,
-        loop: asyncio.AbstractEventLoop | None = None,
         fut: asyncio.Future[bool] | None = None,
+        rid: int = 0,
+        frame: bytes | None = None,
     ) -> None:
-        self._flag = event
-        self.loop = loop  # (its own flag: the loop its future is made on)
+        # what wakes its caller: the given flag, else (asyncio) ``fut``, made with the call
+        self.flag = flag
         self.fut = fut
         self.done = False
         self.command = command  # None for a control op
@@ -83,9 +83,9 @@ class Call:
         self.session = session
         self.timeout = timeout
         self.worker: Worker | None = None
-        self.rid = 0
+        self.rid = rid
         # a plain command's Request frame, encoded by its caller: dispatch only writes it
-        self.frame: bytes | None = None
+        self.frame = frame
         self.msg: p.Reply | p.Failure | None = None
         self.error: BaseException | None = None
         self.abandoned = False  # the caller gave up after dispatch: discard the reply
@@ -101,35 +101,30 @@ class Call:
     @property
     def event(self) -> Flag | Call:
         """What to wait on and set: the given flag, else the call itself."""
-        return self if self._flag is None else self._flag
+        return self if self.flag is None else self.flag
 
     def set(self) -> None:
         """The call is over (answered, failed, timed out): wake its caller."""
         self.done = True
-        if self._flag is not None:
-            self._flag.set()
+        if self.flag is not None:
+            self.flag.set()
         fut = self.fut
         if fut is not None and not fut.done():
             fut.set_result(True)
 
     def is_set(self) -> bool:
-        return self.done if self._flag is None else self._flag.is_set()
+        return self.done if self.flag is None else self.flag.is_set()
 
     def wait(self, timeout: float | None = None) -> Awaitable[bool]:
-        """An awaitable: True once set; False if ``timeout`` seconds passed first."""
-        if self._flag is None:
-            if timeout is None and self.fut is None:  # the caller's one wait: a bare future
-                assert self.loop is not None
-                fut = self.fut = self.loop.create_future()
-                if self.done:
-                    fut.set_result(True)
-                return fut
-            # a timed or repeated wait (never on the request path): a full flag from now on
-            assert self.loop is not None
-            self._flag = AsyncioFlag(self.loop)
+        """An awaitable: True once set; False if ``timeout`` seconds passed first. (The
+        request path awaits ``fut`` itself; this is for any other wait.)"""
+        if self.flag is None:
+            # (asyncio: a call without a flag was made with its future) a full flag from now on
+            assert self.fut is not None
+            self.flag = AsyncioFlag(self.fut.get_loop())
             if self.done:
-                self._flag.set()
-        return self._flag.wait(timeout)
+                self.flag.set()
+        return self.flag.wait(timeout)
 
 
 class Partition:
@@ -200,6 +195,7 @@ class Worker:
         self.done = anyio.Event()
         self.start_error: BaseException | None = None
         self.timer: asyncio.TimerHandle | None = None  # request deadline (asyncio fast path)
+        self.timer_at = math.inf  # when ``timer`` fires (inf: not armed)
         self.send_frame: Callable[[bytes], bool] | None = None  # the link's, if it has one
 
     def attach(self, link: Link) -> None:

@@ -284,9 +284,13 @@ class FrameReader:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Where the next read goes (never empty); ``sizehint`` is ignored (asyncio's
         ``BufferedProtocol.get_buffer`` signature, so a protocol can hand this method over)."""
-        if self._end == self._cap:  # (the capacity kept: no len() per read)
+        end = self._end
+        if end == 0:
+            return self._view  # the usual read, into an empty buffer: no slice made per read
+        if end == self._cap:  # (the capacity kept: no len() per read)
             self._make_room()
-        return self._view[self._end :]
+            end = self._end
+        return self._view[end:]
 
     def filled(self, n: int) -> list[bytes]:
         """``n`` bytes were written at ``get_buffer()``: the payloads of the frames completed."""

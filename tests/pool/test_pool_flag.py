@@ -17,9 +17,12 @@ pytestmark = [pytest.mark.unit, pytest.mark.anyio, pytest.mark.timeout(30)]
 
 
 def _call_as_flag() -> Call:
-    """A request's Call, which is its own flag on asyncio (and defers to a Flag elsewhere)."""
+    """A request's Call, which is its own flag on asyncio -- made with its caller's future,
+    as the request path makes it -- and defers to a Flag elsewhere."""
     loop = asyncio_loop()
-    return Call("ping", None if loop is not None else AnyioFlag(), loop=loop)
+    if loop is None:
+        return Call("ping", AnyioFlag())
+    return Call("ping", None, fut=loop.create_future())
 
 
 async def _cancelled_wait(flag: Flag | Call) -> None:

@@ -56,16 +56,21 @@ def _record_requests(pool: Pool, index: int = 0) -> list[p.Request]:
 
 
 def _record_answers(pool: Pool) -> list[p.Message]:
-    """Record every answer the pool gets from any worker."""
+    """Record every answer the pool gets to a call on a session (a Reply or Failure, and a
+    Miss): they all leave the plain calls' fast path through these two methods."""
     got: list[p.Message] = []
-    supervisor: Any = pool._supervisor  # it hands every message from a worker on
-    original = supervisor._deliver
+    requests: Any = pool._requests
+    answered, missed = requests._answered, requests._missed
 
-    def spy(w: Any, msg: p.Message) -> bool:
+    def spy_answered(w: Any, call: Any, msg: p.Message) -> bool:
         got.append(msg)
-        return bool(original(w, msg))
+        return bool(answered(w, call, msg))
 
-    supervisor._deliver = spy
+    def spy_missed(w: Any, msg: p.Message) -> bool:
+        got.append(msg)
+        return bool(missed(w, msg))
+
+    requests._answered, requests._missed = spy_answered, spy_missed
     return got
 
 
