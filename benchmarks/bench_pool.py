@@ -519,6 +519,23 @@ class Reaction:
 
         self._patch(cls, name, timed)
 
+    def time_writer(self, cls: type, name: str) -> None:
+        """``cls.name()`` hands out a writer (a C-level one, not to be patched): time that."""
+        old, clock = getattr(cls, name), time.perf_counter_ns
+
+        def timed_writer(obj: Any) -> Any:
+            write = old(obj)
+
+            def timed(frame: bytes) -> Any:
+                if self.start:
+                    self.samples.append(clock() - self.start)
+                    self.start = 0
+                return write(frame)
+
+            return None if write is None else timed
+
+        self._patch(cls, name, timed_writer)
+
     def _patch(self, cls: type, name: str, fn: Callable[..., Any]) -> None:
         old = cls.__dict__[name]
         setattr(cls, name, fn)
@@ -542,9 +559,13 @@ def reaction(args: argparse.Namespace, loop: str, socks: list[socket.socket]) ->
     def prepare(side: str) -> None:
         if side == "chaospool":
             ours.time_read(_FrameProtocol, "buffer_updated")
-            # (``send_nowait`` before 0.3, so that an older tree can be timed the same way)
-            new = hasattr(ProcessLink, "send_frame_nowait")
-            ours.time_write(ProcessLink, "send_frame_nowait" if new else "send_nowait")
+            # (older trees wrote through ``send_frame_nowait`` (0.3) or ``send_nowait`` (0.2):
+            # timed the same way, for a comparison)
+            if hasattr(ProcessLink, "frame_writer"):
+                ours.time_writer(ProcessLink, "frame_writer")
+            else:
+                new = hasattr(ProcessLink, "send_frame_nowait")
+                ours.time_write(ProcessLink, "send_frame_nowait" if new else "send_nowait")
         else:
             ours.undo()
             theirs.time_read(BareLink, "buffer_updated")

@@ -27,6 +27,11 @@ class LinkClosed(Exception):
     """The channel reached EOF or was closed: the worker is gone or cut off."""
 
 
+# What a ``SendsFrames`` writer raises on a link that is down: LinkClosed, or RuntimeError
+# from an event loop's transport written after it closed (uvloop raises; asyncio drops it)
+WRITE_CLOSED: tuple[type[Exception], ...] = (LinkClosed, RuntimeError)
+
+
 class MalformedFrame(Exception):
     """A frame could not be decoded: the worker (or its channel) is broken."""
 
@@ -118,15 +123,18 @@ class Exits(Protocol):
 
 @runtime_checkable
 class SendsFrames(Protocol):
-    """What a link may also do: send a Request already encoded as a frame.
+    """What a link may also do: take a Request already encoded as a frame.
 
     Optional: the pool encodes a plain command's Request in its caller, so that the reply
     callback that dispatches it -- while its worker waits -- only writes it (docs/design.md,
     "Performance"); a link without it is given the message (``send_nowait``).
     """
 
-    def send_frame_nowait(self, frame: bytes) -> bool:
-        """``send_nowait`` of a Request already encoded as a frame (``p.encode_frame``)."""
+    def frame_writer(self) -> Callable[[bytes], object] | None:
+        """Asked once the link is started: what writes one Request frame (``p.encode_frame``)
+        now, buffering what the channel cannot take yet -- or None if this link cannot (it is
+        then given messages). Once the link is down the writer may raise (``WRITE_CLOSED``)
+        or drop the frame: the pool fails every call in flight on a link that went down."""
 
 
 @runtime_checkable

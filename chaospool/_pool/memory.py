@@ -111,9 +111,12 @@ class MemoryLink:
 
     # -- the Link -----------------------------------------------------------------------
     def send_nowait(self, msg: p.Message) -> bool:
-        return self.send_frame_nowait(p.encode_frame(msg))
+        return self._send_frame(p.encode_frame(msg))
 
-    def send_frame_nowait(self, frame: bytes) -> bool:
+    def frame_writer(self) -> Callable[[bytes], bool]:
+        return self._send_frame
+
+    def _send_frame(self, frame: bytes) -> bool:
         try:
             self._to_send.send_nowait(frame)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:

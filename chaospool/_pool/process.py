@@ -292,19 +292,21 @@ class ProcessLink:
     def send_nowait(self, msg: p.Message) -> bool:
         if self._closed:
             raise LinkClosed("channel closed")
-        if self._proto is None or type(msg) in _CONTROL_SOCKET:
-            return False
-        return self.send_frame_nowait(p.encode_frame(msg))
-
-    def send_frame_nowait(self, frame: bytes) -> bool:
         proto = self._proto
-        if proto is None:
+        if proto is None or type(msg) in _CONTROL_SOCKET:
             return False
         transport = proto.transport
-        if self._closed or transport is None or transport.is_closing():
+        if transport is None or transport.is_closing():
             raise LinkClosed("channel closed")
-        transport.write(frame)  # the loop buffers what the socket cannot take
+        transport.write(p.encode_frame(msg))  # the loop buffers what the socket cannot take
         return True
+
+    def frame_writer(self) -> Callable[[bytes], object] | None:
+        """The transport's own ``write`` (asyncio; None elsewhere): a request costs no Python
+        call of ours. Once the channel is closed it drops what it is given (the loop counts
+        it), and the pool fails the calls in flight on it (docs/design.md, "Performance")."""
+        proto = self._proto
+        return None if proto is None or proto.transport is None else proto.transport.write
 
     async def send(self, msg: p.Message) -> None:
         if self.send_nowait(msg):

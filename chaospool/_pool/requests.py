@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from chaospool._pool.backend import LinkClosed
+from chaospool._pool.backend import WRITE_CLOSED, LinkClosed
 from chaospool._pool.kinds import BUSY, READY, RecycleReason, StopReason
 from chaospool._pool.seams import Supervision
 from chaospool._pool.state import PoolState
@@ -398,17 +398,17 @@ class RequestPath:
         if frame is None:  # a call on a session: its id and state are chosen now
             call.rid = next(self._ids)
         w.pending[call.rid] = call
-        sent = False
-        if frame is not None and w.partition is None and (send := w.send_frame) is not None:
-            try:  # the common case: write it right here
-                sent = send(frame)
-            except LinkClosed:
-                sent = True  # the read loop sees the EOF and fails this request
+        send = w.send_frame
+        if frame is None or send is None or w.partition is not None:
+            self._send_now(w, self._request(w, call))
+        else:
+            try:  # noqa: SIM105  reason: suppress() is two calls per request
+                send(frame)  # the common case: write it right here
+            except WRITE_CLOSED:
+                pass  # the read loop sees the EOF and fails this request
         deadline = call.deadline = self._clock() + call.timeout
         if w.timer_at > deadline:
             self._arm_worker(w, deadline)
-        if not sent:
-            self._send_now(w, self._request(w, call))
 
     def _request(self, w: Worker, call: Call) -> p.Request:
         if call.session is not None:
@@ -480,15 +480,13 @@ class RequestPath:
                 else:
                     nxt.worker = w
                     pending[nxt.rid] = nxt
-                    try:
-                        sent = send(frame)
-                    except LinkClosed:
-                        sent = True  # the read loop sees the EOF and fails this request
+                    try:  # noqa: SIM105  reason: suppress() is two calls per request
+                        send(frame)
+                    except WRITE_CLOSED:
+                        pass  # the read loop sees the EOF and fails this request
                     deadline = nxt.deadline = self._clock() + nxt.timeout
                     if w.timer_at > deadline:
                         self._arm_worker(w, deadline)
-                    if not sent:
-                        self._send_now(w, self._request(w, nxt))
             else:
                 self._checkin(w)
             # (``call.set()`` inline) asyncio: its caller's future; elsewhere its flag

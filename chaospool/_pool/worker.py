@@ -196,12 +196,12 @@ class Worker:
         self.start_error: BaseException | None = None
         self.timer: asyncio.TimerHandle | None = None  # request deadline (asyncio fast path)
         self.timer_at = math.inf  # when ``timer`` fires (inf: not armed)
-        self.send_frame: Callable[[bytes], bool] | None = None  # the link's, if it has one
+        self.send_frame: Callable[[bytes], object] | None = None  # the link's, if it has one
 
     def attach(self, link: Link) -> None:
         """This incarnation's link (once its process exists)."""
         self.link, self.pid = link, link.pid
-        self.send_frame = link.send_frame_nowait if isinstance(link, SendsFrames) else None
+        self.send_frame = link.frame_writer() if isinstance(link, SendsFrames) else None
 
     @property
     def alive(self) -> bool:

@@ -283,9 +283,12 @@ class RayLink:
 
     # -- the Link -----------------------------------------------------------------------
     def send_nowait(self, msg: p.Message) -> bool:
-        return self.send_frame_nowait(p.encode_frame(msg))
+        return self._send_frame(p.encode_frame(msg))
 
-    def send_frame_nowait(self, frame: bytes) -> bool:
+    def frame_writer(self) -> Callable[[bytes], bool]:
+        return self._send_frame
+
+    def _send_frame(self, frame: bytes) -> bool:
         if self._closed or self._eof:
             raise LinkClosed("the worker actor is gone")
         self._complete(self._call(frame), self._on_reply)

@@ -38,13 +38,13 @@ async def test_a_call_without_a_session_starts_from_an_empty_scratch(
 
 
 class _NoFrames:
-    """A link without the optional ``send_frame_nowait``: everything else is the memory link's."""
+    """A link without the optional ``frame_writer``: everything else is the memory link's."""
 
     def __init__(self, link: Any) -> None:
         self._link = link
 
     def __getattr__(self, name: str) -> Any:
-        if name == "send_frame_nowait":
+        if name == "frame_writer":
             raise AttributeError(name)
         return getattr(self._link, name)
 
