@@ -72,6 +72,9 @@ class RequestPath:
         self._lifo = state.config.strategy == "lifo"
         # neither max_requests nor max_memory: a check-in recycles nothing (one test, not two)
         self._plain = state.config.max_requests is None and state.config.max_memory is None
+        # (the config is frozen) read per queued call
+        self._max_queue = state.config.max_queue
+        self._checkout_timeout = state.config.checkout_timeout
         # the shared containers, bound once: the code below reads them with one lookup
         self._slots = state.slots
         self._idle = state.idle
@@ -164,7 +167,7 @@ class RequestPath:
         """The attempt's result, or its error raised; the session's next call goes."""
         try:
             msg = call.msg
-            if type(msg) is p.Reply:  # the common end, read here: one call less per request
+            if type(msg) is _Reply:  # the common end, read here: one call less per request
                 return _decode_value(msg.value)
             return self._result(call)
         finally:
@@ -271,14 +274,15 @@ class RequestPath:
     def _enqueue(self, call: Call) -> None:
         waiters = self._waiters
         depth = len(waiters)
-        if depth >= self.config.max_queue:
+        if depth >= self._max_queue:
             self._bus.emit("queue_full", depth=depth)
             raise QueueFull(f"{depth} requests already wait for a worker "
-                            f"(max_queue={self.config.max_queue})")
-        call.queue_deadline = self._clock() + self.config.checkout_timeout
+                            f"(max_queue={self._max_queue})")
+        call.queue_deadline = self._clock() + self._checkout_timeout
         waiters[call] = None
-        if depth >= self._counters.max_queue_depth:
-            self._counters.max_queue_depth = depth + 1
+        counters = self._counters
+        if depth >= counters.max_queue_depth:
+            counters.max_queue_depth = depth + 1
         if self._queue_timer is None:
             self._arm_queue()
         if None in self._slots:  # (a C-level scan) only an empty slot can grow
