@@ -272,9 +272,11 @@ class Pool:
         attempt = 0
         while True:
             try:
-                call, done = self._begin(command, raw, session, deadline)
+                call = self._begin(command, raw, session, deadline)
                 try:
-                    await done
+                    # asyncio: the future made with the call (the lazy timers set it on a
+                    # deadline); elsewhere anyio scopes wait
+                    await (call.fut or self._requests.wait(call))
                 except BaseException:
                     self._requests.give_up(call)
                     raise

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import math
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -123,12 +123,11 @@ class RequestPath:
         self._circuit_open = is_open
 
     # -- one attempt: begin, wait, finish (``Pool.execute`` is the one coroutine around them)
-    def _begin(
-        self, command: str, raw: msgspec.Raw, session: str | None, timeout: float
-    ) -> tuple[Call, Awaitable[Any]]:
+    def _begin(self, command: str, raw: msgspec.Raw, session: str | None, timeout: float) -> Call:
         """Start one attempt -- to an idle worker, into the queue, or into its session's line
-        -- and return the call with what its caller awaits. Raises what refuses it at once
-        (CircuitOpen, QueueFull, a CommandError), having passed on any session turn it took.
+        -- and return its call, whose caller then awaits ``call.fut`` if it has one, else
+        ``wait(call)``. Raises what refuses it at once (CircuitOpen, QueueFull, a
+        CommandError), having passed on any session turn it took.
 
         Why not a coroutine: it would be a second one per request beside ``Pool.execute``,
         and a coroutine layer costs more than these two plain calls (docs/design.md,
@@ -160,8 +159,7 @@ class RequestPath:
                 if call.has_turn:
                     self._pass_turn(call)
                 raise
-        # asyncio: the lazy timers set the call on a deadline; elsewhere anyio scopes wait
-        return call, call.fut if call.fut is not None else self._wait_with_scopes(call)
+        return call
 
     def _finish(self, call: Call) -> Any:
         """The attempt's result, or its error raised; the session's next call goes."""
@@ -285,10 +283,10 @@ class RequestPath:
             counters.max_queue_depth = depth + 1
         if self._queue_timer is None:
             self._arm_queue()
-        if None in self._slots:  # (a C-level scan) only an empty slot can grow
+        if self._state.vacant:  # only an empty slot can grow
             self._grow()
 
-    async def _wait_with_scopes(self, call: Call) -> None:
+    async def _wait(self, call: Call) -> None:
         """The waits of a call on backends without lazy timers (trio): anyio scopes."""
         while not call.is_set():
             if call.worker is None:
@@ -635,6 +633,7 @@ class RequestPath:
 
     # -- what the pool calls, and what supervision calls (seams.py, Dispatch) ----------
     begin = _begin
+    wait = _wait
     finish = _finish
     give_up = _give_up
     make_available = _make_available

@@ -37,6 +37,7 @@ class PoolState:
         self.config = config
         self.backend = backend
         self.slots: list[Worker | None] = [None] * config.slots
+        self.vacant = config.slots  # empty slots (set_slot): read per queued call
         # the last incarnation of each core slot, shown by ``pool.workers`` (state "dead")
         # while the slot is empty, so that ``pool.workers[i].index == i`` always holds
         self.last: list[Worker | None] = [None] * config.size
@@ -55,3 +56,9 @@ class PoolState:
         self.flag: Callable[[], Flag] = AnyioFlag
         self.clock: Callable[[], float] = anyio.current_time
         self.tg: TaskGroup | None = None
+
+    def set_slot(self, index: int, w: Worker | None) -> None:
+        """Put ``w`` in slot ``index`` (None: empty it); ``vacant`` follows. Why a count:
+        ``None in slots`` compares every worker with None, per queued call."""
+        self.slots[index] = w
+        self.vacant = self.slots.count(None)

@@ -93,7 +93,7 @@ class Supervisor:
     def launch(self, index: int) -> Worker:
         """Start an incarnation in slot ``index`` (its handshake runs in the pool's tasks)."""
         w = Worker(index, overflow=index >= self.config.size)
-        self._slots[index] = w
+        self._state.set_slot(index, w)
         self._starting += 1
         assert self._state.tg is not None
         self._state.tg.start_soon(self._incarnation, w)
@@ -110,7 +110,7 @@ class Supervisor:
             self.launch(index)
             return
         w = Worker(index, overflow=index >= self.config.size)
-        self._slots[index] = w
+        self._state.set_slot(index, w)
         w.attach(taken[0])
         try:
             self._check_hello(w, taken[1])
@@ -265,7 +265,7 @@ class Supervisor:
         if w in self._idle:
             self._idle.remove(w)
         if self._slots[w.index] is w:
-            self._slots[w.index] = None
+            self._state.set_slot(w.index, None)
             if not w.overflow:
                 self._state.last[w.index] = w
         self._state.handles.pop(id(w), None)

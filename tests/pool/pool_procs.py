@@ -14,5 +14,14 @@ def gone(pid: int | None) -> bool:
         return True
 
 
+def exited(proc: psutil.Process) -> bool:
+    """``gone`` for a process seen alive before: its pid may be reused once it is reaped (the
+    pid space here is 32768), and a reused pid is another process, not this one alive."""
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def descendants() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}

@@ -9,6 +9,7 @@ reaped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -18,7 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
-from pool_procs import descendants, gone
+from pool_procs import descendants, exited, gone
 
 from chaospool.errors import WorkerCrashed
 from chaospool.pool import Pool, PoolEvent
@@ -39,18 +40,27 @@ class Watch:
         self.events: list[PoolEvent] = []
         self.early: list[str] = []
         self.serving: dict[int, int | None] = {w.index: w.pid for w in pool.workers}
+        # each worker seen serving, by pid: whether *it* lives, even once its pid is reused
+        self.procs = {pid: psutil.Process(pid) for pid in self.serving.values() if pid}
         pool.subscribe(self.on_event)
+
+    def lives(self, pid: int) -> bool:
+        proc = self.procs.get(pid)
+        return not (gone(pid) if proc is None else exited(proc))
 
     def on_event(self, event: PoolEvent) -> None:
         self.events.append(event)
         if event.kind == "restart" and "replaces" in event.data:
-            if not gone(event.data["replaces"]):
+            if self.lives(event.data["replaces"]):
                 self.early.append(f"restart while pid {event.data['replaces']} lives")
         elif event.kind == "start":
             old = self.serving.get(event.index)
-            if old is not None and old != event.pid and not gone(old):
+            if old is not None and old != event.pid and self.lives(old):
                 self.early.append(f"slot {event.index} started while pid {old} lives")
             self.serving[event.index] = event.pid
+            if event.pid is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):  # killed the moment it started
+                    self.procs[event.pid] = psutil.Process(event.pid)
 
     def of(self, pid: int | None) -> list[str]:
         """The kinds of the events about ``pid`` and about its replacement, in order."""
