@@ -92,8 +92,6 @@ class Pool:
         self._requests = RequestPath(state, self._supervisor, meter.rss)
         self._supervisor.attach(self._requests)
         self._surface = FaultSurface(state, self._requests, meter)
-        # bound once: one lookup per call
-        self._begin, self._finish = self._requests.begin, self._requests.finish
         # the shared containers under the names tests and benchmarks reach for
         self._backend, self._slots, self._bus = state.backend, state.slots, state.bus
         self._sessions, self._affinity = state.sessions, state.sessions.affinity
@@ -269,18 +267,21 @@ class Pool:
             await anyio.lowlevel.checkpoint()  # a caller retrying in a loop must yield
             raise
         deadline = self.config.request_timeout if timeout is None else timeout
+        # (the request path's methods, called through it: a bound method kept as an attribute
+        # of ours would be an unspecialised lookup per call)
+        requests = self._requests
         attempt = 0
         while True:
             try:
-                call = self._begin(command, raw, session, deadline)
+                call = requests.begin(command, raw, session, deadline)
                 try:
                     # asyncio: the future made with the call (the lazy timers set it on a
                     # deadline); elsewhere anyio scopes wait
-                    await (call.fut or self._requests.wait(call))
+                    await (call.fut or requests.wait(call))
                 except BaseException:
-                    self._requests.give_up(call)
+                    requests.give_up(call)
                     raise
-                return self._finish(call)
+                return requests.finish(call)
             except ChaospoolError as exc:
                 if not self._retry(exc, attempt, retries):
                     if not isinstance(exc, WorkerCrashed | RequestTimeout):

@@ -219,9 +219,10 @@ class _FrameProtocol(asyncio.BufferedProtocol):
             self.transport.abort()
             self._wake()
             return
-        if self.deliver is not None:
+        deliver = self.deliver  # (a callable attribute: loaded, not looked up as a method)
+        if deliver is not None:
             if msgs:
-                self.deliver(msgs)  # straight to the waiting caller: no reader task hop
+                deliver(msgs)  # straight to the waiting caller: no reader task hop
         else:
             self.ready.extend(msgs)
             self._wake()

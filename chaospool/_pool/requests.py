@@ -276,7 +276,8 @@ class RequestPath:
             self._bus.emit("queue_full", depth=depth)
             raise QueueFull(f"{depth} requests already wait for a worker "
                             f"(max_queue={self._max_queue})")
-        call.queue_deadline = self._clock() + self._checkout_timeout
+        clock = self._clock  # (a callable attribute: ``self._clock()`` is an unspecialised lookup)
+        call.queue_deadline = clock() + self._checkout_timeout
         waiters[call] = None
         counters = self._counters
         if depth >= counters.max_queue_depth:
@@ -408,7 +409,8 @@ class RequestPath:
                 send(frame)  # the common case: write it right here
             except WRITE_CLOSED:
                 pass  # the read loop sees the EOF and fails this request
-        deadline = call.deadline = self._clock() + call.timeout
+        clock = self._clock  # (as in _enqueue)
+        deadline = call.deadline = clock() + call.timeout
         if w.timer_at > deadline:
             self._arm_worker(w, deadline)
 
@@ -458,7 +460,7 @@ class RequestPath:
         if part is not None:
             self._partitioned(w, part, msgs)
             return
-        pending = w.pending
+        pending, clock = w.pending, self._clock  # (clock: as in _enqueue)
         for msg in msgs:
             if type(msg) is not _Reply:
                 self._deliver(w, msg)
@@ -486,7 +488,7 @@ class RequestPath:
                         send(frame)
                     except WRITE_CLOSED:
                         pass  # the read loop sees the EOF and fails this request
-                    deadline = nxt.deadline = self._clock() + nxt.timeout
+                    deadline = nxt.deadline = clock() + nxt.timeout
                     if w.timer_at > deadline:
                         self._arm_worker(w, deadline)
             else:
