@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -83,10 +83,13 @@ class RequestPath:
         self._affinity = state.sessions.affinity
         self._counters = state.counters
         self._bus = state.bus
-        # the request path's own: the FIFO checkout queue -- an OrderedDict so that a caller
-        # who gives up leaves it in O(1) (deque.remove is O(n): a cancelled 100k-caller herd
-        # would be quadratic) -- and its deadline timer
-        self._waiters: OrderedDict[Call, None] = OrderedDict()
+        # the request path's own: the FIFO checkout queue and its deadline timer. A caller who
+        # gives up leaves it in O(1) (deque.remove is O(n): a cancelled 100k-caller herd would
+        # be quadratic): its call is marked (``abandoned``) and skipped when it reaches the
+        # head; ``_depth`` counts the calls that still wait. Why not an OrderedDict, which
+        # removes in O(1) too: its insert and pop cost a hash, a node and a tuple per request.
+        self._waiters: deque[Call] = deque()
+        self._depth = 0
         self._queue_timer: asyncio.TimerHandle | None = None
         self.late_replies = 0
         self._kill = supervision.kill
@@ -116,7 +119,7 @@ class RequestPath:
 
     def queued(self) -> int:
         """Calls waiting in the checkout queue."""
-        return len(self._waiters)
+        return self._depth
 
     def set_circuit(self, is_open: bool) -> None:
         """The circuit opened (calls fail with CircuitOpen at once) or half-opened."""
@@ -270,15 +273,15 @@ class RequestPath:
         return w
 
     def _enqueue(self, call: Call) -> None:
-        waiters = self._waiters
-        depth = len(waiters)
+        depth = self._depth
         if depth >= self._max_queue:
             self._bus.emit("queue_full", depth=depth)
             raise QueueFull(f"{depth} requests already wait for a worker "
                             f"(max_queue={self._max_queue})")
         clock = self._clock  # (a callable attribute: ``self._clock()`` is an unspecialised lookup)
         call.queue_deadline = clock() + self._checkout_timeout
-        waiters[call] = None
+        self._waiters.append(call)
+        self._depth = depth + 1
         counters = self._counters
         if depth >= counters.max_queue_depth:
             counters.max_queue_depth = depth + 1
@@ -333,18 +336,32 @@ class RequestPath:
 
     # -- deadlines (asyncio: lazy loop timers) ------------------------------------------
     def _arm_queue(self) -> None:
-        if self._queue_timer is None and self._waiters and self._loop is not None:
-            deadline = next(iter(self._waiters)).queue_deadline
+        if self._queue_timer is None and self._depth and self._loop is not None:
+            deadline = self._head().queue_deadline
             self._queue_timer = self._loop.call_at(deadline, self._expire_queue)
+
+    def _head(self) -> Call:
+        """The first call that still waits (``_depth`` > 0), the ones that left before it
+        dropped on the way."""
+        waiters = self._waiters
+        while waiters[0].abandoned or waiters[0].done:
+            waiters.popleft()
+        return waiters[0]
+
+    def _pop_waiter(self) -> Call:
+        """Take the first call that still waits (``_depth`` > 0) out of the queue."""
+        call = self._head()
+        self._waiters.popleft()
+        self._depth -= 1
+        return call
 
     def _expire_queue(self) -> None:
         """Time out every queued call past its deadline. FIFO with one checkout_timeout: the
         head is always the oldest, so one timer for the head covers the whole queue."""
         self._queue_timer = None
         now = self._clock()
-        waiters = self._waiters
-        while waiters and next(iter(waiters)).queue_deadline <= now:
-            call = waiters.popitem(last=False)[0]
+        while self._depth and self._head().queue_deadline <= now:
+            call = self._pop_waiter()
             call.timed_out = True
             call.set()
         self._arm_queue()
@@ -388,7 +405,13 @@ class RequestPath:
                 call.timer.cancel()
                 call.timer = None
             return  # it was still waiting for its session's turn
-        self._waiters.pop(call, None)  # O(1): a cancelled herd of 100k must not be O(n^2)
+        if call.abandoned or call.done:
+            return  # it left already (timed out, failed) or was never queued
+        call.abandoned = True  # skipped when it reaches the head: O(1)
+        self._depth -= 1
+        waiters = self._waiters
+        if len(waiters) > 2 * self._depth + 64:  # mostly calls that left: drop them now
+            self._waiters = deque(c for c in waiters if not (c.abandoned or c.done))
 
     # -- dispatch and replies -----------------------------------------------------------
     def _dispatch(self, w: Worker, call: Call) -> None:
@@ -470,14 +493,18 @@ class RequestPath:
                 self._answered(w, call, msg)
                 continue
             call.msg = msg
-            waiters = self._waiters
-            if (w.state is BUSY and waiters and self._plain and not self._circuit_open
+            if (w.state is BUSY and self._depth and self._plain and not self._circuit_open
                     and not self._bus.subscribers):
                 w.requests += 1
                 counters = self._counters
                 counters.checkins += 1
                 counters.checkouts += 1
-                nxt = waiters.popitem(False)[0]  # (FIFO; positional: no keyword parsing)
+                # (``_pop_waiter`` inline) FIFO; calls that left the queue are skipped
+                waiters = self._waiters
+                nxt = waiters.popleft()
+                while nxt.abandoned or nxt.done:
+                    nxt = waiters.popleft()
+                self._depth -= 1
                 frame, send = nxt.frame, w.send_frame
                 if frame is None or send is None:
                     self._dispatch(w, nxt)  # a call on a session, or a link without frames
@@ -584,14 +611,13 @@ class RequestPath:
             self._bus.emit("checkin", w.index, w.pid)
         if not self._plain and not self._keeps(w):
             return  # recycled
-        if self._waiters and not self._circuit_open:
+        if self._depth and not self._circuit_open:
             # the hand-off of a loaded pool, inline (``_make_available`` without its call):
             # ``w`` takes the first queued call now, before any task switch
             self._counters.checkouts += 1
             if self._bus.subscribers:
                 self._bus.emit("checkout", w.index, w.pid)
-            # (FIFO; ``last`` positional: no keyword parsing per request)
-            self._dispatch(w, self._waiters.popitem(False)[0])
+            self._dispatch(w, self._pop_waiter())
         else:
             self._make_available(w)
 
@@ -616,22 +642,23 @@ class RequestPath:
         """Dispatch the first queued call to ``w``, else put it back in the idle set."""
         if w.state not in ("ready", "busy"):
             return
-        if self._waiters and not self._circuit_open:
+        if self._depth and not self._circuit_open:
             w.state = BUSY  # checked out (inline: the hot path of a loaded pool)
             self._counters.checkouts += 1
             if self._bus.subscribers:
                 self._bus.emit("checkout", w.index, w.pid)
-            self._dispatch(w, self._waiters.popitem(False)[0])  # (FIFO)
+            self._dispatch(w, self._pop_waiter())  # (FIFO)
             return
         w.state = READY
         w.idle_since = self._clock()
         self._idle.append(w)
 
     def _fail_waiters(self, error: BaseException) -> None:
-        waiters, self._waiters = self._waiters, type(self._waiters)()
+        waiters, self._waiters, self._depth = self._waiters, deque(), 0
         for call in waiters:
-            call.error = error
-            call.set()
+            if not (call.abandoned or call.done):
+                call.error = error
+                call.set()
 
     # -- what the pool calls, and what supervision calls (seams.py, Dispatch) ----------
     begin = _begin
