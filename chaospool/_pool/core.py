@@ -15,6 +15,8 @@ The request path and the supervisor see each other only through the protocols of
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
@@ -48,6 +50,15 @@ from chaospool.errors import (
 
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
+
+
+def _loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The clock of ``loop``'s timers. asyncio's own ``time()`` is ``time.monotonic()`` in a
+    Python method: the pool reads the clock twice per request, so it calls ``monotonic``
+    itself unless the loop's class has its own clock (uvloop's is C, and cached per poll)."""
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
 
 class Pool:
     """A supervised pool of worker processes. Use as ``async with Pool(worker=...) as pool``."""
@@ -191,7 +202,7 @@ class Pool:
         state.loop = asyncio_loop()
         state.flag = flag_factory(state.loop)
         if state.loop is not None:
-            state.clock = state.loop.time
+            state.clock = _loop_clock(state.loop)
         self._requests.bind_loop()
 
     async def _start_eager(self) -> None:

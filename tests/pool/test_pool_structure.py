@@ -235,3 +235,27 @@ async def test_a_link_that_cannot_measure_gets_the_answers_of_0_1_0() -> None:
     w.state = WorkerState.DEAD
     assert real.rss(w) is None
     assert fake.status(w) is None
+
+
+@pytest.mark.anyio
+async def test_the_request_paths_clock_is_its_loops_timer_clock() -> None:
+    # asyncio's loop.time() is time.monotonic() in a Python method: the pool calls monotonic
+    # itself there; any loop with a clock of its own (uvloop: libuv's) keeps that one
+    import asyncio
+    import time
+
+    import anyio
+
+    from chaospool._pool.flag import asyncio_loop
+
+    async with Pool("chaospool.workers.demo", size=1, backend="memory",
+                    health_check=False) as pool:
+        clock = pool._state.clock
+        loop = asyncio_loop()
+        if loop is None:
+            assert clock is anyio.current_time
+        elif type(loop).time is asyncio.BaseEventLoop.time:
+            assert clock is time.monotonic
+            assert abs(clock() - loop.time()) < 0.01
+        else:
+            assert clock == loop.time
