@@ -121,8 +121,12 @@ class _Exit:
         if pidfd is None:
             return None
         try:
-            with open(f"/proc/{self.pid}/stat", "rb") as f:
-                raw = f.read()
+            # (os.open / os.read: no file object, on the path from a death to its replacement)
+            fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY)
+            try:
+                raw = os.read(fd, 4096)
+            finally:
+                os.close(fd)
             signal.pidfd_send_signal(pidfd, 0)  # ESRCH once reaped: the read may be a stranger's
         except OSError:
             return None

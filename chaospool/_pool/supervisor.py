@@ -77,6 +77,9 @@ class Supervisor:
         self._starting = 0  # incarnations in their handshake: ``grow`` counts them as coming
         # dead (its exit status known) and replaced, not yet reaped: ``reaping`` for close
         self._unreaped: set[Worker] = set()
+        # the backend's optional stock of ready workers, checked once (a Protocol isinstance
+        # costs microseconds, on the path from a death to its replacement)
+        self._spares: Spares | None = state.backend if isinstance(state.backend, Spares) else None
 
     def attach(self, dispatch: Dispatch) -> None:
         """Where replies, freed workers and deaths go (the request path). Bound methods: a
@@ -104,8 +107,7 @@ class Supervisor:
         its Hello already received: ``backend.Spares``), it serves within this very step --
         no turn of the loop between the death and the ``start`` (docs/design.md, "Replacing
         at death")."""
-        backend = self._state.backend
-        taken = backend.take_ready(index) if isinstance(backend, Spares) else None
+        taken = self._spares.take_ready(index) if self._spares is not None else None
         if taken is None:
             self.launch(index)
             return
