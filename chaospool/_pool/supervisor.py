@@ -445,8 +445,11 @@ class Supervisor:
             self.stop(w, StopReason.RETIRE)
             return
         for call in list(w.pending.values()):
-            if call.abandoned and now > call.deadline:
-                self._time_out(call)  # its caller gave up and the worker still has no answer
+            # past its deadline with no answer: its caller gave up, or (off asyncio, where no
+            # loop timer watches a call) it was queued when its caller began to wait, and that
+            # wait is for its checkout deadline
+            if call.command is not None and not call.is_set() and now > call.deadline:
+                self._time_out(call)
                 return
         if cfg.health_interval <= 0:
             return

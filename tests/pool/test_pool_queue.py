@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from chaospool.errors import CheckoutTimeout, QueueFull
+from chaospool.errors import CheckoutTimeout, QueueFull, RequestTimeout
 from chaospool.pool import Pool
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -100,3 +100,37 @@ async def test_a_cancelled_herd_leaves_the_queue_without_keeping_its_calls() -> 
         assert pool.stats().queue_depth == 0
         assert len(requests._waiters) <= 64  # dropped as they left, not kept until popped
         assert await pool.execute("ping") == "pong"
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_call_handed_over_by_a_reply_keeps_its_deadline_and_its_turn(seed: int) -> None:
+    # a loaded pool dispatches the next queued call from the reply callback itself
+    # (``RequestPath._replies``): that call must get its own deadline (a hung one times out
+    # and its worker is replaced) and the queue must stay FIFO around it. (0.3.0 failed this
+    # on trio: a call queued when its caller began to wait had its deadline enforced only
+    # when the checkout wait ended, 5 s later, and every call behind it timed out too.)
+    rng = random.Random(seed)
+    hung = rng.randrange(1, 7)
+    async with Pool("pool_test_workers", size=1, health_check=False,
+                    request_timeout=0.5) as pool:
+        order: list[int] = []
+        errors: list[str] = []
+
+        async def caller(i: int) -> None:
+            try:
+                if i == hung:
+                    await pool.execute("hang", {"duration": 30.0})
+                else:
+                    assert await pool.execute("echo", i) == i
+                order.append(i)
+            except RequestTimeout:
+                errors.append(f"timeout {i}")
+
+        async with anyio.create_task_group() as tg:
+            for i in range(8):
+                tg.start_soon(caller, i)
+                await anyio.wait_all_tasks_blocked()  # queued in this order
+        assert errors == [f"timeout {hung}"]
+        assert order == [i for i in range(8) if i != hung]
+        assert pool.stats().timeouts == 1
+        assert await pool.execute("echo", 42) == 42
