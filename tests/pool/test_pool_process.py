@@ -128,7 +128,7 @@ async def test_hang_times_out_and_the_worker_is_replaced_not_reused() -> None:
         first = pool.workers[0]
         with pytest.raises(RequestTimeout, match="killed"):
             await pool.execute("hang", {"duration": 30})
-        assert await pool.execute("pid") != first.pid
+        assert await pool.execute("pid", timeout=5) != first.pid
         await wait_for(lambda: not psutil.pid_exists(first.pid))  # type: ignore[arg-type]
         assert "timeout" in [e.kind for e in events]
 
@@ -333,13 +333,13 @@ async def test_a_killed_fork_server_takes_its_workers_and_is_restarted() -> None
 @pytest.mark.parametrize("anyio_backend", ["trio"])
 async def test_trio_smoke_with_real_workers(anyio_backend: str) -> None:
     async with proc_pool(size=2, request_timeout=0.3) as pool:
-        assert await pool.execute("ping") == "pong"
+        assert await pool.execute("ping", timeout=5) == "pong"
         first = pool.workers[0]
         first.signal(signal.SIGKILL)
         await pool.wait_serving(0, not_pid=first.pid)
         with pytest.raises(RequestTimeout):
             await pool.execute("hang", {"duration": 30})
-        assert await pool.execute("echo", 1) == 1
+        assert await pool.execute("echo", 1, timeout=5) == 1
 
 
 async def test_heartbeats_are_answered_while_a_command_runs() -> None:

@@ -111,17 +111,16 @@ async def test_a_call_handed_over_by_a_reply_keeps_its_deadline_and_its_turn(see
     # when the checkout wait ended, 5 s later, and every call behind it timed out too.)
     rng = random.Random(seed)
     hung = rng.randrange(1, 7)
-    async with Pool("pool_test_workers", size=1, health_check=False,
-                    request_timeout=0.5) as pool:
+    async with Pool("pool_test_workers", size=1, health_check=False) as pool:
         order: list[int] = []
         errors: list[str] = []
 
         async def caller(i: int) -> None:
             try:
                 if i == hung:
-                    await pool.execute("hang", {"duration": 30.0})
+                    await pool.execute("hang", {"duration": 30.0}, timeout=0.5)
                 else:
-                    assert await pool.execute("echo", i) == i
+                    assert await pool.execute("echo", i, timeout=10) == i
                 order.append(i)
             except RequestTimeout:
                 errors.append(f"timeout {i}")
