@@ -51,7 +51,6 @@ from chaospool.errors import (
 _ENCODE_ERRORS = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
 
 
-
 def _loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     """The clock of ``loop``'s timers. asyncio's own ``time()`` is ``time.monotonic()`` in a
     Python method: the pool reads the clock twice per request, so it calls ``monotonic``
@@ -59,6 +58,7 @@ def _loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
     if type(loop).time is asyncio.BaseEventLoop.time:
         return time.monotonic
     return loop.time
+
 
 class Pool:
     """A supervised pool of worker processes. Use as ``async with Pool(worker=...) as pool``."""

@@ -308,8 +308,9 @@ class ProcessLink:
 
     def frame_writer(self) -> Callable[[bytes], object] | None:
         """The transport's own ``write`` (asyncio; None elsewhere): a request costs no Python
-        call of ours. Once the channel is closed it drops what it is given (the loop counts
-        it), and the pool fails the calls in flight on it (docs/design.md, "Performance")."""
+        call of ours. Once the channel is closed it drops what it is given (asyncio) or raises
+        RuntimeError (uvloop), and the pool fails the calls in flight on it (docs/design.md,
+        "Performance")."""
         proto = self._proto
         return None if proto is None or proto.transport is None else proto.transport.write
 

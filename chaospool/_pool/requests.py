@@ -369,7 +369,10 @@ class RequestPath:
     def _arm_worker(self, w: Worker, deadline: float) -> None:
         """Make ``w``'s one timer fire by ``deadline`` (``w.timer_at``: when it fires, read
         per dispatch without a call; never armed off asyncio, where scopes wait)."""
-        if self._loop is None or w.timer_at <= deadline:
+        if self._loop is None:
+            w.timer_at = -math.inf  # no loop timers here (scopes wait): never asked again
+            return
+        if w.timer_at <= deadline:
             return
         if w.timer is not None:
             w.timer.cancel()
@@ -529,7 +532,8 @@ class RequestPath:
                 fut.set_result(True)
 
     def _partitioned(self, w: Worker, part: Partition, msgs: list[p.Message]) -> None:
-        """A partition stands between ``w`` and the pool: replies are held or dropped."""
+        """A partition stands between ``w`` and the pool: what comes from ``w`` is held or
+        dropped if it cuts that direction, else delivered."""
         for msg in msgs:
             if part.from_worker:
                 part.intercept(msg, outgoing=False)
