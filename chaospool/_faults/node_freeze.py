@@ -105,9 +105,6 @@ class NodeFreeze(Fault):
             effect["continued_after"] = seconds(now() - at)
             dead = await _dead_or_alive(backend, session, info.node_id, at)
             effect["declared_dead"] = dead
-            # when Ray declared it: the pool hears of it as the node's actors dying
-            effect["declared_dead_after"] = _first_loss(log, ctx.state["workers"], at) \
-                if dead else None
             if session.local:
                 effect["raylet_exited_after_continue"] = await _exited(ctx.state.get("raylet"))
                 effect["helper_reaped"] = await _reaped(ctx.state.get("helper"))
@@ -115,6 +112,11 @@ class NodeFreeze(Fault):
                                          now() + SERVE_WAIT, lost=dead)
             effect.update(workers_after=records, every_worker_serving_after=serving_again(records),
                           health_failures=len(log.of("health_fail")))
+            # when Ray declared it: the pool hears of it as the node's actors dying -- read
+            # once the workers were waited for, since their deaths may reach the pool after
+            # Ray's own declaration (the events keep their times)
+            effect["declared_dead_after"] = _first_loss(log, ctx.state["workers"], at) \
+                if dead else None
             if dead:
                 effect.update(await _replace_dead(backend, session, info))
         finally:
