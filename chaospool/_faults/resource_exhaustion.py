@@ -210,8 +210,13 @@ def _capacity_proof(
     effect: dict[str, Any], slots: int, outcomes: dict[str, Any]
 ) -> tuple[bool, str]:
     """Slots really occupied: the sleep calls that completed held, together, at least half of
-    ``slots`` times the time the hold lasted."""
-    wanted = slots * float(effect["held_for"]) * CAPACITY_SEEN_SHARE
+    ``slots`` times the hold's window.
+
+    The window ends at the hold's deadline (or earlier, if the pool stopped serving): a sleep
+    is counted only up to the deadline, so the time its reply takes to come back after it
+    (seconds on a loaded Ray cluster) must not count against it either."""
+    window = min(float(effect["held_for"]), float(effect["duration"]))
+    wanted = slots * window * CAPACITY_SEEN_SHARE
     if float(effect["slot_seconds_held"]) >= wanted:
         return True, f"{slots} slots held by sleep calls"
     failures = {k: v for k, v in outcomes.items() if k not in ("ok", "_held")}

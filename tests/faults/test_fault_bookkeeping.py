@@ -318,6 +318,24 @@ async def test_capacity_holds_every_slot_with_sleep_calls() -> None:
     assert all(timeout > args["duration"] for _, args, timeout in pool.calls if timeout)
 
 
+async def test_capacity_is_proved_over_its_window_not_its_late_replies() -> None:
+    # On a loaded Ray cluster a sleep's reply came back 1.6 s after the hold's deadline: the
+    # sleeps held every slot until the deadline, and that is the proof, however late the
+    # replies arrive (the proof once divided by the time until the last reply, and failed).
+    pool = FakePool(size=2)
+
+    async def late_reply(command: str, args: Any) -> Any:
+        await anyio.sleep(args["duration"] + 0.3)  # the worker's sleep, then a slow reply
+        return None
+
+    pool.on_execute = late_reply
+    ctx = context(ResourceExhaustion, pool, [], duration=0.2)
+    await inject_revert(ResourceExhaustion(), ctx)
+    assert ctx.effect["held_for"] >= 0.5
+    assert ctx.effect["slot_seconds_held"] <= 2 * 0.2 + 0.01
+    assert ctx.effect["took_effect"] is True, ctx.effect["took_effect_reason"]
+
+
 async def test_capacity_stops_holding_when_the_pool_closes() -> None:
     pool = FakePool(size=2)
 
