@@ -20,7 +20,8 @@ from chaospool._pool import process, supervisor
 
 # (label, owner, attribute): in the order a replacement passes them
 STEPS: list[tuple[str, Any, str]] = [
-    ("EOF (data socket)", process._FrameProtocol, "connection_lost"),
+    ("exit bell (asyncio)", process.ProcessLink, "on_bell"),
+    ("EOF (data socket)", process._FrameProtocol, "eof_received"),
     ("death certain (status read)", process._Exit, "exited"),
     ("zygote's exit report", process.ProcessBackend, "_on_exited"),
     ("decision (restart)", supervisor.Supervisor, "launch"),

@@ -39,12 +39,14 @@ from chaospool._pool.backend import (
 )
 from chaospool._pool.psinfo import ProcessInfo
 from chaospool._wire import protocol as p
+from chaospool._wire.bells import Bells
 from chaospool.errors import WorkerStartError
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
 
 _UNKNOWN = ExitStatus(None, None)
+_PF_EXITING = 0x4  # a task's flags (/proc/PID/stat field 9): it has begun to exit
 _log = logging.getLogger("chaospool.pool")
 
 
@@ -64,7 +66,7 @@ class _Exit:
     could reap the child): it always names our worker, never a process that reused its pid.
     """
 
-    __slots__ = ("drain", "event", "pid", "pidfd", "status")
+    __slots__ = ("drain", "dying", "event", "pid", "pidfd", "status")
 
     def __init__(
         self, pid: int = 0, pidfd: int | None = None, drain: Callable[[], None] | None = None
@@ -74,6 +76,7 @@ class _Exit:
         self.pid = pid
         self.pidfd = pidfd
         self.drain = drain  # reads what the zygote sent, now (its Exited may be waiting)
+        self.dying: ExitStatus | None = None  # exiting for sure, its bell rang (not reaped)
 
     def set(self, status: ExitStatus) -> None:
         if self.status is None:
@@ -97,6 +100,8 @@ class _Exit:
     async def exited(self) -> ExitStatus:
         """Once the worker has exited (never before): its exit status, read from the zombie
         while the zygote reaps it, or from the zygote's report."""
+        if self.dying is not None:
+            return self.dying  # its exit bell rang: the kernel is tearing it down
         pidfd = self.pidfd
         if pidfd is not None and self.status is None:
             # the usual case at EOF: it exited a moment ago, no turn of the loop needed
@@ -108,16 +113,19 @@ class _Exit:
             # the zombie -- either way no turn of the loop (anyio's wait on a set event yields)
             if self.drain is not None:
                 self.drain()
-            status = self.status or self._zombie_status()
+            status = self.status or self.stat_status()
             if status is not None:
                 return status
         await self.event.wait()
         return self.status or _UNKNOWN
 
-    def _zombie_status(self) -> ExitStatus | None:
+    def stat_status(self, exiting: bool = False) -> ExitStatus | None:
         """The exit status in ``/proc/PID/stat`` (field 52, as ``waitpid`` gives it) while the
-        process is a zombie; None once reaped. The pid is ours while the pidfd can still
-        signal it: checked *after* the read, so the read was of our unreaped worker."""
+        process is a zombie -- or, with ``exiting``, already while the kernel tears it down
+        (``PF_EXITING`` in field 9: it never runs again, and the kernel set its exit code
+        before it began the teardown); None before that, or once reaped. The pid is ours while
+        the pidfd can still signal it: checked *after* the read, so the read was of our
+        unreaped worker."""
         pidfd = self.pidfd
         if pidfd is None:
             return None
@@ -132,7 +140,9 @@ class _Exit:
         except OSError:
             return None
         fields = raw[raw.rindex(b")") + 2 :].split()
-        if len(fields) < 50 or fields[0] != b"Z":
+        if len(fields) < 50:
+            return None
+        if fields[0] != b"Z" and not (exiting and int(fields[6]) & _PF_EXITING):
             return None
         code = int(fields[49])
         if os.WIFSIGNALED(code):
@@ -222,7 +232,7 @@ class _FrameProtocol(asyncio.BufferedProtocol):
             self.error = MalformedFrame(str(exc))
             assert self.transport is not None
             self.transport.abort()
-            self._wake()
+            self.wake()
             return
         deliver = self.deliver  # (a callable attribute: loaded, not looked up as a method)
         if deliver is not None:
@@ -230,22 +240,22 @@ class _FrameProtocol(asyncio.BufferedProtocol):
                 deliver(msgs)  # straight to the waiting caller: no reader task hop
         else:
             self.ready.extend(msgs)
-            self._wake()
+            self.wake()
 
     def eof_received(self) -> bool:
         # the link is down now, not a turn later in ``connection_lost``: the death is handled
         # (and the worker replaced) that much sooner (docs/design.md, "Replacing at death")
         if self.error is None:
             self.error = LinkClosed("EOF")
-        self._wake()
+        self.wake()
         return False  # close our end too
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.error is None:
             self.error = LinkClosed(str(exc) if exc else "EOF")
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -368,9 +378,37 @@ class ProcessLink:
         proto.ready.clear()
         return msgs
 
+    def on_bell(self) -> None:
+        """Its exit bell rang (chaospool._wire.bells; in the loop's thread): if the worker is
+        exiting for sure, the link goes down now, before the kernel's teardown reaches the
+        EOF -- after what it wrote before its death is read, so no reply it sent is lost."""
+        proto = self._proto
+        if self._closed or proto is None or proto.error is not None:
+            return  # gone already (its EOF came first) or closed by the pool
+        status = self._exit.stat_status(exiting=True)
+        if status is None:
+            return  # not exiting (its main thread exec'd) or reaped already: the EOF tells
+        self._exit.dying = status
+        self._read_rest(proto)
+        if proto.error is None:
+            proto.error = LinkClosed(f"the worker is exiting ({status.describe()})")
+            proto.wake()
+
+    def _read_rest(self, proto: _FrameProtocol) -> None:
+        """Read what is in the data socket now, below the transport (which would read it a
+        turn later, after the link is down): a dying worker writes nothing more."""
+        while proto.error is None:
+            try:
+                n = self._data.recv_into(proto.reader.get_buffer())
+            except OSError:  # BlockingIOError: all read
+                return
+            if not n:
+                return
+            proto.buffer_updated(n)
+
     def usable(self) -> bool:
         """Not closed, not known to be dead (a spare is checked before it is taken)."""
-        if self._closed or self._exit.status is not None:
+        if self._closed or self._exit.status is not None or self._exit.dying is not None:
             return False
         return self._proto is None or self._proto.error is None
 
@@ -443,9 +481,12 @@ class ProcessBackend:
         self._first: p.ZygoteMessage | None = None
         self._lock = anyio.Lock()
         self._spare_wanted: anyio.Event | None = None  # wakes _keep_spare
+        self._bells: Bells | None = None  # exit bells (asyncio: the links have protocols)
 
     async def start(self, tg: TaskGroup) -> list[str]:
         self._tg = tg
+        if sniffio.current_async_library() == "asyncio":
+            self._bells = Bells.create()
         if self.spare:
             self._spare_wanted = anyio.Event()
             tg.start_soon(self._keep_spare)
@@ -458,6 +499,10 @@ class ProcessBackend:
         log_r, log_w = os.pipe()
         config = {"worker": self.worker, "sys_path": sys.path, "parent": os.getpid(),
                   "fd": theirs.fileno()}
+        passed = [theirs.fileno()]
+        if self._bells is not None:
+            config["bells"] = self._bells.fd
+            passed.append(self._bells.fd)
         try:
             # A process group of its own (a terminal's Ctrl-C reaches the pool, which stops
             # the workers itself), but not a session of its own: with the kernel's autogroup
@@ -465,7 +510,7 @@ class ProcessBackend:
             # workers then share one process's worth of CPU (docs/design.md, "Performance").
             self._proc = subprocess.Popen(  # noqa: ASYNC220  reason: one fork+exec, ~1 ms
                 [sys.executable, "-m", "chaospool._worker.zygote", json.dumps(config)],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log_w,
+                pass_fds=passed, stdin=subprocess.DEVNULL, stdout=log_w,
                 stderr=log_w, process_group=0,
             )
         finally:
@@ -675,15 +720,18 @@ class ProcessBackend:
         token = next(self._tokens)
         event, pids = anyio.Event(), list[tuple[int, _Exit]]()
         self._spawned[token] = (event, pids)
+        bell = self._bells.take() if self._bells is not None else None
         try:
             assert self._sock is not None
             socket.send_fds(
                 self._sock,
-                [p.encode_zygote(p.Spawn(token, index))],
+                [p.encode_zygote(p.Spawn(token, index, -1 if bell is None else bell))],
                 [data_c.fileno(), ctl_c.fileno(), log_w],
             )
         except (OSError, AssertionError) as exc:
             del self._spawned[token]
+            if bell is not None and self._bells is not None:
+                self._bells.give_back(bell)  # never asked for: no worker will hold it
             for sock in (data_p, ctl_p):
                 sock.close()
             os.close(log_r)
@@ -692,6 +740,8 @@ class ProcessBackend:
             data_c.close()
             ctl_c.close()
             os.close(log_w)
+        # once the Spawn went out, only a watch frees the bell: a worker forked later (after a
+        # cancellation here, or by a zygote about to die) may hold it
         try:
             await event.wait()
         except BaseException:  # cancelled: our ends close, a forked worker sees EOF and leaves
@@ -706,14 +756,17 @@ class ProcessBackend:
             ctl_p.close()
             os.close(log_r)
             raise WorkerStartError(f"the fork server died while starting worker {index}")
-        return await self._link(*pids[0], data_p, ctl_p, log_r)
+        return await self._link(*pids[0], data_p, ctl_p, log_r, bell)
 
     async def _link(
-        self, pid: int, exit_: _Exit, data: socket.socket, ctl: socket.socket, log_r: int
+        self, pid: int, exit_: _Exit, data: socket.socket, ctl: socket.socket, log_r: int,
+        bell: int | None,
     ) -> ProcessLink:
         data.setblocking(False)
         ctl.setblocking(False)
         link = ProcessLink(pid, data, ctl, exit_)
+        if bell is not None and self._bells is not None:
+            self._watch(bell, link)
         try:
             await link.start()
         except BaseException:  # cancelled (the pool closing) mid-start: no socket left open
@@ -723,6 +776,17 @@ class ProcessBackend:
         assert self._tg is not None
         self._tg.start_soon(_drain_lines, log_r, link.log)
         return link
+
+    def _watch(self, bell: int, link: ProcessLink) -> None:
+        """Hear ``link``'s worker begin to exit (its bell, held since before its Spawned)."""
+        assert self._bells is not None
+        loop = asyncio.get_running_loop()
+
+        def rung() -> None:  # in the bell's thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody asks
+                loop.call_soon_threadsafe(link.on_bell)
+
+        self._bells.watch(bell, rung, lambda: link.exit_status() is not None)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -737,6 +801,8 @@ class ProcessBackend:
                     sock.shutdown(socket.SHUT_RDWR)
             if proc is not None:
                 await _reap(proc, grace=5.0)
+            if self._bells is not None:
+                self._bells.close()
 
 
 async def _reap(proc: subprocess.Popen[bytes], *, grace: float) -> None:

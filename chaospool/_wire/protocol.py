@@ -162,6 +162,7 @@ Message = (
 class Spawn(msgspec.Struct, tag="spawn", array_like=True):
     token: int
     index: int  # SPARE: a spare worker, whose slot a later ``Start`` names
+    bell: int = -1  # the exit bell the worker holds (chaospool._wire.bells); -1: none
 
 
 SPARE = -1

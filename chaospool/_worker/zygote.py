@@ -18,6 +18,7 @@ import array
 import contextlib
 import gc
 import json
+import mmap
 import os
 import selectors
 import signal
@@ -26,15 +27,19 @@ import sys
 import traceback
 from typing import Any
 
+from chaospool._wire import bells
 from chaospool._wire import protocol as p
 
 _FDS_PER_SPAWN = 3
 
 
 class Zygote:
-    def __init__(self, sock: socket.socket, commands: dict[str, Any]) -> None:
+    def __init__(
+        self, sock: socket.socket, commands: dict[str, Any], bells: mmap.mmap | None = None
+    ) -> None:
         self.sock = sock
         self.commands = commands
+        self.bells = bells  # the pool's exit bells (chaospool._wire.bells), if it has them
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, int] = {}  # pid -> pidfd
 
@@ -80,14 +85,22 @@ class Zygote:
         # with the zygote -- a cheaper fork and a smaller worker (docs/design.md)
         gc.freeze()
         me = os.getpid()
+        held_r, held_w = os.pipe() if self._rings(msg) else (-1, -1)
         pid = os.fork()
         if pid == 0:
             self._in_child()
+            self._hold_bell(msg.bell, held_r, held_w)
             from chaospool._worker.process import child_main
 
             child_main(fds[0], fds[1], fds[2], msg.index, self.commands, me)
         for fd in fds:
             os.close(fd)
+        if held_r >= 0:
+            # the pool waits on the bell from our Spawned on: the child must hold it by then
+            # (a byte, or EOF if it died first -- the pool's wait then ends at once, unrung)
+            os.close(held_w)
+            os.read(held_r, 1)
+            os.close(held_r)
         pidfd = os.pidfd_open(pid)
         self.children[pid] = pidfd
         self.sel.register(pidfd, selectors.EVENT_READ, pid)
@@ -95,6 +108,22 @@ class Zygote:
         # this worker for sure, and tells the pool the moment it exits -- before our Exited
         # (docs/design.md, "Replacing at death")
         socket.send_fds(self.sock, [p.encode_zygote(p.Spawned(msg.token, pid))], [pidfd])
+
+    def _rings(self, msg: p.Spawn) -> bool:
+        return self.bells is not None and 0 <= msg.bell < len(self.bells) // bells.SLOT_SIZE
+
+    def _hold_bell(self, slot: int, held_r: int, held_w: int) -> None:
+        """First thing in a new worker: its main thread holds its exit bell for life."""
+        if held_w < 0:
+            return
+        try:
+            os.close(held_r)
+            # (without its bell, a worker's death is heard at its EOF)
+            with contextlib.suppress(Exception):
+                if self.bells is not None and bells.hold(self.bells, slot):
+                    os.write(held_w, b"\x01")
+        finally:
+            os.close(held_w)  # the zygote waits for this (a byte, or EOF)
 
     def _in_child(self) -> None:
         self.sel.close()
@@ -141,6 +170,19 @@ def _start(config: dict[str, Any]) -> tuple[socket.socket, int]:
     return socket.socket(fileno=config["fd"]), os.getpid()
 
 
+def _map_bells(config: dict[str, Any]) -> mmap.mmap | None:
+    """The pool's exit bells, shared with every worker we fork (the fd is not kept)."""
+    fd = config.get("bells")
+    if fd is None:
+        return None
+    try:
+        return mmap.mmap(fd, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
     sock, pid = _start(config)
@@ -153,7 +195,7 @@ def main() -> None:
         sock.send(p.encode_zygote(p.StartFailed(p.PROTOCOL_VERSION, pid, type(exc).__name__,
                                                 str(exc), tb)))
         os._exit(1)
-    zygote = Zygote(sock, commands)
+    zygote = Zygote(sock, commands, _map_bells(config))
 
     def on_term(signum: int, frame: Any) -> None:
         zygote.kill_all()

@@ -6,10 +6,12 @@ import psutil
 
 
 def gone(pid: int | None) -> bool:
-    """Exited: no such process, or a zombie (dead; its exit status waits for its reaper)."""
+    """Exited: no such process, a zombie (dead; its exit status waits for its reaper), or
+    exiting -- the kernel tearing it down, it never runs again (the pool hears that moment by
+    the worker's exit bell, docs/design.md)."""
     assert pid is not None
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE or _exiting(pid)
     except psutil.NoSuchProcess:
         return True
 
@@ -18,9 +20,20 @@ def exited(proc: psutil.Process) -> bool:
     """``gone`` for a process seen alive before: its pid may be reused once it is reaped (the
     pid space here is 32768), and a reused pid is another process, not this one alive."""
     try:
-        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+        return (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+                or _exiting(proc.pid))
     except psutil.NoSuchProcess:
         return True
+
+
+def _exiting(pid: int) -> bool:
+    """``PF_EXITING`` (0x4) in the flags of ``/proc/PID/stat`` (field 9)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return True  # gone meanwhile
+    return bool(int(raw[raw.rindex(b")") + 2 :].split()[6]) & 0x4)
 
 
 def descendants() -> set[int]:

@@ -181,3 +181,14 @@ def scratch(args: Any, ctx: Context) -> list[str]:
     seen = sorted(ctx.session)
     ctx.session[f"k{len(seen)}"] = 1
     return seen
+
+
+_BALLAST: list[bytearray] = []
+
+
+@command
+def ballast(args: Any, ctx: Context) -> int:
+    """Hold ``mb`` MB more, every page touched: the kernel then takes longer to tear the
+    process down at its death (before its sockets close)."""
+    _BALLAST.append(bytearray(b"\x01") * (args["mb"] * 1_000_000))
+    return sum(map(len, _BALLAST))

@@ -1,0 +1,175 @@
+"""Exit bells (docs/design.md, "Exit bells"): a worker's death is heard when the kernel begins
+its exit, before the teardown of its memory that comes before the EOF of its sockets.
+
+The bells themselves (a robust shared mutex each, rung by the kernel), then the pool: on
+asyncio and uvloop a SIGKILLed worker is declared dead while the kernel still tears it down;
+on trio (no bells) at its EOF, once it is a zombie -- both with its exit status.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import psutil
+import pytest
+
+from chaospool._pool.process import _Exit
+from chaospool._wire.bells import SLOTS, Bells
+from chaospool.pool import Pool, PoolEvent
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+HOLDER = """
+import mmap, os, sys
+from chaospool._wire import bells
+held = bells.hold(mmap.mmap(int(sys.argv[1]), 0), int(sys.argv[2]))
+print("held" if held else "not held", flush=True)
+sys.stdin.read()  # until killed, or told to exit
+os._exit(int(sys.argv[3]))  # as a worker ends (no finalisation: its bell stays mapped)
+"""
+
+
+@pytest.fixture
+def bells() -> Bells:
+    made = Bells.create()
+    assert made is not None, "Linux with glibc: robust shared mutexes are there"
+    return made
+
+
+def holder(bells: Bells, slot: int, code: int = 0) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(bells.fd), str(slot), str(code)],
+                            pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"held\n"
+    return proc
+
+
+@pytest.mark.parametrize("ending", ["SIGKILL", "exit 3"])
+def test_a_bell_rings_when_its_holder_exits_and_is_free_again(bells: Bells, ending: str) -> None:
+    slot = bells.take()
+    assert slot is not None
+    proc = holder(bells, slot, code=3)
+    rung = threading.Event()
+    thread = bells.watch(slot, rung.set)
+    if ending == "SIGKILL":
+        proc.kill()
+    proc.communicate(b"")  # (its stdin closes: it exits with 3, unless killed)
+    assert rung.wait(10)
+    thread.join(10)
+    assert proc.wait(10) == (-signal.SIGKILL if ending == "SIGKILL" else 3)
+    assert slot in bells._free  # ready for the next worker
+    again = holder(bells, bells.take() or 0)  # a bell is set up afresh: it can be held again
+    again.kill()
+    again.communicate(b"")
+    bells.close()
+
+
+def test_a_bell_nobody_holds_ends_its_watch_unrung(bells: Bells) -> None:
+    # the worker died before it could take its bell: the watch gets the lock at once
+    slot = bells.take()
+    assert slot is not None
+    rung = threading.Event()
+    bells.watch(slot, rung.set).join(10)
+    assert not rung.is_set()
+    assert slot in bells._free
+    bells.close()
+
+
+def test_when_every_bell_is_in_use_a_worker_gets_none(bells: Bells) -> None:
+    taken = [bells.take() for _ in range(SLOTS)]
+    assert None not in taken
+    assert len(set(taken)) == SLOTS
+    assert bells.take() is None  # (the pool then hears that worker's death at its EOF)
+    bells.give_back(taken[0])
+    assert bells.take() == taken[0]
+    bells.close()
+
+
+def test_a_live_process_is_not_read_as_exiting() -> None:
+    # a bell also rings when its holder's main thread exec()s: the pool then reads the process
+    # as alive and leaves it to its EOF
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        assert _Exit(proc.pid, pidfd).stat_status(exiting=True) is None
+    finally:
+        proc.kill()
+        proc.communicate(b"")
+        os.close(pidfd)
+
+
+def _exiting(pid: int) -> bool:
+    """The kernel has begun to end ``pid``: its main thread is exiting (``PF_EXITING``) or
+    already a zombie, while another thread of it may still be running its teardown -- or it
+    is gone (reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except FileNotFoundError:
+        return True
+    return fields[0] == b"Z" or bool(int(fields[6]) & 0x4)
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+@pytest.mark.anyio
+async def test_a_killed_worker_is_declared_dead_as_the_kernel_begins_its_exit(
+    anyio_backend: Any,
+) -> None:
+    # 500 MB: the kernel takes tens of milliseconds to free them, before the worker's sockets
+    # close (its EOF) and it has exited (its pidfd readable); its bell rings before that, and
+    # the pool hears it at once. On trio (no bells) the pool hears the death at the EOF.
+    with_bells = anyio_backend != "trio"
+    async with Pool("pool_test_workers", size=1, health_check=False) as pool:
+        await pool.execute("ballast", {"mb": 500}, timeout=60)
+        victim = pool.workers[0]
+        assert victim.pid is not None
+        pidfd = os.pidfd_open(victim.pid)
+        seen: list[tuple[bool, bool, Any]] = []
+
+        def on_event(event: PoolEvent) -> None:
+            if event.kind == "crash" and event.pid == victim.pid:
+                seen.append((_readable(pidfd), _exiting(victim.pid), event.data["signal"]))
+
+        pool.subscribe(on_event)
+        try:
+            victim.signal(signal.SIGKILL)
+            new = await pool.wait_serving(0, not_pid=victim.pid, timeout=30)
+            assert await pool.execute("pid") == new.pid
+        finally:
+            os.close(pidfd)
+        # (exited, exiting, signal) when the pool said "crash"
+        assert seen == [(not with_bells, True, signal.SIGKILL)]
+    assert not psutil.pid_exists(victim.pid)  # and reaped, as every worker
+
+
+def test_a_bell_never_rung_does_not_keep_its_watch_forever(
+    bells: Bells, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a holder that unmapped its bell before it died (a worker never does: it ends with
+    # os._exit) leaves it locked by a dead thread; the watch ends once its worker is gone
+    monkeypatch.setattr("chaospool._wire.bells.RECHECK", 0.05)
+    slot = bells.take()
+    assert slot is not None
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER.replace("os._exit", "sys.exit"),
+                             str(bells.fd), str(slot), "0"],
+                            pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"held\n"
+    proc.communicate(b"")  # sys.exit: the interpreter unmaps the bell as it finalises
+    rung = threading.Event()
+    thread = bells.watch(slot, rung.set, gone=lambda: proc.returncode is not None)
+    thread.join(10)
+    assert not thread.is_alive()
+    assert not rung.is_set()
+    assert slot not in bells._free  # locked by a dead thread: out of use
+    bells.close()
