@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 
 _UNKNOWN = ExitStatus(None, None)
 _PF_EXITING = 0x4  # a task's flags (/proc/PID/stat field 9): it has begun to exit
+# A bell rings as the worker's main thread exits; its other threads follow within microseconds
+# (a SIGKILL kills them all), unless one is busy in the kernel: look this often, this many times.
+BELL_RETRY = 0.0002
+BELL_TRIES = 25
 _log = logging.getLogger("chaospool.pool")
 
 
@@ -121,33 +125,46 @@ class _Exit:
 
     def stat_status(self, exiting: bool = False) -> ExitStatus | None:
         """The exit status in ``/proc/PID/stat`` (field 52, as ``waitpid`` gives it) while the
-        process is a zombie -- or, with ``exiting``, already while the kernel tears it down
-        (``PF_EXITING`` in field 9: it never runs again, and the kernel set its exit code
-        before it began the teardown); None before that, or once reaped. The pid is ours while
-        the pidfd can still signal it: checked *after* the read, so the read was of our
-        unreaped worker."""
+        process is a zombie -- or, with ``exiting``, already while the kernel tears it down:
+        every thread of it exiting (``PF_EXITING``, field 9) or done, so none runs again and
+        the exit code was set before the teardown began; None before that, or once reaped.
+        The pid is ours while the pidfd can still signal it: checked *after* the reads, so
+        they were of our unreaped worker."""
         pidfd = self.pidfd
         if pidfd is None:
             return None
         try:
-            # (os.open / os.read: no file object, on the path from a death to its replacement)
-            fd = os.open(f"/proc/{self.pid}/stat", os.O_RDONLY)
-            try:
-                raw = os.read(fd, 4096)
-            finally:
-                os.close(fd)
+            tids = os.listdir(f"/proc/{self.pid}/task") if exiting else [str(self.pid)]
+            tasks = [_stat_fields(self.pid, tid) for tid in tids]
             signal.pidfd_send_signal(pidfd, 0)  # ESRCH once reaped: the read may be a stranger's
         except OSError:
             return None
-        fields = raw[raw.rindex(b")") + 2 :].split()
-        if len(fields) < 50:
+        if not all(_ended(fields, exiting) for fields in tasks):
             return None
-        if fields[0] != b"Z" and not (exiting and int(fields[6]) & _PF_EXITING):
-            return None
-        code = int(fields[49])
+        main = tasks[tids.index(str(self.pid))] if exiting else tasks[0]
+        code = int(main[49])
         if os.WIFSIGNALED(code):
             return ExitStatus(None, os.WTERMSIG(code))
         return ExitStatus(os.WEXITSTATUS(code), None)
+
+
+def _stat_fields(pid: int, tid: str) -> list[bytes]:
+    """The fields of a task's ``stat`` after its name (from field 3, the state, on).
+    (os.open / os.read: no file object, on the path from a death to its replacement.)"""
+    path = f"/proc/{pid}/stat" if tid == str(pid) else f"/proc/{pid}/task/{tid}/stat"
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        raw = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def _ended(fields: list[bytes], exiting: bool) -> bool:
+    """A zombie -- or, with ``exiting``, a task in its exit (``PF_EXITING``)."""
+    if len(fields) < 50:
+        return False
+    return fields[0] == b"Z" or (exiting and bool(int(fields[6]) & _PF_EXITING))
 
 
 async def _drain_lines(fd: int, log: deque[str]) -> None:
@@ -378,16 +395,20 @@ class ProcessLink:
         proto.ready.clear()
         return msgs
 
-    def on_bell(self) -> None:
-        """Its exit bell rang (chaospool._wire.bells; in the loop's thread): if the worker is
-        exiting for sure, the link goes down now, before the kernel's teardown reaches the
-        EOF -- after what it wrote before its death is read, so no reply it sent is lost."""
+    def on_bell(self, tries: int = BELL_TRIES) -> None:
+        """Its exit bell rang (chaospool._wire.bells; in the loop's thread): once every
+        thread of the worker is exiting, the link goes down, before the kernel's teardown
+        reaches the EOF -- after what it wrote before is read, so no reply it sent is lost."""
         proto = self._proto
         if self._closed or proto is None or proto.error is not None:
             return  # gone already (its EOF came first) or closed by the pool
         status = self._exit.stat_status(exiting=True)
         if status is None:
-            return  # not exiting (its main thread exec'd) or reaped already: the EOF tells
+            # a thread of it still runs (its control thread may be writing), it exec'd, or
+            # it was reaped: look again shortly, then leave it to the EOF
+            if tries > 1 and self._exit.status is None:
+                asyncio.get_running_loop().call_later(BELL_RETRY, self.on_bell, tries - 1)
+            return
         self._exit.dying = status
         self._read_rest(proto)
         if proto.error is None:
@@ -396,7 +417,7 @@ class ProcessLink:
 
     def _read_rest(self, proto: _FrameProtocol) -> None:
         """Read what is in the data socket now, below the transport (which would read it a
-        turn later, after the link is down): a dying worker writes nothing more."""
+        turn later, after the link is down): no thread of the worker runs to write more."""
         while proto.error is None:
             try:
                 n = self._data.recv_into(proto.reader.get_buffer())
@@ -786,7 +807,10 @@ class ProcessBackend:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody asks
                 loop.call_soon_threadsafe(link.on_bell)
 
-        self._bells.watch(bell, rung, lambda: link.exit_status() is not None)
+        try:
+            self._bells.watch(bell, rung, lambda: link.exit_status() is not None)
+        except RuntimeError:  # no thread to be had (a pids limit): heard at its EOF instead
+            _log.debug("no thread for the exit bell of worker %d", link.pid)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -801,8 +825,9 @@ class ProcessBackend:
                     sock.shutdown(socket.SHUT_RDWR)
             if proc is not None:
                 await _reap(proc, grace=5.0)
-            if self._bells is not None:
-                self._bells.close()
+            bells, self._bells = self._bells, None
+            if bells is not None:
+                bells.close()
 
 
 async def _reap(proc: subprocess.Popen[bytes], *, grace: float) -> None:

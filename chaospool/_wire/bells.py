@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import mmap
 import os
@@ -34,7 +33,7 @@ _PTHREAD_PROCESS_SHARED = 1
 _PTHREAD_MUTEX_ROBUST = 1
 # How often a wait looks whether its worker is gone unheard (a bell unmapped before its
 # holder died is never rung): then the thread ends instead of waiting forever.
-RECHECK = 2.0
+RECHECK = 5.0
 
 
 class _Timespec(ctypes.Structure):
@@ -42,10 +41,7 @@ class _Timespec(ctypes.Structure):
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    lib = ctypes.CDLL(name, use_errno=True)
+    lib = ctypes.CDLL(None, use_errno=True)  # the C library this process already has loaded
     needed = ("pthread_mutexattr_setrobust", "pthread_mutex_consistent", "pthread_mutex_lock",
               "pthread_mutex_timedlock")
     return lib if all(hasattr(lib, f) for f in needed) else None
@@ -60,8 +56,12 @@ class Bells:
     def __init__(self, libc: ctypes.CDLL) -> None:
         self._libc = libc
         self.fd = os.memfd_create("chaospool-bells", os.MFD_CLOEXEC)
-        os.ftruncate(self.fd, SLOTS * SLOT_SIZE)
-        self._mem = mmap.mmap(self.fd, SLOTS * SLOT_SIZE)
+        try:
+            os.ftruncate(self.fd, SLOTS * SLOT_SIZE)
+            self._mem = mmap.mmap(self.fd, SLOTS * SLOT_SIZE)
+        except OSError:
+            os.close(self.fd)
+            raise
         self._base = ctypes.addressof(ctypes.c_char.from_buffer(self._mem))
         self._attr = ctypes.create_string_buffer(_ATTR_SIZE)
         _check(libc.pthread_mutexattr_init(self._attr))
@@ -127,8 +127,10 @@ class Bells:
     def close(self) -> None:
         """The fd goes (the zygote has its own); the mapping stays while a waiter may use it
         and goes with the last reference."""
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def _at(self, slot: int) -> ctypes.c_void_p:
         return ctypes.c_void_p(self._base + slot * SLOT_SIZE)

@@ -86,10 +86,19 @@ class Zygote:
         gc.freeze()
         me = os.getpid()
         held_r, held_w = os.pipe() if self._rings(msg) else (-1, -1)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (held_r, held_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise
         if pid == 0:
-            self._in_child()
-            self._hold_bell(msg.bell, held_r, held_w)
+            try:
+                self._in_child()
+                self._hold_bell(msg.bell, held_r, held_w)
+            except BaseException:  # the child must never run on as a zygote
+                os._exit(1)
             from chaospool._worker.process import child_main
 
             child_main(fds[0], fds[1], fds[2], msg.index, self.commands, me)
@@ -129,6 +138,7 @@ class Zygote:
         self.sel.close()
         for pidfd in self.children.values():
             os.close(pidfd)
+        self.children.clear()  # our siblings: never ours to kill (``kill_all``)
         self.sock.close()
 
     def _reap(self, pid: int) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psutil
 
 
@@ -27,13 +29,17 @@ def exited(proc: psutil.Process) -> bool:
 
 
 def _exiting(pid: int) -> bool:
-    """``PF_EXITING`` (0x4) in the flags of ``/proc/PID/stat`` (field 9)."""
+    """Every thread of ``pid`` in its exit (``PF_EXITING``, 0x4 in field 9 of its ``stat``) or
+    done: none of it runs again."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] != b"Z" and not int(fields[6]) & 0x4:
+                return False
     except OSError:
         return True  # gone meanwhile
-    return bool(int(raw[raw.rindex(b")") + 2 :].split()[6]) & 0x4)
+    return True
 
 
 def descendants() -> set[int]:

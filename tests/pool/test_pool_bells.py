@@ -106,15 +106,17 @@ def test_a_live_process_is_not_read_as_exiting() -> None:
 
 
 def _exiting(pid: int) -> bool:
-    """The kernel has begun to end ``pid``: its main thread is exiting (``PF_EXITING``) or
-    already a zombie, while another thread of it may still be running its teardown -- or it
-    is gone (reaped)."""
+    """The kernel has begun to end ``pid``: each of its threads is exiting (``PF_EXITING``)
+    or done, while the last one may still be tearing its memory down -- or it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] != b"Z" and not int(fields[6]) & 0x4:
+                return False
     except FileNotFoundError:
         return True
-    return fields[0] == b"Z" or bool(int(fields[6]) & 0x4)
+    return True
 
 
 def _readable(fd: int) -> bool:
@@ -125,12 +127,12 @@ def _readable(fd: int) -> bool:
 async def test_a_killed_worker_is_declared_dead_as_the_kernel_begins_its_exit(
     anyio_backend: Any,
 ) -> None:
-    # 500 MB: the kernel takes tens of milliseconds to free them, before the worker's sockets
-    # close (its EOF) and it has exited (its pidfd readable); its bell rings before that, and
-    # the pool hears it at once. On trio (no bells) the pool hears the death at the EOF.
+    # 1 GB: the kernel takes ~100 ms to free it, before the worker's sockets close (its EOF)
+    # and it has exited (its pidfd readable); its bell rings before that, and the pool hears
+    # it within a millisecond. On trio (no bells) the pool hears the death at the EOF.
     with_bells = anyio_backend != "trio"
     async with Pool("pool_test_workers", size=1, health_check=False) as pool:
-        await pool.execute("ballast", {"mb": 500}, timeout=60)
+        await pool.execute("ballast", {"mb": 1000}, timeout=60)
         victim = pool.workers[0]
         assert victim.pid is not None
         pidfd = os.pidfd_open(victim.pid)
@@ -173,3 +175,35 @@ def test_a_bell_never_rung_does_not_keep_its_watch_forever(
     assert not rung.is_set()
     assert slot not in bells._free  # locked by a dead thread: out of use
     bells.close()
+
+
+LONE_THREAD = """
+import ctypes, mmap, os, sys, threading
+from chaospool._wire import bells
+held = bells.hold(mmap.mmap(int(sys.argv[1]), 0), int(sys.argv[2]))
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0))).start()
+print("held" if held else "not held", flush=True)
+ctypes.CDLL(None).pthread_exit(None)  # the main thread ends alone: its bell rings
+"""
+
+
+def test_a_bell_rung_while_another_thread_runs_is_no_death(bells: Bells) -> None:
+    # the pool takes a worker for dead only once every thread of it is exiting: here the
+    # main thread ended (its bell rang) but another one runs on (and could still write)
+    slot = bells.take()
+    assert slot is not None
+    proc = subprocess.Popen([sys.executable, "-c", LONE_THREAD, str(bells.fd), str(slot)],
+                            pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"held\n"
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        rung = threading.Event()
+        bells.watch(slot, rung.set)
+        assert rung.wait(10)
+        assert _Exit(proc.pid, pidfd).stat_status(exiting=True) is None
+        assert proc.poll() is None  # alive
+        proc.communicate(b"")  # its thread reads EOF and ends the process
+        assert proc.returncode == 0
+    finally:
+        os.close(pidfd)
