@@ -117,8 +117,10 @@ class Exits(Protocol):
     """
 
     async def exited(self) -> ExitStatus:
-        """Once the worker process has exited -- never while it may still run -- how it
-        ended (possibly before ``wait``: the exit status need not wait for the reap)."""
+        """Once the worker process has exited, or every thread of it is in its exit (the
+        kernel tearing it down: docs/design.md, "Exit bells") -- never while any code of it
+        may still run -- how it ended (possibly before ``wait``: the status need not wait for
+        the reap)."""
 
 
 @runtime_checkable

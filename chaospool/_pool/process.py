@@ -102,8 +102,9 @@ class _Exit:
             os.close(pidfd)
 
     async def exited(self) -> ExitStatus:
-        """Once the worker has exited (never before): its exit status, read from the zombie
-        while the zygote reaps it, or from the zygote's report."""
+        """Once the worker has exited, or is exiting for sure (its bell rang and every thread
+        of it is in its exit; never before): its exit status, read from ``/proc`` then, from
+        the zombie while the zygote reaps it, or from the zygote's report."""
         if self.dying is not None:
             return self.dying  # its exit bell rang: the kernel is tearing it down
         pidfd = self.pidfd
