@@ -405,9 +405,11 @@ class ProcessLink:
             return  # gone already (its EOF came first) or closed by the pool
         status = self._exit.stat_status(exiting=True)
         if status is None:
-            # a thread of it still runs (its control thread may be writing), it exec'd, or
-            # it was reaped: look again shortly, then leave it to the EOF
-            if tries > 1 and self._exit.status is None:
+            # a thread of it still runs (its control thread may be writing) or it exec'd:
+            # look again shortly, then leave it to the EOF -- at once if it has exited already
+            # (its pidfd readable: the EOF and the zygote's report are on their way)
+            pidfd = self._exit.pidfd
+            if tries > 1 and pidfd is not None and not _readable_now(pidfd):
                 asyncio.get_running_loop().call_later(BELL_RETRY, self.on_bell, tries - 1)
             return
         self._exit.dying = status
