@@ -47,10 +47,12 @@ if TYPE_CHECKING:
 
 _UNKNOWN = ExitStatus(None, None)
 _PF_EXITING = 0x4  # a task's flags (/proc/PID/stat field 9): it has begun to exit
-# A bell rings as the worker's main thread exits; its other threads follow within microseconds
-# (a SIGKILL kills them all), unless one is busy in the kernel: look this often, this many times.
+# A bell rings as the worker's main thread begins to exit; the other threads follow within
+# microseconds (a SIGKILL kills them all), unless one waits for a CPU on a loaded machine: look
+# again after 0.2 ms, then twice as long each time up to 10 ms, about 0.1 s in all.
 BELL_RETRY = 0.0002
-BELL_TRIES = 25
+BELL_RETRY_MAX = 0.01
+BELL_TRIES = 15
 _log = logging.getLogger("chaospool.pool")
 
 
@@ -126,9 +128,10 @@ class _Exit:
 
     def stat_status(self, exiting: bool = False) -> ExitStatus | None:
         """The exit status in ``/proc/PID/stat`` (field 52, as ``waitpid`` gives it) while the
-        process is a zombie -- or, with ``exiting``, already while the kernel tears it down:
-        every thread of it exiting (``PF_EXITING``, field 9) or done, so none runs again and
-        the exit code was set before the teardown began; None before that, or once reaped.
+        process is a zombie -- or, with ``exiting``, already while the kernel may still tear
+        its memory down: every thread exiting (``PF_EXITING``, field 9) or done, so none runs
+        again and the exit code is final (ps may still show it running until the teardown
+        ends); None before that, or once reaped.
         The pid is ours while the pidfd can still signal it: checked *after* the reads, so
         they were of our unreaped worker."""
         pidfd = self.pidfd
@@ -140,9 +143,9 @@ class _Exit:
             signal.pidfd_send_signal(pidfd, 0)  # ESRCH once reaped: the read may be a stranger's
         except OSError:
             return None
+        main = tasks[tids.index(str(self.pid))] if exiting else tasks[0]
         if not all(_ended(fields, exiting) for fields in tasks):
             return None
-        main = tasks[tids.index(str(self.pid))] if exiting else tasks[0]
         code = int(main[49])
         if os.WIFSIGNALED(code):
             return ExitStatus(None, os.WTERMSIG(code))
@@ -396,21 +399,23 @@ class ProcessLink:
         proto.ready.clear()
         return msgs
 
-    def on_bell(self, tries: int = BELL_TRIES) -> None:
-        """Its exit bell rang (chaospool._wire.bells; in the loop's thread): once every
-        thread of the worker is exiting, the link goes down, before the kernel's teardown
-        reaches the EOF -- after what it wrote before is read, so no reply it sent is lost."""
+    def on_bell(self, tries: int = BELL_TRIES, delay: float = BELL_RETRY) -> None:
+        """Its exit bell rang (chaospool._wire.bells; in the loop's thread): once every thread
+        of the worker is exiting, the link goes down, before the kernel's teardown reaches the
+        EOF -- after what it wrote before is read, so no reply it sent is lost."""
         proto = self._proto
         if self._closed or proto is None or proto.error is not None:
             return  # gone already (its EOF came first) or closed by the pool
         status = self._exit.stat_status(exiting=True)
         if status is None:
-            # a thread of it still runs (its control thread may be writing) or it exec'd:
-            # look again shortly, then leave it to the EOF -- at once if it has exited already
+            # a thread of it still runs (its control thread may be writing; on a loaded machine
+            # it may wait for a CPU to begin its exit) or it exec'd: look again shortly, then
+            # leave it to the EOF -- at once if it has exited already
             # (its pidfd readable: the EOF and the zygote's report are on their way)
             pidfd = self._exit.pidfd
             if tries > 1 and pidfd is not None and not _readable_now(pidfd):
-                asyncio.get_running_loop().call_later(BELL_RETRY, self.on_bell, tries - 1)
+                asyncio.get_running_loop().call_later(
+                    delay, self.on_bell, tries - 1, min(delay * 2, BELL_RETRY_MAX))
             return
         self._exit.dying = status
         self._read_rest(proto)

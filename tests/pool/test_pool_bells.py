@@ -154,6 +154,46 @@ async def test_a_killed_worker_is_declared_dead_as_the_kernel_begins_its_exit(
     assert not psutil.pid_exists(victim.pid)  # and reaped, as every worker
 
 
+TEARDOWN = """
+import ctypes, mmap, os, sys, threading
+from chaospool._wire import bells
+held = bells.hold(mmap.mmap(int(sys.argv[1]), 0), int(sys.argv[2]))
+ballast = bytearray(b"\\x01") * 1_000_000_000  # ~0.1 s for the kernel to free
+threading.Thread(target=sys.stdin.read).start()  # runs on, holding the process's memory
+print("held" if held else "not held", flush=True)
+ctypes.CDLL(None).pthread_exit(None)  # the main thread ends first: a zombie, its bell rung
+"""
+
+
+def test_a_worker_is_read_as_exiting_while_a_thread_still_frees_its_memory(bells: Bells) -> None:
+    # the state the pool acts on at a bell: the main thread a zombie, the last thread killed
+    # and in its exit, tearing down 1 GB -- the process has not exited yet (its pidfd is not
+    # readable, its sockets not closed), and its status is already known
+    slot = bells.take()
+    assert slot is not None
+    proc = subprocess.Popen([sys.executable, "-c", TEARDOWN, str(bells.fd), str(slot)],
+                            pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"held\n"
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        rung = threading.Event()
+        bells.watch(slot, rung.set)
+        assert rung.wait(10)
+        exit_ = _Exit(proc.pid, pidfd)
+        assert exit_.stat_status(exiting=True) is None  # its other thread runs
+        proc.kill()
+        status = None
+        while status is None and not _readable(pidfd):  # a busy read: no sleep, bounded below
+            status = exit_.stat_status(exiting=True)
+        assert status is not None, "the process exited before it was read as exiting"
+        assert (status.exitcode, status.signal) == (None, signal.SIGKILL)
+        assert not _readable(pidfd)  # the kernel still tears it down
+    finally:
+        proc.communicate(b"")
+        os.close(pidfd)
+
+
 def test_a_bell_never_rung_does_not_keep_its_watch_forever(
     bells: Bells, monkeypatch: pytest.MonkeyPatch
 ) -> None:
