@@ -35,11 +35,11 @@ _FDS_PER_SPAWN = 3
 
 class Zygote:
     def __init__(
-        self, sock: socket.socket, commands: dict[str, Any], bells: mmap.mmap | None = None
+        self, sock: socket.socket, commands: dict[str, Any], bell_map: mmap.mmap | None = None
     ) -> None:
         self.sock = sock
         self.commands = commands
-        self.bells = bells  # the pool's exit bells (chaospool._wire.bells), if it has them
+        self.bell_map = bell_map  # the pool's exit bells (chaospool._wire.bells), if any
         self.sel = selectors.DefaultSelector()
         self.children: dict[int, int] = {}  # pid -> pidfd
 
@@ -119,7 +119,8 @@ class Zygote:
         socket.send_fds(self.sock, [p.encode_zygote(p.Spawned(msg.token, pid))], [pidfd])
 
     def _rings(self, msg: p.Spawn) -> bool:
-        return self.bells is not None and 0 <= msg.bell < len(self.bells) // bells.SLOT_SIZE
+        bell_map = self.bell_map
+        return bell_map is not None and 0 <= msg.bell < len(bell_map) // bells.SLOT_SIZE
 
     def _hold_bell(self, slot: int, held_r: int, held_w: int) -> None:
         """First thing in a new worker: its main thread holds its exit bell for life."""
@@ -129,7 +130,7 @@ class Zygote:
             os.close(held_r)
             # (without its bell, a worker's death is heard at its EOF)
             with contextlib.suppress(Exception):
-                if self.bells is not None and bells.hold(self.bells, slot):
+                if self.bell_map is not None and bells.hold(self.bell_map, slot):
                     os.write(held_w, b"\x01")
         finally:
             os.close(held_w)  # the zygote waits for this (a byte, or EOF)
