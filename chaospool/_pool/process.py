@@ -138,13 +138,12 @@ class _Exit:
         if pidfd is None:
             return None
         try:
-            tids = os.listdir(f"/proc/{self.pid}/task") if exiting else [str(self.pid)]
-            tasks = [_stat_fields(self.pid, tid) for tid in tids]
+            main = _stat_fields(self.pid, str(self.pid))
+            others = _other_tasks(self.pid) if exiting else []
             signal.pidfd_send_signal(pidfd, 0)  # ESRCH once reaped: the read may be a stranger's
         except OSError:
             return None
-        main = tasks[tids.index(str(self.pid))] if exiting else tasks[0]
-        if not all(_ended(fields, exiting) for fields in tasks):
+        if not all(_ended(fields, exiting) for fields in [main, *others]):
             return None
         code = int(main[49])
         if os.WIFSIGNALED(code):
@@ -162,6 +161,16 @@ def _stat_fields(pid: int, tid: str) -> list[bytes]:
     finally:
         os.close(fd)
     return raw[raw.rindex(b")") + 2 :].split()
+
+
+def _other_tasks(pid: int) -> list[list[bytes]]:
+    """The ``stat`` fields of the threads but the main one; a thread gone meanwhile is done."""
+    tasks = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if tid != str(pid):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                tasks.append(_stat_fields(pid, tid))
+    return tasks
 
 
 def _ended(fields: list[bytes], exiting: bool) -> bool:
