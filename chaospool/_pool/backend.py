@@ -193,3 +193,17 @@ async def serve_by_receive(link: Link, deliver: Callable[[list[p.Message]], None
         except LinkClosed:
             return
         deliver(msgs)
+
+
+_CAPABLE: dict[tuple[type, type], bool] = {}
+
+
+def capable(obj: object, capability: type) -> bool:
+    """``isinstance(obj, capability)`` for one of the optional protocols above, known per
+    class: an isinstance on a runtime-checkable Protocol costs ~10 us, and some are asked on
+    the path from a death to its replacement or at every check-in."""
+    key = (type(obj), capability)
+    known = _CAPABLE.get(key)
+    if known is None:
+        known = _CAPABLE[key] = isinstance(obj, capability)
+    return known

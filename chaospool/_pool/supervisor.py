@@ -22,7 +22,14 @@ from typing import Any, cast
 
 import anyio
 
-from chaospool._pool.backend import Exits, ExitStatus, LinkClosed, MalformedFrame, Spares
+from chaospool._pool.backend import (
+    Exits,
+    ExitStatus,
+    LinkClosed,
+    MalformedFrame,
+    Spares,
+    capable,
+)
 from chaospool._pool.kinds import (
     BUSY,
     DEAD,
@@ -56,18 +63,6 @@ _CAUSES = {  # how a worker stopped on purpose is named in the error of a call i
 
 def _clip(line: str, limit: int = 200) -> str:
     return line if len(line) <= limit else f"{line[:limit]}... ({len(line)} chars)"
-
-
-_EXITS: dict[type, bool] = {}  # link type -> has ``backend.Exits``
-
-
-def _tells_exit(link: object) -> bool:
-    """``isinstance(link, Exits)``, known per link type: a Protocol's isinstance costs ~10 us,
-    on the path from a death to its replacement."""
-    known = _EXITS.get(type(link))
-    if known is None:
-        known = _EXITS[type(link)] = isinstance(link, Exits)
-    return known
 
 
 class Supervisor:
@@ -250,7 +245,7 @@ class Supervisor:
         if link is None:
             return ExitStatus(None, None)
         with anyio.move_on_after(self.config.stop_grace + 0.5):
-            if reason != StopReason.START and _tells_exit(link):
+            if reason != StopReason.START and capable(link, Exits):
                 # returns only once the worker exited (a worker that closed its channel, is
                 # stopped or cut off is not dead): decide now, while the zygote reaps it
                 self._unreaped.add(w)

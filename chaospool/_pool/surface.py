@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from chaospool._pool.backend import Link, Measured
+from chaospool._pool.backend import Link, Measured, capable
 from chaospool._pool.kinds import DEAD
 from chaospool._pool.psinfo import ProcessInfo
 from chaospool._pool.seams import Dispatch
@@ -38,22 +38,12 @@ class Meter:
 
     def __init__(self, real_processes: bool) -> None:
         self._real = real_processes
-        # link class -> whether it is Measured: an isinstance on a Protocol costs microseconds,
-        # and rss is read at every check-in when max_memory is set
-        self._measured: dict[type, bool] = {}
-
-    def _measures(self, link: Link) -> bool:
-        kind = type(link)
-        known = self._measured.get(kind)
-        if known is None:
-            known = self._measured[kind] = isinstance(link, Measured)
-        return known
 
     def rss(self, w: Worker) -> int | None:
         link = w.link
         if link is None or w.state == DEAD:
             return None
-        if self._measures(link):
+        if capable(link, Measured):
             return cast(Measured, link).rss()
         return ProcessInfo(w.pid).rss() if self._real and w.pid else None
 
@@ -61,7 +51,7 @@ class Meter:
         link = w.link
         if link is None or w.state == DEAD:
             return None
-        if self._measures(link):
+        if capable(link, Measured):
             return cast(Measured, link).status()
         return ProcessInfo(w.pid).status() if self._real and w.pid else "running"
 

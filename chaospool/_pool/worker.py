@@ -7,12 +7,12 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import msgspec
 
-from chaospool._pool.backend import SendsFrames
+from chaospool._pool.backend import SendsFrames, capable
 from chaospool._pool.flag import AsyncioFlag, Flag
 from chaospool._pool.kinds import ALIVE, STARTING, StopReason, WorkerState
 from chaospool._wire import protocol as p
@@ -201,7 +201,8 @@ class Worker:
     def attach(self, link: Link) -> None:
         """This incarnation's link (once its process exists)."""
         self.link, self.pid = link, link.pid
-        self.send_frame = link.frame_writer() if isinstance(link, SendsFrames) else None
+        writes = capable(link, SendsFrames)
+        self.send_frame = cast(SendsFrames, link).frame_writer() if writes else None
 
     @property
     def alive(self) -> bool:

@@ -13,7 +13,7 @@ def gone(pid: int | None) -> bool:
     the worker's exit bell, docs/design.md)."""
     assert pid is not None
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE or _exiting(pid)
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE or exiting(pid)
     except psutil.NoSuchProcess:
         return True
 
@@ -23,12 +23,12 @@ def exited(proc: psutil.Process) -> bool:
     pid space here is 32768), and a reused pid is another process, not this one alive."""
     try:
         return (not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-                or _exiting(proc.pid))
+                or exiting(proc.pid))
     except psutil.NoSuchProcess:
         return True
 
 
-def _exiting(pid: int) -> bool:
+def exiting(pid: int) -> bool:
     """Every thread of ``pid`` in its exit (``PF_EXITING``, 0x4 in field 9 of its ``stat``) or
     done: none of it runs again."""
     try:

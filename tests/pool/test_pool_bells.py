@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
+from pool_procs import exiting
 
 from chaospool._pool.process import _Exit
 from chaospool._wire.bells import SLOTS, Bells
@@ -44,8 +45,11 @@ def bells() -> Iterator[Bells]:
     made.close()
 
 
-def holder(bells: Bells, slot: int, code: int = 0) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(bells.fd), str(slot), str(code)],
+def holder(
+    bells: Bells, slot: int, code: int = 0, script: str = HOLDER
+) -> subprocess.Popen[bytes]:
+    """A process running ``script``, once it says it holds bell ``slot``."""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(bells.fd), str(slot), str(code)],
                             pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"held\n"
@@ -107,20 +111,6 @@ def test_a_live_process_is_not_read_as_exiting() -> None:
         os.close(pidfd)
 
 
-def _exiting(pid: int) -> bool:
-    """The kernel has begun to end ``pid``: each of its threads is exiting (``PF_EXITING``)
-    or done, while the last one may still be tearing its memory down -- or it is gone."""
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if fields[0] != b"Z" and not int(fields[6]) & 0x4:
-                return False
-    except OSError:  # gone meanwhile
-        return True
-    return True
-
-
 def _readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
@@ -142,7 +132,7 @@ async def test_a_killed_worker_is_declared_dead_as_the_kernel_begins_its_exit(
 
         def on_event(event: PoolEvent) -> None:
             if event.kind == "crash" and event.pid == victim.pid:
-                seen.append((_readable(pidfd), _exiting(victim.pid), event.data["signal"]))
+                seen.append((_readable(pidfd), exiting(victim.pid), event.data["signal"]))
 
         pool.subscribe(on_event)
         try:
@@ -173,10 +163,7 @@ def test_a_worker_is_read_as_exiting_while_a_thread_still_frees_its_memory(bells
     # readable, its sockets not closed), and its status is already known
     slot = bells.take()
     assert slot is not None
-    proc = subprocess.Popen([sys.executable, "-c", TEARDOWN, str(bells.fd), str(slot)],
-                            pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"held\n"
+    proc = holder(bells, slot, script=TEARDOWN)
     pidfd = os.pidfd_open(proc.pid)
     try:
         rung = threading.Event()
@@ -204,11 +191,7 @@ def test_a_bell_never_rung_does_not_keep_its_watch_forever(
     monkeypatch.setattr("chaospool._wire.bells.RECHECK", 0.05)
     slot = bells.take()
     assert slot is not None
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER.replace("os._exit", "sys.exit"),
-                             str(bells.fd), str(slot), "0"],
-                            pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"held\n"
+    proc = holder(bells, slot, script=HOLDER.replace("os._exit", "sys.exit"))
     proc.communicate(b"")  # sys.exit: the interpreter unmaps the bell as it finalises
     rung = threading.Event()
     thread = bells.watch(slot, rung.set, gone=lambda: proc.returncode is not None)
@@ -234,10 +217,7 @@ def test_a_bell_rung_while_another_thread_runs_is_no_death(bells: Bells) -> None
     # main thread ended (its bell rang) but another one runs on (and could still write)
     slot = bells.take()
     assert slot is not None
-    proc = subprocess.Popen([sys.executable, "-c", LONE_THREAD, str(bells.fd), str(slot)],
-                            pass_fds=[bells.fd], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"held\n"
+    proc = holder(bells, slot, script=LONE_THREAD)
     pidfd = os.pidfd_open(proc.pid)
     try:
         rung = threading.Event()
